@@ -1,0 +1,100 @@
+
+/*
+ * Device certificate policy: pinned trust anchors, chain verification,
+ * certificate profiles and device identity.
+ *
+ * Plain C and OpenSSL, no nginx types: the same code runs in the TLS
+ * handshake, in t/tools/certcheck and in the fuzz targets.
+ */
+
+
+#ifndef _NGX_DEVICE_AUTH_CERT_H_INCLUDED_
+#define _NGX_DEVICE_AUTH_CERT_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <openssl/x509.h>
+
+
+#define NGX_DEVICE_AUTH_ID_LEN        32     /* SHA-256 */
+#define NGX_DEVICE_AUTH_HEX_LEN       64
+#define NGX_DEVICE_AUTH_SERIAL_MAX    64
+#define NGX_DEVICE_AUTH_REASON_MAX    256
+#define NGX_DEVICE_AUTH_SUBJECT_MAX   160
+#define NGX_DEVICE_AUTH_ERR_MAX       512
+
+/* verdict of the certificate checks */
+#define NGX_DEVICE_AUTH_CERT_OK       0
+#define NGX_DEVICE_AUTH_CERT_INVALID  1
+
+#define NGX_DEVICE_AUTH_PROFILE_ATECC608  0
+#define NGX_DEVICE_AUTH_PROFILE_GENERIC   1
+
+/* serialized identity kept in the TLS session (ticket appdata) */
+#define NGX_DEVICE_AUTH_APPDATA_LEN   (4 + 2 * NGX_DEVICE_AUTH_ID_LEN)
+
+
+typedef struct {
+    STACK_OF(X509)      *certs;
+    unsigned char      (*ids)[NGX_DEVICE_AUTH_ID_LEN];
+    int                  n;
+} ngx_device_auth_bundle_t;
+
+
+typedef struct {
+    X509_STORE                *store;
+    ngx_device_auth_bundle_t  *roots;
+    ngx_device_auth_bundle_t  *signers;    /* NULL: any intermediate */
+    int                        depth;
+    int                        profile;
+} ngx_device_auth_policy_t;
+
+
+typedef struct {
+    int                  status;           /* NGX_DEVICE_AUTH_CERT_* */
+    int                  x509_error;       /* X509_V_ERR_* when invalid */
+
+    unsigned char        fingerprint[NGX_DEVICE_AUTH_ID_LEN];
+    unsigned char        signer_id[NGX_DEVICE_AUTH_ID_LEN];
+    unsigned char        anchor_id[NGX_DEVICE_AUTH_ID_LEN];
+
+    size_t               serial_len;       /* 0: unknown */
+    char                 serial[NGX_DEVICE_AUTH_SERIAL_MAX + 1];
+
+    char                 reason[NGX_DEVICE_AUTH_REASON_MAX];
+    char                 subject[NGX_DEVICE_AUTH_SUBJECT_MAX];
+} ngx_device_auth_identity_t;
+
+
+ngx_device_auth_bundle_t *ngx_device_auth_bundle_load(const char *path,
+    char *err, size_t errlen);
+ngx_device_auth_bundle_t *ngx_device_auth_bundle_from_mem(const char *data,
+    size_t len, char *err, size_t errlen);
+void ngx_device_auth_bundle_free(ngx_device_auth_bundle_t *b);
+int ngx_device_auth_bundle_find(ngx_device_auth_bundle_t *b,
+    const unsigned char *id);
+int ngx_device_auth_bundle_check_ca(ngx_device_auth_bundle_t *b,
+    char *err, size_t errlen);
+
+ngx_device_auth_policy_t *ngx_device_auth_policy_create(
+    ngx_device_auth_bundle_t *roots, ngx_device_auth_bundle_t *signers,
+    int depth, int profile, char *err, size_t errlen);
+void ngx_device_auth_policy_free(ngx_device_auth_policy_t *p);
+int ngx_device_auth_profile_parse(const char *name);
+const char *ngx_device_auth_profile_name(int profile);
+
+int ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
+    STACK_OF(X509) *sent, ngx_device_auth_identity_t *id);
+int ngx_device_auth_check_profile(int profile, X509 *leaf,
+    ngx_device_auth_identity_t *id);
+
+size_t ngx_device_auth_appdata_encode(ngx_device_auth_identity_t *id,
+    unsigned char *buf);
+int ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
+    const unsigned char *appdata, size_t len, ngx_device_auth_identity_t *id);
+
+void ngx_device_auth_hex(const unsigned char *in, size_t len, char *out);
+int ngx_device_auth_cert_id(X509 *x, unsigned char *id);
+
+
+#endif /* _NGX_DEVICE_AUTH_CERT_H_INCLUDED_ */

@@ -1,0 +1,221 @@
+
+/*
+ * The per-request decision.
+ *
+ * It runs first in the rewrite phase, not in the access phase: "return"
+ * and "rewrite" in a location, and "satisfy any", would otherwise answer
+ * or let a request through before the device was checked.  The context
+ * survives internal redirects (error_page, try_files, rewrite ... last)
+ * through its pool cleanup, so a request is decided, and looked up in
+ * Redis, once.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_ssl.h"
+#include "ngx_http_device_auth_headers.h"
+#include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_lookup.h"
+
+
+static void ngx_http_device_auth_ctx_cleanup(void *data);
+
+
+ngx_int_t
+ngx_http_device_auth_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                          reason;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_device_auth_ctx_t        *ctx;
+    ngx_http_device_auth_conn_t       *dc;
+    ngx_http_device_auth_loc_conf_t   *dlcf;
+    ngx_http_device_auth_srv_conf_t   *dscf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+
+    /* subrequests share the main request's identity headers */
+
+    if (!dlcf->enable || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_device_auth_get_ctx(r);
+
+    if (ctx) {
+        return ctx->state == NGX_HTTP_DEVICE_AUTH_DONE ? ctx->rc : NGX_DONE;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_device_auth_ctx_t));
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_device_auth_ctx_t));
+
+    cln->handler = ngx_http_device_auth_ctx_cleanup;
+
+    ctx->request = r;
+    ngx_http_set_ctx(r, ctx, ngx_http_device_auth_module);
+
+    dc = ngx_http_device_auth_get_conn(r);
+    ctx->dc = dc;
+
+    if (dc == NULL) {
+        if (r->connection->ssl) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&reason, "plain HTTP connection, no client certificate");
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+                                    &reason);
+        return ctx->rc;
+    }
+
+    switch (dc->status) {
+
+    case NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT:
+        ngx_str_set(&reason, "no client certificate");
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+                                    &reason);
+        return ctx->rc;
+
+    case NGX_HTTP_DEVICE_AUTH_CONN_INVALID:
+        ngx_http_device_auth_forget_session(r);
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, "invalid",
+                                    &dc->reason);
+        return ctx->rc;
+
+    case NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
+                                    "misdirected", &dc->reason);
+        return ctx->rc;
+    }
+
+    /* verified in the handshake: by the pins of this very server? */
+
+    dscf = ngx_http_get_module_srv_conf(r, ngx_http_device_auth_module);
+
+    if (dc->policy != dscf->policy) {
+        ngx_str_set(&reason, "certificate was verified by the pins of "
+                             "another server (TLS server name differs "
+                             "from Host)");
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
+                                    "misdirected", &reason);
+        return ctx->rc;
+    }
+
+    return ngx_http_device_auth_lookup(r, ctx);
+}
+
+
+/*
+ * Records the decision; for a device let through, adds the identity
+ * headers, and for a rejected one writes the one error log line.
+ */
+
+void
+ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
+    const char *status, ngx_str_t *reason)
+{
+    ngx_str_t                         no_serial = ngx_string("-");
+    ngx_http_request_t               *r;
+    ngx_http_device_auth_conn_t      *dc;
+    ngx_http_device_auth_loc_conf_t  *dlcf;
+
+    r = ctx->request;
+    dc = ctx->dc;
+
+    ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
+    ctx->rc = rc;
+    ctx->status.len = ngx_strlen(status);
+    ctx->status.data = (u_char *) status;
+
+    if (reason) {
+        ctx->reason = *reason;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (ngx_http_device_auth_set_headers(r, dc, &ctx->status) != NGX_OK) {
+            ctx->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return;
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+
+    ngx_log_error(dlcf->log_level, r->connection->log, 0,
+                  "device_auth: device rejected with %i (%V): serial %V, "
+                  "subject \"%V\", location \"%V\", reason: %V",
+                  rc, &ctx->status,
+                  (dc && dc->serial.len) ? &dc->serial : &no_serial,
+                  (dc && dc->subject.len) ? &dc->subject : &no_serial,
+                  ctx->location.len ? &ctx->location : &no_serial,
+                  &ctx->reason);
+}
+
+
+/* resumes a request suspended while its lookup was in flight */
+
+void
+ngx_http_device_auth_wake(ngx_http_device_auth_ctx_t *ctx)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_http_device_auth_ctx_t *
+ngx_http_device_auth_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_device_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_device_auth_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    /* an internal redirect cleared the module contexts */
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_device_auth_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_device_auth_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_device_auth_ctx_cleanup(void *data)
+{
+    ngx_http_device_auth_ctx_t *ctx = data;
+
+    /* the request is gone: its lookup, if any, must not wake it */
+
+    if (ctx->state == NGX_HTTP_DEVICE_AUTH_WAITING) {
+        ngx_queue_remove(&ctx->queue);
+        ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
+    }
+}

@@ -1,0 +1,272 @@
+
+/*
+ * Identity headers.
+ *
+ * Any client header whose name starts with a configured prefix is removed
+ * in the post-read phase, before realip, rewrite, maps or any upstream
+ * module can see it, in every server and location.  The comparison treats
+ * '_' as '-', because FastCGI, uwsgi and SCGI turn both into '_' and an
+ * "X_Device_Serial" header would otherwise reach them as HTTP_X_DEVICE_SERIAL.
+ * The identity headers are then added to the request headers themselves,
+ * so proxy_pass, grpc_pass and fastcgi_pass pass them with no further
+ * configuration.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_headers.h"
+
+
+static ngx_uint_t ngx_http_device_auth_forged(ngx_array_t *prefixes,
+    ngx_table_elt_t *h);
+
+
+static ngx_str_t  ngx_http_device_auth_header_names[] = {
+    ngx_string("Serial"),
+    ngx_string("Signer"),
+    ngx_string("Fingerprint"),
+    ngx_string("Status"),
+};
+
+
+char *
+ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
+    ngx_http_device_auth_loc_conf_t *dlcf)
+{
+    u_char                            *p;
+    ngx_str_t                         *prefix, *name;
+    ngx_uint_t                         i;
+    ngx_table_elt_t                   *h;
+    ngx_http_header_t                 *std;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    prefix = &dlcf->header_prefix;
+
+    if (prefix->len == 0 || prefix->len > NGX_HTTP_DEVICE_AUTH_PREFIX_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"device_auth_header_prefix\" must be 1 to %d "
+                           "characters", NGX_HTTP_DEVICE_AUTH_PREFIX_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < prefix->len; i++) {
+        if (!(isalnum(prefix->data[i]) || prefix->data[i] == '-')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"device_auth_header_prefix\" \"%V\" may "
+                               "only hold letters, digits and \"-\"", prefix);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* a prefix must not swallow a header nginx itself interprets */
+
+    for (std = ngx_http_headers_in; std->name.len; std++) {
+        if (std->name.len >= prefix->len
+            && ngx_strncasecmp(std->name.data, prefix->data, prefix->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"device_auth_header_prefix\" \"%V\" would "
+                               "remove the \"%V\" header", prefix, &std->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
+        h = &dlcf->headers[i];
+        name = &ngx_http_device_auth_header_names[i];
+
+        h->key.len = prefix->len + name->len;
+        h->key.data = ngx_pnalloc(cf->pool, h->key.len);
+        h->lowcase_key = ngx_pnalloc(cf->pool, h->key.len);
+        if (h->key.data == NULL || h->lowcase_key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(h->key.data, prefix->data, prefix->len);
+        ngx_memcpy(p, name->data, name->len);
+
+        h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
+    }
+
+    /* every prefix in use is stripped from every request */
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
+
+    name = dmcf->prefixes.elts;
+    for (i = 0; i < dmcf->prefixes.nelts; i++) {
+        if (name[i].len == prefix->len
+            && ngx_strncasecmp(name[i].data, prefix->data, prefix->len) == 0)
+        {
+            return NGX_CONF_OK;
+        }
+    }
+
+    name = ngx_array_push(&dmcf->prefixes);
+    if (name == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    name->len = prefix->len;
+    name->data = dlcf->headers[0].lowcase_key;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                         i, n, forged;
+    ngx_list_t                         old;
+    ngx_list_part_t                   *part;
+    ngx_table_elt_t                   *h, *nh;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
+
+    if (dmcf->prefixes.nelts == 0) {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+    forged = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            n++;
+            forged += ngx_http_device_auth_forged(&dmcf->prefixes, &h[i]);
+        }
+    }
+
+    if (forged == 0) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * A list cannot drop elements: build a new one.  The old elements stay
+     * in the request pool, so pointers nginx keeps to standard headers stay
+     * valid; no standard header can match a prefix.
+     */
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool,
+                      n - forged ? n - forged : 1, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (part = &old.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            if (ngx_http_device_auth_forged(&dmcf->prefixes, &h[i])) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "device_auth: removed client header \"%V\"",
+                              &h[i].key);
+                continue;
+            }
+
+            nh = ngx_list_push(&r->headers_in.headers);
+            if (nh == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *nh = h[i];
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_uint_t
+ngx_http_device_auth_forged(ngx_array_t *prefixes, ngx_table_elt_t *h)
+{
+    u_char      c;
+    ngx_str_t  *prefix;
+    ngx_uint_t  i, j;
+
+    prefix = prefixes->elts;
+
+    for (i = 0; i < prefixes->nelts; i++) {
+
+        if (h->key.len < prefix[i].len) {
+            continue;
+        }
+
+        for (j = 0; j < prefix[i].len; j++) {
+            c = h->lowcase_key[j];
+
+            if (c == '_') {
+                c = '-';
+            }
+
+            if (c != prefix[i].data[j]) {
+                break;
+            }
+        }
+
+        if (j == prefix[i].len) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_device_auth_set_headers(ngx_http_request_t *r,
+    ngx_http_device_auth_conn_t *dc, ngx_str_t *status)
+{
+    ngx_uint_t                        i;
+    ngx_table_elt_t                  *h;
+    ngx_http_device_auth_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
+        h = ngx_list_push(&r->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = dlcf->headers[i];
+
+        switch (i) {
+
+        case NGX_HTTP_DEVICE_AUTH_HDR_SERIAL:
+            h->value = dc->serial;
+            break;
+
+        case NGX_HTTP_DEVICE_AUTH_HDR_SIGNER:
+        case NGX_HTTP_DEVICE_AUTH_HDR_FINGERPRINT:
+            h->value.data = ngx_pnalloc(r->pool, NGX_DEVICE_AUTH_HEX_LEN);
+            if (h->value.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            h->value.len = ngx_hex_dump(h->value.data,
+                                   i == NGX_HTTP_DEVICE_AUTH_HDR_SIGNER
+                                   ? dc->signer_id : dc->fingerprint,
+                                   NGX_DEVICE_AUTH_ID_LEN)
+                           - h->value.data;
+            break;
+
+        default: /* NGX_HTTP_DEVICE_AUTH_HDR_STATUS */
+            h->value = *status;
+            break;
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,514 @@
+
+/*
+ * ngx_http_device_auth_module: directives, configuration and phase
+ * handlers.  See docs/design.md for the request path.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_ssl.h"
+#include "ngx_http_device_auth_headers.h"
+#include "ngx_http_device_auth_variables.h"
+#include "ngx_http_device_auth_handler.h"
+
+
+typedef struct {
+    ngx_device_auth_bundle_t  *roots;
+    ngx_device_auth_bundle_t  *signers;
+    ngx_int_t                  depth;
+    ngx_uint_t                 profile;
+    ngx_device_auth_policy_t  *policy;
+} ngx_http_device_auth_policy_cache_t;
+
+
+static ngx_int_t ngx_http_device_auth_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_device_auth_init(ngx_conf_t *cf);
+static void *ngx_http_device_auth_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_device_auth_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_device_auth_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_device_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_device_auth_certificate(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
+    ngx_http_device_auth_srv_conf_t *dscf);
+static void ngx_http_device_auth_cleanup_bundle(void *data);
+static void ngx_http_device_auth_cleanup_policy(void *data);
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
+    ngx_conf_check_num_bounds, 0, 16
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
+    { ngx_string("atecc608"), NGX_DEVICE_AUTH_PROFILE_ATECC608 },
+    { ngx_string("generic"), NGX_DEVICE_AUTH_PROFILE_GENERIC },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_device_auth_commands[] = {
+
+    { ngx_string("device_auth"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_device_auth,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("device_auth_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_certificate,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, certificate),
+      NULL },
+
+    { ngx_string("device_auth_signers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_certificate,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, signers),
+      NULL },
+
+    { ngx_string("device_auth_verify_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, depth),
+      &ngx_http_device_auth_depth_bounds },
+
+    { ngx_string("device_auth_profile"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, profile),
+      &ngx_http_device_auth_profiles },
+
+    { ngx_string("device_auth_header_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, header_prefix),
+      NULL },
+
+    { ngx_string("device_auth_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, log_level),
+      &ngx_http_device_auth_log_levels },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_device_auth_module_ctx = {
+    ngx_http_device_auth_preconfiguration, /* preconfiguration */
+    ngx_http_device_auth_init,             /* postconfiguration */
+
+    ngx_http_device_auth_create_main_conf, /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_device_auth_create_srv_conf,  /* create server configuration */
+    ngx_http_device_auth_merge_srv_conf,   /* merge server configuration */
+
+    ngx_http_device_auth_create_loc_conf,  /* create location configuration */
+    ngx_http_device_auth_merge_loc_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_device_auth_module = {
+    NGX_MODULE_V1,
+    &ngx_http_device_auth_module_ctx,      /* module context */
+    ngx_http_device_auth_commands,         /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_device_auth_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_device_auth_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * Handlers of a phase run in the reverse order of registration, and
+     * this module registers after the static ones: forged headers go before
+     * realip sees them, and devices are checked before "return".
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_device_auth_strip_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_device_auth_handler;
+
+    return ngx_http_device_auth_ssl_init(cf);
+}
+
+
+static void *
+ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_main_conf_t));
+    if (dmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&dmcf->prefixes, cf->pool, 2, sizeof(ngx_str_t))
+        != NGX_OK
+        || ngx_array_init(&dmcf->policies, cf->pool, 2,
+                          sizeof(ngx_http_device_auth_policy_cache_t))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return dmcf;
+}
+
+
+static void *
+ngx_http_device_auth_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_device_auth_srv_conf_t  *dscf;
+
+    dscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_srv_conf_t));
+    if (dscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dscf->certificate = { 0, NULL };
+     *     dscf->signers = { 0, NULL };
+     *     dscf->policy = NULL;
+     *     dscf->needed = 0;
+     *     dscf->on_file = NULL;
+     */
+
+    dscf->roots = NGX_CONF_UNSET_PTR;
+    dscf->signer_bundle = NGX_CONF_UNSET_PTR;
+    dscf->depth = NGX_CONF_UNSET;
+    dscf->profile = NGX_CONF_UNSET_UINT;
+
+    return dscf;
+}
+
+
+static char *
+ngx_http_device_auth_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_device_auth_srv_conf_t *prev = parent;
+    ngx_http_device_auth_srv_conf_t *conf = child;
+
+    ngx_conf_merge_str_value(conf->certificate, prev->certificate, "");
+    ngx_conf_merge_str_value(conf->signers, prev->signers, "");
+    ngx_conf_merge_ptr_value(conf->roots, prev->roots, NULL);
+    ngx_conf_merge_ptr_value(conf->signer_bundle, prev->signer_bundle, NULL);
+    ngx_conf_merge_value(conf->depth, prev->depth, 1);
+    ngx_conf_merge_uint_value(conf->profile, prev->profile,
+                              NGX_DEVICE_AUTH_PROFILE_ATECC608);
+
+    if (conf->roots == NULL) {
+        if (conf->signer_bundle) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth_signers\" \"%V\" needs "
+                          "\"device_auth_certificate\" with the roots it "
+                          "chains to", &conf->signers);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    conf->policy = ngx_http_device_auth_policy(cf, conf);
+    if (conf->policy == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* servers with the same pins share one policy, and so one verdict */
+
+static ngx_device_auth_policy_t *
+ngx_http_device_auth_policy(ngx_conf_t *cf,
+    ngx_http_device_auth_srv_conf_t *dscf)
+{
+    char                                  err[NGX_DEVICE_AUTH_ERR_MAX];
+    ngx_uint_t                            i;
+    ngx_pool_cleanup_t                   *cln;
+    ngx_device_auth_policy_t             *policy;
+    ngx_http_device_auth_main_conf_t     *dmcf;
+    ngx_http_device_auth_policy_cache_t  *pc;
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
+
+    pc = dmcf->policies.elts;
+    for (i = 0; i < dmcf->policies.nelts; i++) {
+        if (pc[i].roots == dscf->roots
+            && pc[i].signers == dscf->signer_bundle
+            && pc[i].depth == dscf->depth
+            && pc[i].profile == dscf->profile)
+        {
+            return pc[i].policy;
+        }
+    }
+
+    policy = ngx_device_auth_policy_create(dscf->roots, dscf->signer_bundle,
+                                           (int) dscf->depth,
+                                           (int) dscf->profile,
+                                           err, sizeof(err));
+    if (policy == NULL) {
+        if (dscf->signer_bundle) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth_signers\" \"%V\": %s (pinned roots "
+                          "from \"device_auth_certificate\" \"%V\", "
+                          "\"device_auth_verify_depth\" %i)",
+                          &dscf->signers, err, &dscf->certificate,
+                          dscf->depth);
+        } else {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth_certificate\" \"%V\": %s",
+                          &dscf->certificate, err);
+        }
+
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_device_auth_policy_free(policy);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_device_auth_cleanup_policy;
+    cln->data = policy;
+
+    pc = ngx_array_push(&dmcf->policies);
+    if (pc == NULL) {
+        return NULL;
+    }
+
+    pc->roots = dscf->roots;
+    pc->signers = dscf->signer_bundle;
+    pc->depth = dscf->depth;
+    pc->profile = dscf->profile;
+    pc->policy = policy;
+
+    return policy;
+}
+
+
+static void *
+ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_device_auth_loc_conf_t  *dlcf;
+
+    dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_loc_conf_t));
+    if (dlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dlcf->header_prefix = { 0, NULL };
+     *     dlcf->headers = { ... };
+     */
+
+    dlcf->enable = NGX_CONF_UNSET;
+    dlcf->log_level = NGX_CONF_UNSET_UINT;
+
+    return dlcf;
+}
+
+
+static char *
+ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_device_auth_loc_conf_t *prev = parent;
+    ngx_http_device_auth_loc_conf_t *conf = child;
+
+    ngx_http_device_auth_srv_conf_t  *dscf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->header_prefix, prev->header_prefix,
+                             "X-Device-");
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_WARN);
+
+    if (conf->enable) {
+        dscf = ngx_http_conf_get_module_srv_conf(cf,
+                                                 ngx_http_device_auth_module);
+        dscf->needed = 1;
+    }
+
+    if (conf->header_prefix.data == prev->header_prefix.data
+        && prev->headers[0].key.data)
+    {
+        ngx_memcpy(conf->headers, prev->headers, sizeof(conf->headers));
+        return NGX_CONF_OK;
+    }
+
+    return ngx_http_device_auth_headers_prepare(cf, conf);
+}
+
+
+static char *
+ngx_http_device_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_device_auth_loc_conf_t *dlcf = conf;
+
+    char                             *rv;
+    ngx_http_device_auth_srv_conf_t  *dscf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* remembered to name it in errors found after the whole file is read */
+
+    dscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_device_auth_module);
+
+    if (dlcf->enable && dscf->on_file == NULL) {
+        dscf->on_file = cf->conf_file->file.name.data;
+        dscf->on_line = cf->conf_file->line;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* device_auth_certificate and device_auth_signers: PEM bundles */
+
+static char *
+ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_device_auth_srv_conf_t *dscf = conf;
+
+    char                       err[NGX_DEVICE_AUTH_ERR_MAX];
+    u_char                    *path;
+    ngx_str_t                 *value, *file;
+    ngx_pool_cleanup_t        *cln;
+    ngx_device_auth_bundle_t  *b, **bp;
+
+    file = (ngx_str_t *) ((char *) conf + cmd->offset);
+
+    if (file->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    *file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    path = ngx_pnalloc(cf->pool, file->len + 1);
+    if (path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(path, file->data, file->len + 1);
+
+    b = ngx_device_auth_bundle_load((char *) path, err, sizeof(err));
+    if (b == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s",
+                           &cmd->name, err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_device_auth_bundle_free(b);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_device_auth_cleanup_bundle;
+    cln->data = b;
+
+    if (cmd->offset == offsetof(ngx_http_device_auth_srv_conf_t,
+                                certificate))
+    {
+        if (ngx_device_auth_bundle_check_ca(b, err, sizeof(err)) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" \"%V\": %s, a pinned root must be a CA",
+                               &cmd->name, file, err);
+            return NGX_CONF_ERROR;
+        }
+
+        bp = &dscf->roots;
+
+    } else {
+        bp = &dscf->signer_bundle;
+    }
+
+    *bp = b;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_device_auth_cleanup_bundle(void *data)
+{
+    ngx_device_auth_bundle_free(data);
+}
+
+
+static void
+ngx_http_device_auth_cleanup_policy(void *data)
+{
+    ngx_device_auth_policy_free(data);
+}

@@ -1,0 +1,94 @@
+
+/*
+ * ngx_http_device_auth_module: pinned device-certificate authentication
+ * with live device state in Redis.  Shared types of the module.
+ */
+
+
+#ifndef _NGX_HTTP_DEVICE_AUTH_MODULE_H_INCLUDED_
+#define _NGX_HTTP_DEVICE_AUTH_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_device_auth_cert.h"
+
+
+/* identity headers, in the order of the header keys in the loc conf */
+#define NGX_HTTP_DEVICE_AUTH_HDR_SERIAL       0
+#define NGX_HTTP_DEVICE_AUTH_HDR_SIGNER       1
+#define NGX_HTTP_DEVICE_AUTH_HDR_FINGERPRINT  2
+#define NGX_HTTP_DEVICE_AUTH_HDR_STATUS       3
+#define NGX_HTTP_DEVICE_AUTH_HDR_N            4
+
+#define NGX_HTTP_DEVICE_AUTH_PREFIX_MAX       48
+
+#define NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED      0
+#define NGX_HTTP_DEVICE_AUTH_FAIL_OPEN        1
+
+#define NGX_HTTP_DEVICE_AUTH_DUP_LOG          0
+#define NGX_HTTP_DEVICE_AUTH_DUP_DENY         1
+#define NGX_HTTP_DEVICE_AUTH_DUP_QUARANTINE   2
+
+
+typedef struct ngx_http_device_auth_redis_s  ngx_http_device_auth_redis_t;
+
+
+typedef struct {
+    ngx_array_t                 prefixes;     /* of ngx_str_t, normalized */
+    ngx_array_t                 policies;     /* shared between servers */
+
+    /* device_auth_redis */
+    ngx_str_t                   redis_addr;   /* "host:port" or unix path */
+    ngx_str_t                   redis_host;
+    ngx_int_t                   redis_port;   /* 0: unix socket */
+    ngx_str_t                   redis_user;
+    ngx_str_t                   redis_password;
+    ngx_int_t                   redis_db;
+    ngx_msec_t                  redis_timeout;
+    ngx_str_t                   redis_prefix;
+
+    ngx_str_t                   edge;         /* host name, for events */
+
+    ngx_http_device_auth_redis_t  *redis;     /* per worker */
+} ngx_http_device_auth_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   certificate;
+    ngx_str_t                   signers;
+    ngx_device_auth_bundle_t   *roots;
+    ngx_device_auth_bundle_t   *signer_bundle;
+    ngx_int_t                   depth;
+    ngx_uint_t                  profile;
+    ngx_device_auth_policy_t   *policy;
+
+    /* device_auth is on in this server or one of its locations */
+    unsigned                    needed:1;
+    u_char                     *on_file;
+    ngx_uint_t                  on_line;
+} ngx_http_device_auth_srv_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_str_t                   header_prefix;
+    ngx_table_elt_t             headers[NGX_HTTP_DEVICE_AUTH_HDR_N];
+    ngx_uint_t                  log_level;
+
+    ngx_uint_t                  fail_mode;
+    ngx_msec_t                  recheck;
+    ngx_flag_t                  registry;
+    ngx_http_complex_value_t   *location;
+    ngx_msec_t                  dup_window;
+    ngx_int_t                   dup_limit;
+    ngx_uint_t                  dup_action;
+} ngx_http_device_auth_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_device_auth_module;
+
+
+#endif /* _NGX_HTTP_DEVICE_AUTH_MODULE_H_INCLUDED_ */

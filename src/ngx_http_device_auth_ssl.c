@@ -1,0 +1,387 @@
+
+/*
+ * TLS side of device_auth.
+ *
+ * In every server where device_auth is on, the module asks for the client
+ * certificate itself (SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT) and
+ * replaces OpenSSL's chain verification with its own, against the pinned
+ * certificates only.  The handshake always completes: a missing or bad
+ * certificate is answered at the HTTP level with 496 or 495, as nginx does
+ * for ssl_verify_client, so that error_page and the logs work as usual.
+ *
+ * The identity is computed once, in the handshake, and kept with the
+ * connection; the session carries a compact verdict (ticket appdata, which
+ * OpenSSL stores in session tickets and in serialized sessions alike) so
+ * that a resumed session, which brings only the device certificate, gets
+ * its identity back without the chain.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_ssl.h"
+
+
+static int ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store,
+    void *arg);
+static ngx_http_device_auth_conn_t *ngx_http_device_auth_conn_create(
+    ngx_pool_t *pool, ngx_device_auth_policy_t *policy,
+    ngx_device_auth_identity_t *id);
+static ngx_int_t ngx_http_device_auth_hook(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, ngx_http_device_auth_srv_conf_t *dscf);
+
+
+static int  ngx_http_device_auth_ssl_index = -1;
+
+
+ngx_int_t
+ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                         s, p, a, i, ssl;
+    ngx_http_conf_addr_t              *addr;
+    ngx_http_conf_port_t              *port;
+    ngx_http_core_srv_conf_t         **cscfp, **servers;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_device_auth_srv_conf_t   *dscf;
+
+    if (ngx_http_device_auth_ssl_index == -1) {
+        ngx_http_device_auth_ssl_index = SSL_get_ex_new_index(0, NULL, NULL,
+                                                              NULL, NULL);
+        if (ngx_http_device_auth_ssl_index == -1) {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "SSL_get_ex_new_index() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+
+        dscf = cscfp[s]->ctx->srv_conf[ngx_http_device_auth_module.ctx_index];
+
+        if (!dscf->needed) {
+            continue;
+        }
+
+        /* is the server reachable on a "listen ... ssl" address? */
+
+        ssl = 0;
+        port = cmcf->ports ? cmcf->ports->elts : NULL;
+
+        for (p = 0; port && p < cmcf->ports->nelts && !ssl; p++) {
+            addr = port[p].addrs.elts;
+
+            for (a = 0; a < port[p].addrs.nelts && !ssl; a++) {
+                if (!addr[a].opt.ssl) {
+                    continue;
+                }
+
+                servers = addr[a].servers.elts;
+
+                for (i = 0; i < addr[a].servers.nelts; i++) {
+                    if (servers[i] == cscfp[s]) {
+                        ssl = 1;
+                        break;
+                    }
+                }
+            }
+        }
+
+        if (!ssl) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth\" in %s:%ui needs a server that "
+                          "listens with \"ssl\"", dscf->on_file,
+                          dscf->on_line);
+            return NGX_ERROR;
+        }
+
+        if (dscf->policy == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth\" in %s:%ui needs "
+                          "\"device_auth_certificate\" in its server or "
+                          "at http level", dscf->on_file, dscf->on_line);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_device_auth_hook(cf, cscfp[s], dscf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
+    ngx_http_device_auth_srv_conf_t *dscf)
+{
+    int                       i, mode;
+    X509_NAME                *name;
+    STACK_OF(X509_NAME)      *names;
+    ngx_http_ssl_srv_conf_t  *sscf;
+
+    sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+    if (sscf->ssl.ctx == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"device_auth\" in %s:%ui needs an SSL context: no "
+                      "\"ssl_certificate\" in its server", dscf->on_file,
+                      dscf->on_line);
+        return NGX_ERROR;
+    }
+
+    /*
+     * Ask for a client certificate whatever ssl_verify_client says; the
+     * HTTP phase decides what a missing one means in each location.
+     */
+
+    mode = SSL_CTX_get_verify_mode(sscf->ssl.ctx);
+    SSL_CTX_set_verify(sscf->ssl.ctx, mode | SSL_VERIFY_PEER,
+                       SSL_CTX_get_verify_callback(sscf->ssl.ctx));
+
+    SSL_CTX_set_cert_verify_callback(sscf->ssl.ctx,
+                                     ngx_http_device_auth_verify_cert, dscf);
+
+    /* the CA names in the CertificateRequest: the pins, unless configured */
+
+    names = SSL_CTX_get_client_CA_list(sscf->ssl.ctx);
+
+    if (names == NULL || sk_X509_NAME_num(names) == 0) {
+        names = sk_X509_NAME_new_null();
+        if (names == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < dscf->roots->n; i++) {
+            name = X509_NAME_dup(X509_get_subject_name(
+                                     sk_X509_value(dscf->roots->certs, i)));
+            if (name == NULL || sk_X509_NAME_push(names, name) == 0) {
+                X509_NAME_free(name);
+                sk_X509_NAME_pop_free(names, X509_NAME_free);
+                return NGX_ERROR;
+            }
+        }
+
+        SSL_CTX_set_client_CA_list(sscf->ssl.ctx, names);
+    }
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
+{
+    ngx_http_device_auth_srv_conf_t *dscf = arg;
+
+    SSL                          *ssl_conn;
+    X509                         *leaf;
+    size_t                        len;
+    u_char                        appdata[NGX_DEVICE_AUTH_APPDATA_LEN];
+    ngx_connection_t             *c;
+    ngx_http_device_auth_conn_t  *dc;
+    ngx_device_auth_identity_t    id;
+
+    ssl_conn = X509_STORE_CTX_get_ex_data(x509_store,
+                                         SSL_get_ex_data_X509_STORE_CTX_idx());
+    c = ngx_ssl_get_connection(ssl_conn);
+    leaf = X509_STORE_CTX_get0_cert(x509_store);
+
+    (void) ngx_device_auth_verify(dscf->policy, leaf,
+                                  X509_STORE_CTX_get0_untrusted(x509_store),
+                                  &id);
+
+    dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
+    if (dc == NULL) {
+        return 0;
+    }
+
+    if (SSL_set_ex_data(ssl_conn, ngx_http_device_auth_ssl_index, dc) == 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
+        return 0;
+    }
+
+    len = ngx_device_auth_appdata_encode(&id, appdata);
+
+    if (SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl_conn),
+                                        appdata, len)
+        == 0)
+    {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0,
+                      "SSL_SESSION_set1_ticket_appdata() failed");
+        return 0;
+    }
+
+    if (id.status != NGX_DEVICE_AUTH_CERT_OK) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "device_auth: certificate %s: %s",
+                       id.subject, id.reason);
+
+        /* as SSL_get_verify_result() and $ssl_client_verify will say */
+        X509_STORE_CTX_set_error(x509_store, id.x509_error);
+    }
+
+    /* the handshake goes on; the HTTP phase answers 495 */
+
+    return 1;
+}
+
+
+static ngx_http_device_auth_conn_t *
+ngx_http_device_auth_conn_create(ngx_pool_t *pool,
+    ngx_device_auth_policy_t *policy, ngx_device_auth_identity_t *id)
+{
+    ngx_http_device_auth_conn_t  *dc;
+
+    dc = ngx_pcalloc(pool, sizeof(ngx_http_device_auth_conn_t));
+    if (dc == NULL) {
+        return NULL;
+    }
+
+    dc->policy = policy;
+
+    ngx_memcpy(dc->fingerprint, id->fingerprint, NGX_DEVICE_AUTH_ID_LEN);
+    ngx_memcpy(dc->signer_id, id->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+
+    if (id->serial_len) {
+        dc->serial.len = id->serial_len;
+        dc->serial.data = ngx_pnalloc(pool, id->serial_len);
+        if (dc->serial.data == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(dc->serial.data, id->serial, id->serial_len);
+    }
+
+    if (id->status == NGX_DEVICE_AUTH_CERT_OK) {
+        dc->status = NGX_HTTP_DEVICE_AUTH_CONN_OK;
+        return dc;
+    }
+
+    dc->status = NGX_HTTP_DEVICE_AUTH_CONN_INVALID;
+
+    dc->reason.len = ngx_strlen(id->reason);
+    dc->reason.data = ngx_pnalloc(pool, dc->reason.len);
+    if (dc->reason.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(dc->reason.data, id->reason, dc->reason.len);
+
+    dc->subject.len = ngx_strlen(id->subject);
+    dc->subject.data = ngx_pnalloc(pool, dc->subject.len);
+    if (dc->subject.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(dc->subject.data, id->subject, dc->subject.len);
+
+    return dc;
+}
+
+
+/*
+ * The identity of the TLS connection a request came on: made in the
+ * handshake, or here for a resumed session or a connection that sent no
+ * certificate.  NULL for a plain HTTP connection.
+ */
+
+ngx_http_device_auth_conn_t *
+ngx_http_device_auth_get_conn(ngx_http_request_t *r)
+{
+    X509                             *leaf;
+    size_t                            len;
+    SSL                              *ssl_conn;
+    const u_char                     *appdata;
+    ngx_connection_t                 *c;
+    ngx_device_auth_identity_t        id;
+    ngx_http_device_auth_conn_t      *dc;
+    ngx_http_device_auth_srv_conf_t  *dscf;
+
+    if (r->connection->ssl == NULL || ngx_http_device_auth_ssl_index == -1) {
+        return NULL;
+    }
+
+    ssl_conn = r->connection->ssl->connection;
+
+    dc = SSL_get_ex_data(ssl_conn, ngx_http_device_auth_ssl_index);
+    if (dc) {
+        return dc;
+    }
+
+    /* the real connection: an HTTP/2 stream has a fake one */
+    c = ngx_ssl_get_connection(ssl_conn);
+
+    dscf = ngx_http_get_module_srv_conf(r, ngx_http_device_auth_module);
+
+    leaf = SSL_get0_peer_certificate(ssl_conn);
+
+    if (leaf == NULL) {
+        ngx_memzero(&id, sizeof(ngx_device_auth_identity_t));
+        dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
+        if (dc == NULL) {
+            return NULL;
+        }
+
+        dc->status = NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT;
+        ngx_str_null(&dc->reason);
+
+    } else if (SSL_session_reused(ssl_conn) && dscf->policy) {
+
+        appdata = NULL;
+        len = 0;
+
+        if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(ssl_conn),
+                                            (void **) &appdata, &len)
+            == 0)
+        {
+            appdata = NULL;
+        }
+
+        (void) ngx_device_auth_resume(dscf->policy, leaf, appdata, len, &id);
+
+        dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
+        if (dc == NULL) {
+            return NULL;
+        }
+
+    } else {
+        /* a certificate that device_auth did not verify: another server */
+
+        ngx_memzero(&id, sizeof(ngx_device_auth_identity_t));
+        dc = ngx_http_device_auth_conn_create(c->pool, NULL, &id);
+        if (dc == NULL) {
+            return NULL;
+        }
+
+        dc->status = NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED;
+        ngx_str_set(&dc->reason, "client certificate was not verified by "
+                                 "device_auth in the server of the TLS "
+                                 "handshake");
+    }
+
+    if (SSL_set_ex_data(ssl_conn, ngx_http_device_auth_ssl_index, dc) == 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
+        return NULL;
+    }
+
+    return dc;
+}
+
+
+/* a rejected session must not be resumed, as nginx does for 495 */
+
+void
+ngx_http_device_auth_forget_session(ngx_http_request_t *r)
+{
+    if (r->connection->ssl) {
+        ngx_ssl_remove_cached_session(r->connection->ssl->session_ctx,
+                             SSL_get0_session(r->connection->ssl->connection));
+    }
+}

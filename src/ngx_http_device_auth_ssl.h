@@ -1,0 +1,56 @@
+
+/*
+ * TLS side of device_auth: the client-certificate verification hook and
+ * the device identity kept with each TLS connection.
+ */
+
+
+#ifndef _NGX_HTTP_DEVICE_AUTH_SSL_H_INCLUDED_
+#define _NGX_HTTP_DEVICE_AUTH_SSL_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+
+
+#define NGX_HTTP_DEVICE_AUTH_CONN_OK           0
+#define NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT      1
+#define NGX_HTTP_DEVICE_AUTH_CONN_INVALID      2
+#define NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED  3
+
+
+typedef struct ngx_http_device_auth_lookup_s  ngx_http_device_auth_lookup_t;
+
+
+/* one per TLS connection, in the connection's pool */
+
+typedef struct {
+    ngx_device_auth_policy_t       *policy;     /* pins that verified it */
+    ngx_uint_t                      status;     /* NGX_HTTP_DEVICE_AUTH_CONN_* */
+    ngx_str_t                       serial;
+    ngx_str_t                       reason;     /* failures only */
+    ngx_str_t                       subject;    /* failures only */
+    u_char                          fingerprint[NGX_DEVICE_AUTH_ID_LEN];
+    u_char                          signer_id[NGX_DEVICE_AUTH_ID_LEN];
+
+    /* last good Redis verdict, for device_auth_recheck */
+    ngx_msec_t                      verdict_time;
+    ngx_uint_t                      verdict;
+    unsigned                        verdict_valid:1;
+    unsigned                        logged:1;
+
+    /* lookup in flight that requests of this connection share */
+    ngx_http_device_auth_lookup_t  *pending;
+} ngx_http_device_auth_conn_t;
+
+
+ngx_int_t ngx_http_device_auth_ssl_init(ngx_conf_t *cf);
+ngx_http_device_auth_conn_t *ngx_http_device_auth_get_conn(
+    ngx_http_request_t *r);
+void ngx_http_device_auth_forget_session(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_DEVICE_AUTH_SSL_H_INCLUDED_ */
