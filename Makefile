@@ -85,8 +85,16 @@ $(TOOLS)/certcheck: t/tools/certcheck.c src/ngx_device_auth_cert.c \
 	$(CC) $(TOOL_CFLAGS) -o $@ t/tools/certcheck.c \
 	    src/ngx_device_auth_cert.c -lcrypto
 
-test: all
-	prove -r t/
+# the suite's test PKI, made once (t/lib/mkpki.sh); the harness makes its
+# own when DEVICE_AUTH_PKI is not set
+T_PKI := $(BUILD)/t-pki
+
+$(T_PKI)/.done: t/lib/mkpki.sh
+	rm -rf $(T_PKI)
+	bash t/lib/mkpki.sh $(T_PKI)
+
+test: all $(T_PKI)/.done
+	DEVICE_AUTH_PKI=$(T_PKI) prove -r t/
 
 demo: all
 	@bash demo/demo.sh start

@@ -32,9 +32,12 @@ static ngx_http_device_auth_conn_t *ngx_http_device_auth_conn_create(
     ngx_device_auth_identity_t *id);
 static ngx_int_t ngx_http_device_auth_hook(ngx_conf_t *cf,
     ngx_http_core_srv_conf_t *cscf, ngx_http_device_auth_srv_conf_t *dscf);
+static ngx_int_t ngx_http_device_auth_session_id_context(ngx_conf_t *cf,
+    ngx_http_ssl_srv_conf_t *sscf, ngx_device_auth_policy_t *policy);
 
 
 static int  ngx_http_device_auth_ssl_index = -1;
+static int  ngx_http_device_auth_ctx_index = -1;
 
 
 ngx_int_t
@@ -53,6 +56,17 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
         if (ngx_http_device_auth_ssl_index == -1) {
             ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
                           "SSL_get_ex_new_index() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_device_auth_ctx_index == -1) {
+        ngx_http_device_auth_ctx_index = SSL_CTX_get_ex_new_index(0, NULL,
+                                                                  NULL, NULL,
+                                                                  NULL);
+        if (ngx_http_device_auth_ctx_index == -1) {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "SSL_CTX_get_ex_new_index() failed");
             return NGX_ERROR;
         }
     }
@@ -148,6 +162,17 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     SSL_CTX_set_cert_verify_callback(sscf->ssl.ctx,
                                      ngx_http_device_auth_verify_cert, dscf);
 
+    /* whose pins a session resumed with this context was verified by */
+
+    if (SSL_CTX_set_ex_data(sscf->ssl.ctx, ngx_http_device_auth_ctx_index,
+                            dscf)
+        == 0)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_ex_data() failed");
+        return NGX_ERROR;
+    }
+
     /* the CA names in the CertificateRequest: the pins, unless configured */
 
     names = SSL_CTX_get_client_CA_list(sscf->ssl.ctx);
@@ -171,7 +196,137 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
         SSL_CTX_set_client_CA_list(sscf->ssl.ctx, names);
     }
 
+    return ngx_http_device_auth_session_id_context(cf, sscf, dscf->policy);
+}
+
+
+/*
+ * Sessions are bound to the pins.  nginx made the session ID context from
+ * the server certificates and the client CA list before the pins were
+ * known; it is made again here with the pinned roots and signers, the
+ * verify depth and the profile.  OpenSSL then resumes a session, by ID or
+ * by ticket, only where the same pins apply, and after the pins changed a
+ * device falls back to a full handshake instead of having its resumed
+ * session refused with 495 for as long as it keeps its ticket.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_session_id_context(ngx_conf_t *cf,
+    ngx_http_ssl_srv_conf_t *sscf, ngx_device_auth_policy_t *policy)
+{
+    int                        i, n;
+    X509                      *cert;
+    u_char                     buf[EVP_MAX_MD_SIZE], params[2];
+    ngx_str_t                 *certs;
+    ngx_uint_t                 k;
+    EVP_MD_CTX                *md;
+    X509_NAME                 *name;
+    unsigned int               len;
+    STACK_OF(X509_NAME)       *list;
+    ngx_device_auth_bundle_t  *b, *pins[2];
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 0
+        || EVP_DigestUpdate(md, "HTTP device_auth", 16) == 0)
+    {
+        goto failed;
+    }
+
+    for (cert = SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_ssl_certificate_index);
+         cert;
+         cert = X509_get_ex_data(cert, ngx_ssl_next_certificate_index))
+    {
+        if (X509_digest(cert, EVP_sha256(), buf, &len) == 0
+            || EVP_DigestUpdate(md, buf, len) == 0)
+        {
+            goto failed;
+        }
+    }
+
+    if (SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_ssl_certificate_index) == NULL
+        && sscf->certificates != NULL)
+    {
+        /* certificates with variables: their names, as nginx does */
+
+        certs = sscf->certificates->elts;
+
+        for (k = 0; k < sscf->certificates->nelts; k++) {
+            if (EVP_DigestUpdate(md, certs[k].data, certs[k].len) == 0) {
+                goto failed;
+            }
+        }
+    }
+
+    list = SSL_CTX_get_client_CA_list(sscf->ssl.ctx);
+    n = list ? sk_X509_NAME_num(list) : 0;
+
+    for (i = 0; i < n; i++) {
+        name = sk_X509_NAME_value(list, i);
+
+        if (X509_NAME_digest(name, EVP_sha256(), buf, &len) == 0
+            || EVP_DigestUpdate(md, buf, len) == 0)
+        {
+            goto failed;
+        }
+    }
+
+    /* the pins: roots, then signers (none: no ids), depth, profile */
+
+    pins[0] = policy->roots;
+    pins[1] = policy->signers;
+
+    for (k = 0; k < 2; k++) {
+        b = pins[k];
+
+        params[0] = (u_char) k;
+        params[1] = (u_char) (b ? b->n : 0);
+
+        if (EVP_DigestUpdate(md, params, sizeof(params)) == 0) {
+            goto failed;
+        }
+
+        for (i = 0; b && i < b->n; i++) {
+            if (EVP_DigestUpdate(md, b->ids[i], NGX_DEVICE_AUTH_ID_LEN) == 0)
+            {
+                goto failed;
+            }
+        }
+    }
+
+    params[0] = (u_char) policy->depth;
+    params[1] = (u_char) policy->profile;
+
+    if (EVP_DigestUpdate(md, params, sizeof(params)) == 0
+        || EVP_DigestFinal_ex(md, buf, &len) == 0)
+    {
+        goto failed;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    if (len > SSL_MAX_SID_CTX_LENGTH) {
+        len = SSL_MAX_SID_CTX_LENGTH;
+    }
+
+    if (SSL_CTX_set_session_id_context(sscf->ssl.ctx, buf, len) == 0) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_session_id_context() failed");
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+
+failed:
+
+    EVP_MD_CTX_free(md);
+    ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                  "device_auth: session ID context digest failed");
+
+    return NGX_ERROR;
 }
 
 
@@ -302,7 +457,7 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
     ngx_connection_t                 *c;
     ngx_device_auth_identity_t        id;
     ngx_http_device_auth_conn_t      *dc;
-    ngx_http_device_auth_srv_conf_t  *dscf;
+    ngx_http_device_auth_srv_conf_t  *dscf, *hscf;
 
     if (r->connection->ssl == NULL || ngx_http_device_auth_ssl_index == -1) {
         return NULL;
@@ -322,6 +477,19 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
 
     leaf = SSL_get0_peer_certificate(ssl_conn);
 
+    /*
+     * A resumed session is checked against the pins of the server that
+     * resumed it (the TLS server name), as in a full handshake: when the
+     * Host names a server with other pins, the request is misdirected.
+     */
+
+    hscf = NULL;
+
+    if (leaf && SSL_session_reused(ssl_conn)) {
+        hscf = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
+                                   ngx_http_device_auth_ctx_index);
+    }
+
     if (leaf == NULL) {
         ngx_memzero(&id, sizeof(ngx_device_auth_identity_t));
         dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
@@ -332,7 +500,7 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
         dc->status = NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT;
         ngx_str_null(&dc->reason);
 
-    } else if (SSL_session_reused(ssl_conn) && dscf->policy) {
+    } else if (hscf && hscf->policy) {
 
         appdata = NULL;
         len = 0;
@@ -344,9 +512,9 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
             appdata = NULL;
         }
 
-        (void) ngx_device_auth_resume(dscf->policy, leaf, appdata, len, &id);
+        (void) ngx_device_auth_resume(hscf->policy, leaf, appdata, len, &id);
 
-        dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
+        dc = ngx_http_device_auth_conn_create(c->pool, hscf->policy, &id);
         if (dc == NULL) {
             return NULL;
         }

@@ -1,0 +1,1203 @@
+package DeviceAuth::Test;
+
+# Test harness of ngx_http_device_auth_module, in the spirit of nginx-tests'
+# Test::Nginx.  One object per test file:
+#
+#   use FindBin; use lib "$FindBin::Bin/lib";
+#   use Test::More;
+#   use DeviceAuth::Test qw(upstream_values);
+#
+#   my $t = DeviceAuth::Test->new();
+#   $t->write_conf(<<'EOF');
+#   http {
+#       server {
+#           listen 127.0.0.1:%%PORT_0%% ssl;
+#           ssl_certificate     %%PKI%%/server.pem;
+#           ssl_certificate_key %%PKI%%/server.key;
+#           device_auth_certificate %%PKI%%/roots.pem;
+#           location / { device_auth on; proxy_pass http://%%ECHO%%; }
+#       }
+#   }
+#   EOF
+#   $t->run();
+#   my $r = $t->https_get(device => 'dev1', path => '/');
+#   is($r->{status}, 200);
+#   is_deeply([upstream_values($r, 'X-Device-Serial')], [$t->serial('dev1')]);
+#   $t->check_error_log();      # stops nginx, no crash / [alert] lines
+#   done_testing();
+#
+# Placeholders in templates (write_conf):
+#   %%MODULE%%      absolute path of the module .so
+#   %%PKI%%         directory of the test PKI (t/lib/mkpki.sh)
+#   %%TESTDIR%%     the temporary directory of this test file
+#   %%PORT_<n>%%    free loopback TCP port number n (any n >= 0)
+#   %%ECHO%%        127.0.0.1:<port> of the echo upstream (t/lib/echo.pl);
+#   %%ECHO_PORT%%   its port.  Using either makes run() start it.
+#   %%REDIS_PORT%%  port, and %%REDIS_SOCKET%% unix socket path, of the
+#                   redis-server that redis_start() starts (allocated as
+#                   soon as they appear; start it with redis_start()).
+#
+# write_conf() also adds, unless the template has them: load_module of the
+# module, pid, error_log (info) in the test directory, "daemon off",
+# worker_processes 1, an events block; and inside http: access_log and
+# every *_temp_path in the test directory.
+#
+# nginx 1.22's default ssl_protocols has no TLSv1.3: templates that want it
+# say "ssl_protocols TLSv1.2 TLSv1.3;".
+#
+# Methods (see each one for details):
+#   new(), testdir, pki, pki_file(NAME), serial(DEV), fingerprint(NAME)
+#   make_device(name => ..., serial => ... | cn => ..., not_after => ...)
+#   port(N), echo_port, write_conf(TEMPLATE), conf, conf_line(RE),
+#   write_file(NAME, DATA), read_file(NAME), expand(TEXT)
+#   test_config -> (ok, output); run; reload -> ok; stop; nginx_pid
+#   read_error_log([MARK]), log_mark, wait_error_log(RE, mark => M),
+#   read_access_log, logged_status(URI), check_error_log (2 tests)
+#   https_get(%args), http_get(%args), curl(@args), certcheck(@args)
+#   echo_start, echo_stop, echo_requests
+#   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
+#   redis_port, redis_socket, redis_pid
+# Functions (exported on request): upstream_headers(RES),
+#   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE)
+#
+# Environment:
+#   NGINX_BINARY          nginx to run (default /usr/sbin/nginx)
+#   DEVICE_AUTH_MODULE    module path (default <repo>/build/ngx_http_...so)
+#   DEVICE_AUTH_PKI       pre-generated PKI directory (default: generated
+#                         into the test directory)
+#   DEVICE_AUTH_CERTCHECK certcheck binary (default <repo>/build/tools/...)
+#   DEVICE_AUTH_TEST_LEAVE=1  keep the test directory
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(rmtree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use IO::Socket::SSL;
+use POSIX qw(WNOHANG);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(upstream_headers upstream_values new_session_cache
+                    cert_fingerprint);
+
+our $REPO = abs_path(dirname(__FILE__) . '/../../..');
+
+my @INSTANCES;
+my %PORTS_USED;
+
+
+sub new {
+    my ($class, %opts) = @_;
+
+    my $self = bless {
+        nginx   => $ENV{NGINX_BINARY} || '/usr/sbin/nginx',
+        module  => $ENV{DEVICE_AUTH_MODULE}
+                   || "$REPO/build/ngx_http_device_auth_module.so",
+        certcheck => $ENV{DEVICE_AUTH_CERTCHECK}
+                   || "$REPO/build/tools/certcheck",
+        ports   => {},
+        procs   => {},
+        pid     => $$,
+    }, $class;
+
+    $self->{testdir} = tempdir('device-auth-XXXXXXXX', TMPDIR => 1);
+    chmod 0755, $self->{testdir};
+
+    $self->{pki} = File::Spec->rel2abs($ENV{DEVICE_AUTH_PKI}
+                                       || "$self->{testdir}/pki");
+    $self->_make_pki() unless $opts{no_pki};
+
+    push @INSTANCES, $self;
+
+    return $self;
+}
+
+
+sub repo { $REPO }
+sub testdir { $_[0]->{testdir} }
+sub pki { $_[0]->{pki} }
+sub module_path { $_[0]->{module} }
+sub nginx_binary { $_[0]->{nginx} }
+sub certcheck_binary { $_[0]->{certcheck} }
+
+# a PKI file; a name with a "/" is a path already (make_device())
+
+sub pki_file {
+    my ($self, $name) = @_;
+    return $name =~ m{/} ? $name : "$self->{pki}/$name";
+}
+
+
+sub _make_pki {
+    my ($self) = @_;
+
+    return if -e "$self->{pki}/.done";
+
+    my ($rc, $out) = _capture('bash', "$REPO/t/lib/mkpki.sh", $self->{pki});
+    die "mkpki.sh failed:\n$out" if $rc != 0;
+}
+
+
+# serial of a PKI device as the profile computes it (NAME.serial)
+
+sub serial {
+    my ($self, $name) = @_;
+    return _slurp_line($self->pki_file("$name.serial"));
+}
+
+
+# lowercase hex SHA-256 of a certificate's DER, as "openssl x509
+# -fingerprint -sha256" prints it without colons; NAME, a base path from
+# make_device(), or a .pem file
+
+sub fingerprint {
+    my ($self, $name) = @_;
+    my $file = $name =~ /\.pem$/ ? $name : $self->pki_file("$name.pem");
+    return cert_fingerprint($file);
+}
+
+sub cert_fingerprint {
+    my ($file) = @_;
+    my ($rc, $out) = _capture('openssl', 'x509', '-in', $file, '-noout',
+                              '-fingerprint', '-sha256');
+    die "openssl x509 $file: $out" if $rc != 0;
+    $out =~ /Fingerprint=([0-9A-F:]+)/i or die "no fingerprint: $out";
+    (my $fp = lc $1) =~ s/://g;
+    return $fp;
+}
+
+
+# a device certificate made now, in the test directory, by a PKI signer:
+#   make_device(name => 'x', serial => '0123...' (18 hex digits) or
+#               cn => 'any CN' (a "/CN=..." in it adds another CN),
+#               issuer => 'signer1', not_before => epoch,
+#               not_after => epoch, curve => 'P-256')
+# Writes devices/NAME.pem, .key, .chain.pem (with the issuer), .serial;
+# returns the base path, usable as https_get(device => $base).
+
+sub make_device {
+    my ($self, %o) = @_;
+
+    my $dir = "$self->{testdir}/devices";
+    my $ca = "$dir/ca";
+
+    unless (-d $ca) {
+        mkdir $dir;
+        mkdir $ca;
+        mkdir "$ca/new";
+        $self->write_file("$ca/index.txt", '');
+        $self->write_file("$ca/openssl.cnf", <<"EOF");
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+database        = $ca/index.txt
+new_certs_dir   = $ca/new
+serial          = $ca/serial
+default_md      = sha256
+policy          = policy_any
+unique_subject  = no
+email_in_dn     = no
+[ policy_any ]
+organizationName = optional
+commonName       = optional
+[ req ]
+distinguished_name = req_dn
+string_mask        = utf8only
+prompt             = no
+[ req_dn ]
+CN = unused
+[ v3_device ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyAgreement
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    }
+
+    my $name = $o{name} or die "make_device: name";
+    die "make_device: serial or cn" unless defined $o{serial} || defined $o{cn};
+    my $issuer = $o{issuer} || 'signer1';
+    my $serial = $o{serial};
+    my $cn = defined $o{cn} ? $o{cn} : "sn$serial";
+    (my $subj_cn = $cn) =~ s/([+\\])/\\$1/g;
+    my $base = "$dir/$name";
+
+    my $time = sub {
+        my @t = gmtime(shift);
+        return sprintf('%04d%02d%02d%02d%02d%02dZ', $t[5] + 1900, $t[4] + 1,
+                       @t[3, 2, 1, 0]);
+    };
+
+    my @steps = (
+        ['openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
+         'ec_paramgen_curve:' . ($o{curve} || 'P-256'), '-out', "$base.key"],
+        ['openssl', 'req', '-config', "$ca/openssl.cnf", '-new', '-key',
+         "$base.key", '-subj', "/O=Device Auth Test Inc/CN=$subj_cn", '-out',
+         "$base.csr"],
+        ['openssl', 'ca', '-batch', '-notext', '-rand_serial', '-preserveDN',
+         '-config', "$ca/openssl.cnf", '-cert', "$self->{pki}/$issuer.pem",
+         '-keyfile', "$self->{pki}/$issuer.key", '-in', "$base.csr",
+         '-extensions', 'v3_device',
+         '-startdate', $time->($o{not_before} || time() - 86400),
+         '-enddate', $time->($o{not_after} || time() + 86400 * 365),
+         '-out', "$base.pem"],
+    );
+
+    for my $cmd (@steps) {
+        my ($rc, $out) = _capture(@$cmd);
+        die "make_device: @$cmd[0, 1]: $out" if $rc != 0;
+    }
+
+    $self->write_file("$base.chain.pem", _slurp("$base.pem")
+                                         . _slurp("$self->{pki}/$issuer.pem"));
+    $self->write_file("$base.serial", (defined $serial ? uc $serial : $cn)
+                                      . "\n");
+
+    return $base;
+}
+
+
+# a free loopback port, the same number for the same n in one object
+
+sub port {
+    my ($self, $n) = @_;
+    $n = 0 unless defined $n;
+
+    return $self->{ports}{$n} if $self->{ports}{$n};
+
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1',
+            LocalPort => 0,
+            Proto     => 'tcp',
+            Listen    => 1,
+        ) or die "cannot get a free port: $!";
+
+        my $port = $s->sockport();
+        close $s;
+
+        next if $PORTS_USED{$port}++;
+
+        return $self->{ports}{$n} = $port;
+    }
+
+    die "no free port found";
+}
+
+
+sub echo_port {
+    my ($self) = @_;
+    return $self->port('echo');
+}
+
+
+sub write_file {
+    my ($self, $name, $content) = @_;
+    my $path = $name =~ m{^/} ? $name : "$self->{testdir}/$name";
+
+    open my $fh, '>', $path or die "cannot write $path: $!";
+    binmode $fh;
+    print $fh $content;
+    close $fh;
+
+    return $path;
+}
+
+
+sub read_file {
+    my ($self, $name) = @_;
+    my $path = $name =~ m{^/} ? $name : "$self->{testdir}/$name";
+    return _slurp($path);
+}
+
+
+sub expand {
+    my ($self, $text) = @_;
+    my $dir = $self->{testdir};
+
+    $text =~ s/%%MODULE%%/$self->{module}/g;
+    $text =~ s/%%PKI%%/$self->{pki}/g;
+    $text =~ s/%%TESTDIR%%/$dir/g;
+    $text =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    $text =~ s/%%ECHO%%/'127.0.0.1:' . $self->echo_port()/ge;
+    $text =~ s/%%ECHO_PORT%%/$self->echo_port()/ge;
+    $text =~ s/%%REDIS_PORT%%/$self->port('redis')/ge;
+    $text =~ s/%%REDIS_SOCKET%%/$dir\/redis.sock/g;
+
+    return $text;
+}
+
+
+sub write_conf {
+    my ($self, $template, %opts) = @_;
+    my $dir = $self->{testdir};
+
+    my $conf = $self->expand($template);
+
+    my $main = '';
+
+    # main-context directives of the template start at column 0
+
+    $main .= "load_module $self->{module};\n"
+        unless $conf =~ /^load_module\b/m || $opts{no_module};
+    $main .= "pid $dir/nginx.pid;\n" unless $conf =~ /^pid\b/m;
+    $main .= "error_log $dir/error.log info;\n"
+        unless $conf =~ /^error_log\b/m;
+    $main .= "daemon off;\n" unless $conf =~ /^daemon\b/m;
+    $main .= "worker_processes 1;\n"
+        unless $conf =~ /^worker_processes\b/m;
+    $main .= "events {\n}\n" unless $conf =~ /^events\s*\{/m;
+
+    my $http = join('', map { "    $_\n" }
+        "access_log $dir/access.log;",
+        "client_body_temp_path $dir/client_body_temp;",
+        "proxy_temp_path $dir/proxy_temp;",
+        "fastcgi_temp_path $dir/fastcgi_temp;",
+        "uwsgi_temp_path $dir/uwsgi_temp;",
+        "scgi_temp_path $dir/scgi_temp;");
+
+    $conf =~ s/^(\s*http\s*\{)/$1\n$http/m;
+
+    $conf = "# generated by DeviceAuth::Test\n$main\n$conf";
+
+    $self->{conf} = $conf;
+    $self->write_file('nginx.conf', $conf);
+
+    return $conf;
+}
+
+
+sub conf { $_[0]->{conf} }
+
+
+# the line number in nginx.conf of the first line matching a regex
+
+sub conf_line {
+    my ($self, $re) = @_;
+    my @lines = split /\n/, $self->{conf};
+
+    for my $i (0 .. $#lines) {
+        return $i + 1 if $lines[$i] =~ $re;
+    }
+
+    return undef;
+}
+
+
+sub _nginx_args {
+    my ($self) = @_;
+    my $dir = $self->{testdir};
+    return ('-p', "$dir/", '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+}
+
+
+# nginx -t: (ok, output) in list context, ok in scalar context
+
+sub test_config {
+    my ($self) = @_;
+
+    die "write_conf() first" unless defined $self->{conf};
+
+    my ($rc, $out) = _capture($self->{nginx}, $self->_nginx_args(), '-t');
+
+    return wantarray ? ($rc == 0, $out) : $rc == 0;
+}
+
+
+sub _listen_ports {
+    my ($self) = @_;
+    my @ports;
+
+    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+):)?(\d+)\b/mg) {
+        push @ports, [$1 || '127.0.0.1', $2];
+    }
+
+    return @ports;
+}
+
+
+sub run {
+    my ($self) = @_;
+
+    die "write_conf() first" unless defined $self->{conf};
+    die "nginx already running" if $self->{procs}{nginx};
+
+    $self->echo_start()
+        if $self->{ports}{echo} && !$self->{procs}{echo};
+
+    my $mark = $self->log_mark();
+    my $pid = $self->_spawn('nginx', "$self->{testdir}/nginx.stderr",
+                            $self->{nginx}, $self->_nginx_args());
+
+    my @ports = $self->_listen_ports();
+
+    unless ($self->_wait_listen($pid, @ports)) {
+        my $log = $self->read_error_log();
+        $self->_reap('nginx', 'KILL');
+        die "nginx did not start:\n$log";
+    }
+
+    # the worker must be up, not only the master's sockets
+    $self->_wait_log(qr/start worker process/, $mark, 5);
+
+    return $self;
+}
+
+
+sub nginx_pid { $_[0]->{procs}{nginx} }
+
+
+# graceful reconfiguration; true when the new configuration was loaded
+
+sub reload {
+    my ($self) = @_;
+    my $pid = $self->{procs}{nginx} or die "nginx is not running";
+
+    my $mark = $self->log_mark();
+
+    kill 'HUP', $pid;
+
+    my $end = time() + 10;
+
+    while (time() < $end) {
+        my $log = $self->read_error_log($mark);
+
+        return 0 if $log =~ /\[emerg\]/;
+
+        if ($log =~ /start worker process/) {
+            # the old worker no longer accepts once it says so
+            $self->_wait_log(qr/gracefully shutting down/, $mark, 3);
+            return 1;
+        }
+
+        sleep(0.05);
+    }
+
+    return 0;
+}
+
+
+sub stop {
+    my ($self) = @_;
+
+    $self->_reap('nginx', 'QUIT');
+    $self->echo_stop();
+    $self->redis_stop();
+
+    return $self;
+}
+
+
+sub echo_start {
+    my ($self) = @_;
+
+    return if $self->{procs}{echo};
+
+    my $port = $self->echo_port();
+    my $pid = $self->_spawn('echo', "$self->{testdir}/echo.stderr",
+                            $^X, "$REPO/t/lib/echo.pl", $port, 4,
+                            "$self->{testdir}/echo.log");
+
+    $self->_wait_listen($pid, ['127.0.0.1', $port])
+        or die "echo upstream did not start: "
+               . _slurp("$self->{testdir}/echo.stderr");
+
+    return $port;
+}
+
+
+sub echo_stop {
+    my ($self) = @_;
+    $self->_reap('echo', 'TERM');
+}
+
+
+# request lines the echo upstream received so far, oldest first
+
+sub echo_requests {
+    my ($self) = @_;
+    return split /\n/, _slurp("$self->{testdir}/echo.log");
+}
+
+
+# redis-server on a free loopback port and a unix socket (mode 777) in the
+# test directory, no persistence; extra arguments are passed on, e.g.
+# redis_start('--requirepass', 'secret').  The port stays the same over
+# restarts within one test file.
+
+sub redis_start {
+    my ($self, @args) = @_;
+
+    return $self->port('redis') if $self->{procs}{redis};
+
+    my $dir = $self->{testdir};
+    my $port = $self->port('redis');
+
+    $self->{redis_args} = [@args];
+
+    my $pid = $self->_spawn('redis', "$dir/redis.stderr",
+        'redis-server', '--port', $port, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+        '--dir', $dir, '--logfile', "$dir/redis.log",
+        '--unixsocket', "$dir/redis.sock", '--unixsocketperm', '777',
+        @args);
+
+    $self->_wait_listen($pid, ['127.0.0.1', $port])
+        or die "redis-server did not start: " . _slurp("$dir/redis.log");
+
+    return $port;
+}
+
+
+sub redis_port { $_[0]->port('redis') }
+sub redis_socket { "$_[0]->{testdir}/redis.sock" }
+sub redis_pid { $_[0]->{procs}{redis} }
+
+
+# redis-cli against the test server: output (chomped) in scalar context,
+# lines in list context.  Arguments go as they are (no shell).
+
+sub redis_cli {
+    my ($self, @args) = @_;
+
+    my ($rc, $out) = _capture('redis-cli', '--no-auth-warning',
+                              '-h', '127.0.0.1', '-p', $self->port('redis'),
+                              @args);
+    chomp $out;
+
+    return wantarray ? split(/\n/, $out) : $out;
+}
+
+
+# redis_stop(): SIGTERM; redis_stop('KILL') to simulate a crash
+
+sub redis_stop {
+    my ($self, $signal) = @_;
+    $self->_reap('redis', $signal || 'TERM');
+}
+
+
+# a process started by the harness, with its stderr in a file
+
+sub _spawn {
+    my ($self, $name, $stderr, @cmd) = @_;
+
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $stderr;
+        open STDERR, '>>', $stderr;
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+
+    $self->{procs}{$name} = $pid;
+
+    return $pid;
+}
+
+
+sub _children {
+    my ($pid) = @_;
+    my @kids;
+
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh>;
+        close $fh;
+        next unless defined $line;
+        # pid (comm) state ppid ...
+        if ($line =~ /^(\d+) \(.*\) \S+ (\d+) /s && $2 == $pid) {
+            push @kids, $1;
+        }
+    }
+
+    return @kids;
+}
+
+
+# stop a started process: signal, wait up to 10 s, then SIGKILL it and
+# whatever children it left (nginx workers, echo workers)
+
+sub _reap {
+    my ($self, $name, $signal) = @_;
+
+    my $pid = delete $self->{procs}{$name} or return;
+
+    return if $self->{pid} != $$;   # a forked child: not ours to stop
+
+    my @kids = _children($pid);
+
+    kill $signal, $pid;
+
+    my $end = time() + 10;
+    my $done = 0;
+
+    while (time() < $end) {
+        my $r = waitpid($pid, WNOHANG);
+        if ($r == $pid || $r == -1) {
+            $done = 1;
+            last;
+        }
+        sleep(0.02);
+    }
+
+    if (!$done) {
+        Test::More::diag("$name (pid $pid) did not exit on SIG$signal, "
+                         . "killing it");
+        @kids = (@kids, _children($pid));
+        kill 'KILL', $pid, @kids;
+        waitpid($pid, 0);
+    }
+
+    # orphans, if any (their parent is gone)
+    for my $k (@kids) {
+        kill 'KILL', $k if kill 0, $k;
+    }
+}
+
+
+sub _wait_listen {
+    my ($self, $pid, @addrs) = @_;
+    my $end = time() + 10;
+
+    for my $a (@addrs) {
+        while (1) {
+            return 0 if waitpid($pid, WNOHANG) == $pid;
+
+            my $s = IO::Socket::INET->new(
+                PeerAddr => $a->[0],
+                PeerPort => $a->[1],
+                Proto    => 'tcp',
+            );
+
+            if ($s) {
+                close $s;
+                last;
+            }
+
+            return 0 if time() > $end;
+            sleep(0.02);
+        }
+    }
+
+    return 1;
+}
+
+
+sub _wait_log {
+    my ($self, $re, $mark, $timeout) = @_;
+    my $end = time() + $timeout;
+
+    while (time() < $end) {
+        return 1 if $self->read_error_log($mark) =~ $re;
+        sleep(0.02);
+    }
+
+    return 0;
+}
+
+
+# error.log from a byte offset (log_mark()) or from the beginning
+
+sub read_error_log {
+    my ($self, $mark) = @_;
+    my $log = _slurp("$self->{testdir}/error.log");
+    return defined $mark ? substr($log, $mark < length $log ? $mark
+                                                            : length $log)
+                         : $log;
+}
+
+
+sub log_mark {
+    my ($self) = @_;
+    return -s "$self->{testdir}/error.log" || 0;
+}
+
+
+# wait until error.log (from mark) matches; returns the log or undef
+
+sub wait_error_log {
+    my ($self, $re, %opts) = @_;
+    return $self->_wait_log($re, $opts{mark}, $opts{timeout} || 5)
+           ? $self->read_error_log($opts{mark}) : undef;
+}
+
+
+sub read_access_log {
+    my ($self) = @_;
+    return _slurp("$self->{testdir}/access.log");
+}
+
+
+# the status the access log (combined format, written when the request
+# ends, so polled) shows for the last request whose URI is exactly $uri
+
+sub logged_status {
+    my ($self, $uri, $timeout) = @_;
+    my $end = time() + ($timeout || 3);
+    my $re = qr/"[A-Z]+ \Q$uri\E HTTP\/[\d.]+" (\d{3}) /;
+
+    while (1) {
+        my @st = map { /$re/ ? $1 : () } split /\n/, $self->read_access_log();
+        return $st[-1] if @st;
+        return undef if time() > $end;
+        sleep(0.02);
+    }
+}
+
+
+# stops nginx (gracefully, so that crashes at exit count too), then asserts
+# that error.log has no crash and no [alert] line: 2 tests
+
+sub check_error_log {
+    my ($self) = @_;
+
+    $self->_reap('nginx', 'QUIT');
+
+    my $log = $self->read_error_log();
+
+    my @crash = grep { /exited on signal|core dumped|segmentation/i }
+                split /\n/, $log;
+    my @alert = grep { /\[alert\]/ } split /\n/, $log;
+
+    Test::More::ok(!@crash, 'no worker crash in error.log')
+        or Test::More::diag(join "\n", @crash);
+    Test::More::ok(!@alert, 'no [alert] in error.log')
+        or Test::More::diag(join "\n", @alert);
+}
+
+
+# a client TLS session cache for https_get(session_cache => ...): the
+# sessions of every connection made with it, by session_key
+
+sub new_session_cache {
+    return bless {
+        cache => IO::Socket::SSL::Session_Cache->new(16),
+        ctx   => {},
+    }, 'DeviceAuth::Test::SessionCache';
+}
+
+
+# one HTTPS (or, with plain => 1, HTTP) connection; options:
+#   port        port number (default port 0), or addr => '127.0.0.1'
+#   path        '/' (or paths => [...] for several requests)
+#   method      'GET'; body => '...' sends Content-Length and the body
+#   host        Host header (default 'localhost'); undef host_header => 1
+#               to send none
+#   headers     [[name, value], ...], sent as they are
+#   device      PKI device name (or make_device() path): cert
+#               NAME.chain.pem, key NAME.key; leaf_only => 1: NAME.pem
+#   cert, key   client certificate (a chain file is fine) and key files;
+#               they win over what device implies
+#   sni         server name to send (none by default: 127.0.0.1)
+#   ssl_version 'TLSv1_2' or 'TLSv1_3'
+#   session_cache  from new_session_cache(), for resumption;
+#               session_key (default "127.0.0.1:port")
+#   keepalive   n: n requests on the one connection (HTTP/1.1 keep-alive)
+#   local_addr  source address, e.g. 127.0.0.5
+#   timeout     seconds (default 10)
+# Returns a hash: status, reason, headers (lower-case name => value, several
+# joined with ", "), header_list ([name, value] ...), body, reused (TLS
+# session was resumed), ssl_version, responses (all responses, with
+# keepalive), error (when the connection or a response failed), raw.
+
+sub https_get {
+    my ($self, %args) = @_;
+
+    my $port = $args{port} || $self->port(0);
+    my $addr = $args{addr} || '127.0.0.1';
+    my $timeout = $args{timeout} || 10;
+    my $sock;
+
+    my %common = (
+        PeerAddr => $addr,
+        PeerPort => $port,
+        Proto    => 'tcp',
+        Timeout  => $timeout,
+        $args{local_addr} ? (LocalAddr => $args{local_addr}) : (),
+    );
+
+    if ($args{plain}) {
+        $sock = IO::Socket::INET->new(%common)
+            or return { error => "connect: $!" };
+
+    } else {
+        my ($cert, $key) = ($args{cert}, $args{key});
+
+        if ($args{device}) {
+            $cert ||= $self->pki_file($args{device}
+                          . ($args{leaf_only} ? '.pem' : '.chain.pem'));
+            $key ||= $self->pki_file("$args{device}.key");
+        }
+
+        my %ctx = (
+            SSL_verify_mode => SSL_VERIFY_NONE,
+            $cert ? (SSL_cert_file => $cert, SSL_key_file => $key) : (),
+            $args{ssl_version} ? (SSL_version => $args{ssl_version}) : (),
+        );
+
+        my %conn = (
+            SSL_hostname => defined $args{sni} ? $args{sni} : '',
+        );
+
+        if (my $sc = $args{session_cache}) {
+
+            # IO::Socket::SSL forgets a context's sessions when the context
+            # is freed: one context per set of options lives in the cache
+
+            my $sig = join "\0", map { "$_=$ctx{$_}" } sort keys %ctx;
+
+            $sc->{ctx}{$sig} ||= IO::Socket::SSL::SSL_Context->new(
+                %ctx, SSL_session_cache => $sc->{cache})
+                or return { error => "TLS context: $SSL_ERROR" };
+
+            %ctx = (SSL_reuse_ctx => $sc->{ctx}{$sig});
+            $conn{SSL_session_key} = $args{session_key} || "$addr:$port";
+        }
+
+        $sock = IO::Socket::SSL->new(%common, %ctx, %conn)
+            or return { error => "TLS: " . ($SSL_ERROR || $!) };
+    }
+
+    my @paths = $args{paths} ? @{ $args{paths} }
+                             : (($args{path} || '/') x ($args{keepalive} || 1));
+    my @responses;
+    my $buf = '';
+    my $error;
+
+    for my $i (0 .. $#paths) {
+        my $last = $i == $#paths;
+        my $req = $self->_request($paths[$i], \%args, $last);
+
+        if (!_write_all($sock, $req)) {
+            $error = "write: $!";
+            last;
+        }
+
+        my $r = _read_response($sock, \$buf, $args{method} || 'GET',
+                               $timeout);
+        push @responses, $r;
+
+        if ($r->{error}) {
+            $error = $r->{error};
+            last;
+        }
+    }
+
+    my %res = %{ $responses[0] || {} };
+
+    $res{responses} = \@responses;
+    $res{error} = $error if $error;
+
+    unless ($args{plain}) {
+        $res{reused} = $sock->get_session_reused() ? 1 : 0;
+        $res{ssl_version} = $sock->get_sslversion();
+    }
+
+    close $sock;
+
+    return \%res;
+}
+
+
+sub http_get {
+    my ($self, %args) = @_;
+    return $self->https_get(%args, plain => 1);
+}
+
+
+sub _request {
+    my ($self, $path, $args, $last) = @_;
+
+    my $method = $args->{method} || 'GET';
+    my $host = exists $args->{host} ? $args->{host} : 'localhost';
+    my $req = "$method $path HTTP/1.1\r\n";
+
+    $req .= "Host: $host\r\n" if defined $host;
+
+    for my $h (@{ $args->{headers} || [] }) {
+        $req .= "$h->[0]: $h->[1]\r\n";
+    }
+
+    $req .= "Content-Length: " . length($args->{body}) . "\r\n"
+        if defined $args->{body};
+    $req .= "Connection: " . ($last ? 'close' : 'keep-alive') . "\r\n";
+    $req .= "\r\n";
+    $req .= $args->{body} if defined $args->{body};
+
+    return $req;
+}
+
+
+sub _write_all {
+    my ($sock, $data) = @_;
+    my $off = 0;
+
+    while ($off < length $data) {
+        my $n = $sock->syswrite($data, length($data) - $off, $off);
+        return 0 unless $n;
+        $off += $n;
+    }
+
+    return 1;
+}
+
+
+sub _fill {
+    my ($sock, $buf, $timeout) = @_;
+    my $n;
+
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm($timeout);
+        $n = $sock->sysread($$buf, 65536, length $$buf);
+        alarm(0);
+    };
+    alarm(0);
+
+    return $@ ? undef : $n;
+}
+
+
+sub _read_response {
+    my ($sock, $buf, $method, $timeout) = @_;
+
+    while ($$buf !~ /\r\n\r\n/) {
+        my $n = _fill($sock, $buf, $timeout);
+        if (!$n) {
+            return { error => length $$buf ? 'incomplete response header'
+                                           : 'connection closed',
+                     raw => $$buf };
+        }
+    }
+
+    $$buf =~ s/^(.*?)\r\n\r\n//s;
+    my $head = $1;
+    my @lines = split /\r\n/, $head;
+    my $status_line = shift @lines;
+
+    my ($status, $reason) = $status_line =~ m{^HTTP/\d\.\d (\d{3}) ?(.*)$}
+        or return { error => "bad status line: $status_line", raw => $head };
+
+    my (@list, %headers);
+
+    for my $line (@lines) {
+        my ($n, $v) = $line =~ /^([^:]+):\s*(.*)$/ or next;
+        push @list, [$n, $v];
+        $headers{lc $n} = exists $headers{lc $n} ? "$headers{lc $n}, $v" : $v;
+    }
+
+    my $body = '';
+    my $error;
+
+    if ($method eq 'HEAD' || $status =~ /^(1..|204|304)$/) {
+        # no body
+
+    } elsif (($headers{'transfer-encoding'} || '') =~ /chunked/i) {
+        while (1) {
+            while ($$buf !~ /\r\n/) {
+                _fill($sock, $buf, $timeout) or do {
+                    $error = 'incomplete chunked body';
+                    last;
+                };
+            }
+            last if $error;
+
+            $$buf =~ s/^([0-9a-fA-F]+)[^\r]*\r\n//
+                or do { $error = 'bad chunk'; last };
+            my $size = hex $1;
+
+            while (length $$buf < $size + 2) {
+                _fill($sock, $buf, $timeout) or do {
+                    $error = 'incomplete chunk';
+                    last;
+                };
+            }
+            last if $error;
+
+            if ($size == 0) {
+                # no trailers expected
+                $$buf =~ s/^\r\n//;
+                last;
+            }
+
+            $body .= substr($$buf, 0, $size);
+            substr($$buf, 0, $size + 2, '');
+        }
+
+    } elsif (defined $headers{'content-length'}) {
+        my $len = $headers{'content-length'};
+
+        while (length $$buf < $len) {
+            _fill($sock, $buf, $timeout) or do {
+                $error = 'incomplete body';
+                last;
+            };
+        }
+
+        $body = substr($$buf, 0, $len);
+        substr($$buf, 0, length $body, '');
+
+    } else {
+        while (_fill($sock, $buf, $timeout)) { }
+        $body = $$buf;
+        $$buf = '';
+    }
+
+    return {
+        status      => $status,
+        reason      => $reason,
+        headers     => \%headers,
+        header_list => \@list,
+        body        => $body,
+        raw         => "$head\r\n\r\n$body",
+        $error ? (error => $error) : (),
+    };
+}
+
+
+# what the echo upstream received: ([name, value], ...) from its body
+
+sub upstream_headers {
+    my ($r) = @_;
+
+    return () unless $r && ($r->{headers}{'x-echo'} || '') eq '1';
+
+    return map { /^([^:]*): ?(.*)$/ ? [$1, $2] : [$_, undef] }
+           split /\n/, $r->{body};
+}
+
+
+# values of one request header (any case) the echo upstream received
+
+sub upstream_values {
+    my ($r, $name) = @_;
+    return map { $_->[1] } grep { lc $_->[0] eq lc $name } upstream_headers($r);
+}
+
+
+# curl (for HTTP/2): (exit code, stdout, stderr)
+
+sub curl {
+    my ($self, @args) = @_;
+    my $err = "$self->{testdir}/curl.stderr";
+
+    my ($rc, $out) = _capture_split($err, 'curl', '-sS', @args);
+
+    return ($rc, $out, _slurp($err));
+}
+
+
+# runs certcheck: (exit code, output)
+
+sub certcheck {
+    my ($self, @args) = @_;
+    return _capture($self->{certcheck}, @args);
+}
+
+
+sub _capture {
+    my (@cmd) = @_;
+
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        print "exec $cmd[0]: $!\n";
+        POSIX::_exit(127);
+    }
+
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+
+    return ($? >> 8, defined $out ? $out : '');
+}
+
+
+sub _capture_split {
+    my ($errfile, @cmd) = @_;
+
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        open STDERR, '>', $errfile;
+        open STDIN, '<', '/dev/null';
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        print STDERR "exec $cmd[0]: $!\n";
+        POSIX::_exit(127);
+    }
+
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+
+    return ($? >> 8, defined $out ? $out : '');
+}
+
+
+sub _slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return '';
+    binmode $fh;
+    local $/;
+    my $data = <$fh>;
+    close $fh;
+    return defined $data ? $data : '';
+}
+
+
+sub _slurp_line {
+    my ($path) = @_;
+    my $s = _slurp($path);
+    die "cannot read $path" if $s eq '';
+    chomp $s;
+    return $s;
+}
+
+
+sub DESTROY { }
+
+
+END {
+    my $status = $?;
+
+    for my $self (@INSTANCES) {
+        next if $self->{pid} != $$;
+
+        $self->stop();
+
+        my $builder = Test::More->builder;
+
+        if (!$builder->is_passing) {
+            my @log = split /\n/, $self->read_error_log();
+            @log = @log[-30 .. -1] if @log > 30;
+            Test::More::diag("error.log tail ($self->{testdir}):\n"
+                             . join("\n", @log)) if @log;
+        }
+
+        if ($ENV{DEVICE_AUTH_TEST_LEAVE}) {
+            Test::More::diag("test directory left: $self->{testdir}");
+        } else {
+            rmtree($self->{testdir});
+        }
+    }
+
+    $? = $status;
+}
+
+
+1;
