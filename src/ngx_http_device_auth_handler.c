@@ -122,7 +122,9 @@ void
 ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
     const char *status, ngx_str_t *reason)
 {
-    ngx_str_t                         no_serial = ngx_string("-");
+    u_char                            hex[NGX_DEVICE_AUTH_HEX_LEN];
+    ngx_str_t                         signer;
+    ngx_str_t                         none = ngx_string("-");
     ngx_http_request_t               *r;
     ngx_http_device_auth_conn_t      *dc;
     ngx_http_device_auth_loc_conf_t  *dlcf;
@@ -144,18 +146,36 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
             ctx->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return;
+        /* a clone let through by "device_auth_duplicate_action log" */
+
+        if (ngx_strcmp(status, "duplicate") != 0) {
+            return;
+        }
     }
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
+    if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
+        ngx_log_error(dlcf->log_level, r->connection->log, 0,
+                      "device_auth: device rejected with %i (%V): "
+                      "serial %V, subject \"%V\", reason: %V",
+                      rc, &ctx->status,
+                      (dc && dc->serial.len) ? &dc->serial : &none,
+                      (dc && dc->subject.len) ? &dc->subject : &none,
+                      &ctx->reason);
+        return;
+    }
+
+    signer.len = NGX_DEVICE_AUTH_HEX_LEN;
+    signer.data = hex;
+    ngx_hex_dump(hex, dc->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+
     ngx_log_error(dlcf->log_level, r->connection->log, 0,
-                  "device_auth: device rejected with %i (%V): serial %V, "
-                  "subject \"%V\", location \"%V\", reason: %V",
-                  rc, &ctx->status,
-                  (dc && dc->serial.len) ? &dc->serial : &no_serial,
-                  (dc && dc->subject.len) ? &dc->subject : &no_serial,
-                  ctx->location.len ? &ctx->location : &no_serial,
+                  "device_auth: device %s with %i (%V): serial %V, "
+                  "signer %V, location \"%V\", reason: %V",
+                  rc == NGX_DECLINED ? "allowed" : "rejected",
+                  rc == NGX_DECLINED ? (ngx_int_t) NGX_HTTP_OK : rc,
+                  &ctx->status, &dc->serial, &signer, &ctx->location,
                   &ctx->reason);
 }
 

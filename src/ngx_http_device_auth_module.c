@@ -14,6 +14,8 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_variables.h"
 #include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_redis.h"
+#include "ngx_device_auth_address.h"
 
 
 typedef struct {
@@ -40,6 +42,13 @@ static char *ngx_http_device_auth_certificate(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
     ngx_http_device_auth_srv_conf_t *dscf);
+static char *ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
+    const char *src, ngx_str_t *dst);
+static ngx_int_t ngx_http_device_auth_init_process(ngx_cycle_t *cycle);
+static void ngx_http_device_auth_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_cleanup_bundle(void *data);
 static void ngx_http_device_auth_cleanup_policy(void *data);
 
@@ -52,6 +61,26 @@ static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
 static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
     { ngx_string("atecc608"), NGX_DEVICE_AUTH_PROFILE_ATECC608 },
     { ngx_string("generic"), NGX_DEVICE_AUTH_PROFILE_GENERIC },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_limit_bounds = {
+    ngx_conf_check_num_bounds, 0, 100
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_fail_modes[] = {
+    { ngx_string("closed"), NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED },
+    { ngx_string("open"), NGX_HTTP_DEVICE_AUTH_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_dup_actions[] = {
+    { ngx_string("log"), NGX_HTTP_DEVICE_AUTH_DUP_LOG },
+    { ngx_string("deny"), NGX_HTTP_DEVICE_AUTH_DUP_DENY },
+    { ngx_string("quarantine"), NGX_HTTP_DEVICE_AUTH_DUP_QUARANTINE },
     { ngx_null_string, 0 }
 };
 
@@ -116,6 +145,76 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       offsetof(ngx_http_device_auth_loc_conf_t, log_level),
       &ngx_http_device_auth_log_levels },
 
+    { ngx_string("device_auth_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_device_auth_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("device_auth_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("device_auth_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, redis_prefix),
+      NULL },
+
+    { ngx_string("device_auth_fail_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, fail_mode),
+      &ngx_http_device_auth_fail_modes },
+
+    { ngx_string("device_auth_recheck"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, recheck),
+      NULL },
+
+    { ngx_string("device_auth_registry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, registry),
+      NULL },
+
+    { ngx_string("device_auth_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, location),
+      NULL },
+
+    { ngx_string("device_auth_duplicate_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_window),
+      NULL },
+
+    { ngx_string("device_auth_duplicate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_limit),
+      &ngx_http_device_auth_limit_bounds },
+
+    { ngx_string("device_auth_duplicate_action"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_action),
+      &ngx_http_device_auth_dup_actions },
+
       ngx_null_command
 };
 
@@ -125,7 +224,7 @@ static ngx_http_module_t  ngx_http_device_auth_module_ctx = {
     ngx_http_device_auth_init,             /* postconfiguration */
 
     ngx_http_device_auth_create_main_conf, /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_device_auth_init_main_conf,   /* init main configuration */
 
     ngx_http_device_auth_create_srv_conf,  /* create server configuration */
     ngx_http_device_auth_merge_srv_conf,   /* merge server configuration */
@@ -142,10 +241,10 @@ ngx_module_t  ngx_http_device_auth_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_device_auth_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_device_auth_exit_process,     /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -209,7 +308,39 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->redis_addr = { 0, NULL };
+     *     dmcf->redis_prefix = { 0, NULL };
+     *     dmcf->redis = NULL;
+     */
+
+    dmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+
     return dmcf;
+}
+
+
+static char *
+ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_device_auth_main_conf_t *dmcf = conf;
+
+    ngx_conf_init_msec_value(dmcf->redis_timeout, 200);
+
+    if (dmcf->redis_prefix.data == NULL) {
+        ngx_str_set(&dmcf->redis_prefix, "device_auth:");
+    }
+
+    if (dmcf->redis_prefix.len > 128) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"device_auth_redis_prefix\" \"%V\" is longer than "
+                      "128 characters", &dmcf->redis_prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -367,6 +498,13 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
 
     dlcf->enable = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
+    dlcf->fail_mode = NGX_CONF_UNSET_UINT;
+    dlcf->recheck = NGX_CONF_UNSET_MSEC;
+    dlcf->registry = NGX_CONF_UNSET;
+    dlcf->location = NGX_CONF_UNSET_PTR;
+    dlcf->dup_window = NGX_CONF_UNSET_MSEC;
+    dlcf->dup_limit = NGX_CONF_UNSET;
+    dlcf->dup_action = NGX_CONF_UNSET_UINT;
 
     return dlcf;
 }
@@ -378,9 +516,47 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_device_auth_loc_conf_t *prev = parent;
     ngx_http_device_auth_loc_conf_t *conf = child;
 
-    ngx_http_device_auth_srv_conf_t  *dscf;
+    ngx_http_device_auth_srv_conf_t   *dscf;
+    ngx_http_compile_complex_value_t   ccv;
+    static ngx_str_t                   remote_addr = ngx_string("$remote_addr");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
+                              NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
+    ngx_conf_merge_msec_value(conf->recheck, prev->recheck, 0);
+    ngx_conf_merge_value(conf->registry, prev->registry, 0);
+    ngx_conf_merge_msec_value(conf->dup_window, prev->dup_window, 600000);
+    ngx_conf_merge_value(conf->dup_limit, prev->dup_limit, 3);
+    ngx_conf_merge_uint_value(conf->dup_action, prev->dup_action,
+                              NGX_HTTP_DEVICE_AUTH_DUP_LOG);
+    ngx_conf_merge_ptr_value(conf->location, prev->location, NULL);
+
+    if (conf->dup_window < 1000) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"device_auth_duplicate_window\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->location == NULL) {
+        if (prev->location == NGX_CONF_UNSET_PTR || prev->location == NULL) {
+            prev->location = ngx_palloc(cf->pool,
+                                        sizeof(ngx_http_complex_value_t));
+            if (prev->location == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+            ccv.cf = cf;
+            ccv.value = &remote_addr;
+            ccv.complex_value = prev->location;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        conf->location = prev->location;
+    }
     ngx_conf_merge_str_value(conf->header_prefix, prev->header_prefix,
                              "X-Device-");
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_WARN);
@@ -497,6 +673,118 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     *bp = b;
 
     return NGX_CONF_OK;
+}
+
+
+/* device_auth_redis <address> [db=<n>] [password=<p>] [user=<u>] */
+
+static char *
+ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_device_auth_main_conf_t *dmcf = conf;
+
+    int                         argc;
+    char                        err[NGX_DEVICE_AUTH_ERR_MAX];
+    size_t                      lens[8];
+    ngx_str_t                  *value;
+    ngx_uint_t                  i;
+    const char                 *argv[8];
+    ngx_device_auth_address_t   a;
+
+    if (dmcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    argc = (int) cf->args->nelts - 1;
+
+    if (argc > 4) {
+        return "has too many arguments";
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        argv[i - 1] = (char *) value[i].data;
+        lens[i - 1] = value[i].len;
+    }
+
+    if (ngx_device_auth_address_parse(argc, argv, lens, &a, err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": %s",
+                           err);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->redis_addr = value[1];
+    dmcf->redis_port = a.port;
+    dmcf->redis_db = a.db;
+
+    /* NUL-terminated: hiredis takes C strings */
+
+    if (ngx_http_device_auth_strdup(cf->pool, a.port ? a.host : a.path,
+                                    &dmcf->redis_host) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.user, &dmcf->redis_user)
+           != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.password,
+                                       &dmcf->redis_password) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_strdup(ngx_pool_t *pool, const char *src, ngx_str_t *dst)
+{
+    dst->len = ngx_strlen(src);
+    dst->data = ngx_pnalloc(pool, dst->len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src, dst->len + 1);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    /* workers only: not the cache manager and loader */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf == NULL || dmcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_device_auth_redis_init(cycle, dmcf);
+}
+
+
+static void
+ngx_http_device_auth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf && dmcf->redis) {
+        ngx_http_device_auth_redis_exit(dmcf->redis);
+    }
 }
 
 

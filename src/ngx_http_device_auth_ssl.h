@@ -40,7 +40,7 @@ typedef struct {
     ngx_msec_t                      verdict_time;
     ngx_uint_t                      verdict;
     unsigned                        verdict_valid:1;
-    unsigned                        logged:1;
+    unsigned                        cleanup:1;
 
     /* lookup in flight that requests of this connection share */
     ngx_http_device_auth_lookup_t  *pending;
