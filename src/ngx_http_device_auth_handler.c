@@ -20,9 +20,28 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
 
 
 static void ngx_http_device_auth_ctx_cleanup(void *data);
+
+
+/* $device_auth_status; a compromised signer's forgery is "unregistered" */
+
+ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
+    ngx_string("ok"),
+    ngx_string("no_cert"),
+    ngx_string("invalid"),
+    ngx_string("misdirected"),
+    ngx_string("revoked"),
+    ngx_string("signer_revoked"),
+    ngx_string("unregistered"),
+    ngx_string("unregistered"),
+    ngx_string("quarantined"),
+    ngx_string("duplicate"),
+    ngx_string("unchecked"),
+    ngx_string("error")
+};
 
 
 ngx_int_t
@@ -71,7 +90,7 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
         }
 
         ngx_str_set(&reason, "plain HTTP connection, no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
                                     &reason);
         return ctx->rc;
     }
@@ -80,19 +99,19 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT:
         ngx_str_set(&reason, "no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
                                     &reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_INVALID:
         ngx_http_device_auth_forget_session(r);
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, "invalid",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, NGX_HTTP_DEVICE_AUTH_S_INVALID,
                                     &dc->reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    "misdirected", &dc->reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &dc->reason);
         return ctx->rc;
     }
 
@@ -105,7 +124,7 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
                              "another server (TLS server name differs "
                              "from Host)");
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    "misdirected", &reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &reason);
         return ctx->rc;
     }
 
@@ -120,7 +139,7 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
 void
 ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
-    const char *status, ngx_str_t *reason)
+    ngx_uint_t status, ngx_str_t *reason)
 {
     u_char                            hex[NGX_DEVICE_AUTH_HEX_LEN];
     ngx_str_t                         signer;
@@ -134,8 +153,10 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
 
     ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
     ctx->rc = rc;
-    ctx->status.len = ngx_strlen(status);
-    ctx->status.data = (u_char *) status;
+    ctx->status = ngx_http_device_auth_status_names[status];
+
+    ngx_http_device_auth_metrics_decision(r, status, rc == NGX_DECLINED,
+                                          dc ? dc->reason_code : 0);
 
     if (reason) {
         ctx->reason = *reason;
@@ -148,7 +169,7 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
 
         /* a clone let through by "device_auth_duplicate_action log" */
 
-        if (ngx_strcmp(status, "duplicate") != 0) {
+        if (status != NGX_HTTP_DEVICE_AUTH_S_DUPLICATE) {
             return;
         }
     }

@@ -19,6 +19,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_headers.h"
+#include "ngx_http_device_auth_metrics.h"
 
 
 static ngx_uint_t ngx_http_device_auth_forged(ngx_array_t *prefixes,
@@ -172,6 +173,7 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "device_auth: removed client header \"%V\"",
                               &h[i].key);
+                ngx_http_device_auth_metrics_forged(r);
                 continue;
             }
 

@@ -22,6 +22,7 @@
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_redis.h"
 #include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_reply.h"
 
 
@@ -37,7 +38,7 @@ struct ngx_http_device_auth_lookup_s {
     ngx_http_device_auth_redis_t   *redis;
     ngx_http_device_auth_conn_t    *dc;         /* shared by a connection */
     ngx_event_t                     timer;
-    ngx_msec_t                      start;
+    ngx_msec_int_t                  start;      /* usec, for the histogram */
 
     unsigned                        done:1;
     unsigned                        in_redis:1; /* hiredis holds it */
@@ -70,6 +71,7 @@ static void ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
 static void ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx,
     const char *why);
 static void ngx_http_device_auth_conn_cleanup(void *data);
+static ngx_msec_int_t ngx_http_device_auth_usec(void);
 static u_char *ngx_http_device_auth_key(u_char *p, u_char *prefix,
     size_t prefix_len, const char *open, u_char *data, size_t len,
     const char *tail);
@@ -81,6 +83,22 @@ static ngx_str_t  ngx_http_device_auth_actions[] = {
     ngx_string("deny"),
     ngx_string("quarantine")
 };
+
+
+void
+ngx_http_device_auth_lookup_cleanup(ngx_http_device_auth_redis_t *redis)
+{
+    ngx_queue_t                    *q;
+    ngx_http_device_auth_lookup_t  *lookup;
+
+    while (!ngx_queue_empty(&redis->free)) {
+        q = ngx_queue_head(&redis->free);
+        ngx_queue_remove(q);
+
+        lookup = ngx_queue_data(q, ngx_http_device_auth_lookup_t, link);
+        ngx_free(lookup);
+    }
+}
 
 
 ngx_int_t
@@ -103,7 +121,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     /* without device_auth_redis the chain checks decide alone */
 
     if (dmcf->redis_addr.len == 0) {
-        ngx_http_device_auth_decide(ctx, NGX_DECLINED, "ok", NULL);
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_OK, NULL);
         return ctx->rc;
     }
 
@@ -129,6 +148,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     {
         ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
         v.status = (int) dc->verdict;
+        ngx_http_device_auth_metrics_cache_hit(r);
         ngx_http_device_auth_apply(ctx, &v);
         return ctx->rc;
     }
@@ -161,7 +181,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     ngx_queue_init(&lookup->waiters);
     lookup->redis = redis;
-    lookup->start = ngx_current_msec;
+    lookup->start = ngx_http_device_auth_usec();
     lookup->window = dlcf->dup_window;
     lookup->limit = dlcf->dup_limit;
     lookup->action = dlcf->dup_action;
@@ -179,6 +199,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     if (ngx_http_device_auth_lookup_send(lookup, 0) != NGX_OK) {
         ngx_queue_insert_head(&redis->free, &lookup->link);
+        ngx_http_device_auth_metrics_redis_error(dmcf,
+                                          NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
         ngx_http_device_auth_fail(ctx, "redis not connected");
         return ctx->rc;
     }
@@ -338,6 +360,10 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
         redis->inflight--;
     }
 
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
+                                        redis->state
+                                        == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
+
     if (lookup->done) {
         /* timed out before: only the memory is left to give back */
         ngx_http_device_auth_lookup_free(lookup);
@@ -345,6 +371,23 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
     }
 
     ngx_device_auth_reply_parse(r, &v);
+
+    if (r) {
+        ngx_http_device_auth_metrics_latency(redis->conf,
+                                 ngx_http_device_auth_usec() - lookup->start);
+    }
+
+    if (v.status == NGX_DEVICE_AUTH_V_ERROR
+        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+    {
+        ngx_http_device_auth_metrics_redis_error(redis->conf,
+                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+                  : v.status == NGX_DEVICE_AUTH_V_NOSCRIPT
+                    ? NGX_HTTP_DEVICE_AUTH_RE_NOSCRIPT
+                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+    }
 
     if (v.status == NGX_DEVICE_AUTH_V_NOSCRIPT && !lookup->retried) {
         lookup->retried = 1;
@@ -391,6 +434,9 @@ ngx_http_device_auth_lookup_timeout(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                   "device_auth: lookup of serial %*s: %s",
                   lookup->serial_len, lookup->serial, v.reason);
+
+    ngx_http_device_auth_metrics_redis_error(redis->conf,
+                                             NGX_HTTP_DEVICE_AUTH_RE_TIMEOUT);
 
     ngx_http_device_auth_lookup_resolve(lookup, &v);
 
@@ -449,6 +495,13 @@ ngx_http_device_auth_lookup_resolve(ngx_http_device_auth_lookup_t *lookup,
         ctx = ngx_queue_data(q, ngx_http_device_auth_ctx_t, queue);
         ctx->lookup = NULL;
 
+        if (lookup->redis->exiting) {
+            /* the worker is terminating: nothing runs requests any more */
+            ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
+            ctx->rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+            continue;
+        }
+
         ngx_http_device_auth_apply(ctx, v);
         ngx_http_device_auth_wake(ctx);
     }
@@ -487,7 +540,7 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
     reason.data = ngx_pnalloc(ctx->request->pool, v->reason_len + 1);
     if (reason.data == NULL) {
         ngx_http_device_auth_decide(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "error", NULL);
+                                    NGX_HTTP_DEVICE_AUTH_S_ERROR, NULL);
         return;
     }
 
@@ -496,26 +549,39 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
     switch (v->status) {
 
     case NGX_DEVICE_AUTH_V_OK:
-        ngx_http_device_auth_decide(ctx, NGX_DECLINED, "ok", NULL);
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_OK, NULL);
         return;
 
     case NGX_DEVICE_AUTH_V_DUPLICATE:
-        if (dlcf->dup_action == NGX_HTTP_DEVICE_AUTH_DUP_LOG) {
-            ngx_http_device_auth_decide(ctx, NGX_DECLINED, "duplicate",
-                                        &reason);
-        } else {
-            ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN, "duplicate",
-                                        &reason);
-        }
-
+        ngx_http_device_auth_decide(ctx,
+                               dlcf->dup_action == NGX_HTTP_DEVICE_AUTH_DUP_LOG
+                               ? NGX_DECLINED : NGX_HTTP_FORBIDDEN,
+                               NGX_HTTP_DEVICE_AUTH_S_DUPLICATE, &reason);
         return;
 
     case NGX_DEVICE_AUTH_V_REVOKED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_REVOKED, &reason);
+        return;
+
     case NGX_DEVICE_AUTH_V_SIGNER_REVOKED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_SIGNER_REVOKED,
+                                    &reason);
+        return;
+
     case NGX_DEVICE_AUTH_V_UNREGISTERED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                            v->cause == NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
+                            ? NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED
+                            : NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
+                            &reason);
+        return;
+
     case NGX_DEVICE_AUTH_V_QUARANTINED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
-                                    ngx_device_auth_verdict_name(v->status),
+                                    NGX_HTTP_DEVICE_AUTH_S_QUARANTINED,
                                     &reason);
         return;
 
@@ -546,12 +612,13 @@ ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx, const char *why)
     }
 
     if (dlcf->fail_mode == NGX_HTTP_DEVICE_AUTH_FAIL_OPEN) {
-        ngx_http_device_auth_decide(ctx, NGX_DECLINED, "unchecked", &reason);
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_UNCHECKED, &reason);
         return;
     }
 
-    ngx_http_device_auth_decide(ctx, NGX_HTTP_SERVICE_UNAVAILABLE, "error",
-                                &reason);
+    ngx_http_device_auth_decide(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                NGX_HTTP_DEVICE_AUTH_S_ERROR, &reason);
 }
 
 
@@ -599,4 +666,17 @@ ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len)
     *p++ = CR; *p++ = LF;
 
     return p;
+}
+
+
+/* the cached nginx time is in ms: a Redis round trip is well below that */
+
+static ngx_msec_int_t
+ngx_http_device_auth_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_int_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

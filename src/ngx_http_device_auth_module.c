@@ -15,6 +15,7 @@
 #include "ngx_http_device_auth_variables.h"
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_address.h"
 
 
@@ -144,6 +145,13 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, log_level),
       &ngx_http_device_auth_log_levels },
+
+    { ngx_string("device_auth_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_device_auth_metrics,
+      0,
+      0,
+      NULL },
 
     { ngx_string("device_auth_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -284,6 +292,13 @@ ngx_http_device_auth_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_device_auth_handler;
+
+    if (ngx_http_device_auth_metrics_zone(cf,
+            ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return ngx_http_device_auth_ssl_init(cf);
 }

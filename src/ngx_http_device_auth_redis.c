@@ -24,6 +24,8 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
 #include "ngx_http_device_auth_script.h"
 
 
@@ -112,6 +114,9 @@ ngx_http_device_auth_redis_exit(ngx_http_device_auth_redis_t *redis)
     if (redis->ac) {
         redisAsyncFree(redis->ac);
     }
+
+    ngx_http_device_auth_lookup_cleanup(redis);
+    ngx_http_device_auth_metrics_worker(redis->conf, 0, 0);
 }
 
 
@@ -138,6 +143,9 @@ ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
     }
 
     redis->inflight++;
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
+                                        redis->state
+                                        == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
 
     return NGX_OK;
 }
@@ -305,6 +313,8 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
     redis->logged_down = 0;
 
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 1);
+
     ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
                   "device_auth: connected to redis at \"%V\"",
                   &redis->conf->redis_addr);
@@ -347,6 +357,7 @@ static void
 ngx_http_device_auth_redis_schedule(ngx_http_device_auth_redis_t *redis)
 {
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 0);
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -354,6 +365,7 @@ ngx_http_device_auth_redis_schedule(ngx_http_device_auth_redis_t *redis)
 
     if (!redis->reconnect.timer_set) {
         ngx_add_timer(&redis->reconnect, redis->backoff);
+        ngx_http_device_auth_metrics_reconnect(redis->conf);
     }
 
     redis->backoff = ngx_min(redis->backoff * 2,

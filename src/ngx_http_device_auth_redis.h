@@ -38,6 +38,8 @@ struct ngx_http_device_auth_redis_s {
 
     ngx_queue_t                        free;       /* lookups for reuse */
     ngx_uint_t                         inflight;   /* commands sent */
+    ngx_uint_t                         shown_inflight;  /* in the gauges */
+    ngx_uint_t                         shown_ready;
 
     u_char                             sha[NGX_HTTP_DEVICE_AUTH_SHA1_LEN];
     unsigned                           exiting:1;

@@ -265,6 +265,7 @@ ngx_http_device_auth_conn_create(ngx_pool_t *pool,
     }
 
     dc->status = NGX_HTTP_DEVICE_AUTH_CONN_INVALID;
+    dc->reason_code = id->reason_code;
 
     dc->reason.len = ngx_strlen(id->reason);
     dc->reason.data = ngx_pnalloc(pool, dc->reason.len);
