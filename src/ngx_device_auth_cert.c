@@ -247,6 +247,25 @@ ngx_device_auth_bundle_find(ngx_device_auth_bundle_t *b,
 }
 
 
+/* the same certificates in the same order, whichever files they came from */
+
+int
+ngx_device_auth_bundle_equal(ngx_device_auth_bundle_t *a,
+    ngx_device_auth_bundle_t *b)
+{
+    if (a == b) {
+        return 1;
+    }
+
+    if (a == NULL || b == NULL || a->n != b->n) {
+        return 0;
+    }
+
+    return memcmp(a->ids, b->ids, (size_t) a->n * NGX_DEVICE_AUTH_ID_LEN)
+           == 0;
+}
+
+
 int
 ngx_device_auth_bundle_check_ca(ngx_device_auth_bundle_t *b, char *err,
     size_t errlen)

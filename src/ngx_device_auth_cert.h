@@ -93,6 +93,8 @@ ngx_device_auth_bundle_t *ngx_device_auth_bundle_from_mem(const char *data,
 void ngx_device_auth_bundle_free(ngx_device_auth_bundle_t *b);
 int ngx_device_auth_bundle_find(ngx_device_auth_bundle_t *b,
     const unsigned char *id);
+int ngx_device_auth_bundle_equal(ngx_device_auth_bundle_t *a,
+    ngx_device_auth_bundle_t *b);
 int ngx_device_auth_bundle_check_ca(ngx_device_auth_bundle_t *b,
     char *err, size_t errlen);
 

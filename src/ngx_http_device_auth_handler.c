@@ -167,9 +167,14 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
             ctx->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        /* a clone let through by "device_auth_duplicate_action log" */
+        /*
+         * a clone let through by "device_auth_duplicate_action log", or a
+         * device let through unchecked by "device_auth_fail_mode open"
+         */
 
-        if (status != NGX_HTTP_DEVICE_AUTH_S_DUPLICATE) {
+        if (status != NGX_HTTP_DEVICE_AUTH_S_DUPLICATE
+            && status != NGX_HTTP_DEVICE_AUTH_S_UNCHECKED)
+        {
             return;
         }
     }
@@ -196,8 +201,8 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
                   "signer %V, location \"%V\", reason: %V",
                   rc == NGX_DECLINED ? "allowed" : "rejected",
                   rc == NGX_DECLINED ? (ngx_int_t) NGX_HTTP_OK : rc,
-                  &ctx->status, &dc->serial, &signer, &ctx->location,
-                  &ctx->reason);
+                  &ctx->status, &dc->serial, &signer,
+                  ctx->location.len ? &ctx->location : &none, &ctx->reason);
 }
 
 

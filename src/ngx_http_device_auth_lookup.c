@@ -37,6 +37,7 @@ struct ngx_http_device_auth_lookup_s {
     ngx_queue_t                     link;       /* in redis->free */
     ngx_http_device_auth_redis_t   *redis;
     ngx_http_device_auth_conn_t    *dc;         /* shared by a connection */
+    void                           *conf;       /* loc conf it was sent for */
     ngx_event_t                     timer;
     ngx_msec_int_t                  start;      /* usec, for the histogram */
 
@@ -141,9 +142,13 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
                                 NGX_HTTP_DEVICE_AUTH_LOCATION_MAX);
     ctx->location.data = location.data;
 
-    /* a fresh good verdict of this connection */
+    /*
+     * A fresh good verdict of this connection, or a lookup in flight, for
+     * this very location configuration: another location may require the
+     * registry or count places differently.
+     */
 
-    if (dlcf->recheck && dc->verdict_valid
+    if (dlcf->recheck && dc->verdict_valid && dc->verdict_conf == dlcf
         && ngx_current_msec - dc->verdict_time < dlcf->recheck)
     {
         ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
@@ -153,7 +158,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         return ctx->rc;
     }
 
-    if (dlcf->recheck && dc->pending) {
+    if (dlcf->recheck && dc->pending && dc->pending->conf == dlcf) {
         lookup = dc->pending;
         goto wait;
     }
@@ -181,6 +186,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     ngx_queue_init(&lookup->waiters);
     lookup->redis = redis;
+    lookup->conf = dlcf;
     lookup->start = ngx_http_device_auth_usec();
     lookup->window = dlcf->dup_window;
     lookup->limit = dlcf->dup_limit;
@@ -208,7 +214,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     /* not cancelable: a graceful reload lets lookups in flight finish */
     ngx_add_timer(&lookup->timer, dmcf->redis_timeout);
 
-    if (dlcf->recheck) {
+    if (dlcf->recheck && dc->pending == NULL) {
         if (!dc->cleanup) {
             c = ngx_ssl_get_connection(r->connection->ssl->connection);
 
@@ -475,6 +481,7 @@ ngx_http_device_auth_lookup_resolve(ngx_http_device_auth_lookup_t *lookup,
             || v->status == NGX_DEVICE_AUTH_V_DUPLICATE)
         {
             dc->verdict = v->status;
+            dc->verdict_conf = lookup->conf;
             dc->verdict_time = ngx_current_msec;
             dc->verdict_valid = 1;
 
@@ -545,6 +552,14 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
     }
 
     ngx_memcpy(reason.data, v->reason, v->reason_len);
+
+    /* a device refused anywhere loses the verdict its connection keeps */
+
+    if (v->status != NGX_DEVICE_AUTH_V_OK
+        && v->status != NGX_DEVICE_AUTH_V_DUPLICATE)
+    {
+        ctx->dc->verdict_valid = 0;
+    }
 
     switch (v->status) {
 

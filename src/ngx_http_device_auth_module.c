@@ -46,6 +46,10 @@ static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
 static char *ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
+    void *post, void *data);
 static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
     const char *src, ngx_str_t *dst);
 static ngx_int_t ngx_http_device_auth_init_process(ngx_cycle_t *cycle);
@@ -63,6 +67,26 @@ static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
     { ngx_string("atecc608"), NGX_DEVICE_AUTH_PROFILE_ATECC608 },
     { ngx_string("generic"), NGX_DEVICE_AUTH_PROFILE_GENERIC },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_timeout_bounds = {
+    ngx_http_device_auth_check_msec, 1, 3600000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_window_bounds = {
+    ngx_http_device_auth_check_msec, 1000, 30 * (ngx_int_t) 86400000
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_prefix_post = {
+    ngx_http_device_auth_headers_check_prefix
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_redis_prefix_post = {
+    ngx_http_device_auth_check_redis_prefix
 };
 
 
@@ -137,7 +161,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, header_prefix),
-      NULL },
+      &ngx_http_device_auth_prefix_post },
 
     { ngx_string("device_auth_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -165,14 +189,14 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_device_auth_main_conf_t, redis_timeout),
-      NULL },
+      &ngx_http_device_auth_timeout_bounds },
 
     { ngx_string("device_auth_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_device_auth_main_conf_t, redis_prefix),
-      NULL },
+      &ngx_http_device_auth_redis_prefix_post },
 
     { ngx_string("device_auth_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -207,7 +231,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, dup_window),
-      NULL },
+      &ngx_http_device_auth_window_bounds },
 
     { ngx_string("device_auth_duplicate_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -348,13 +372,6 @@ ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&dmcf->redis_prefix, "device_auth:");
     }
 
-    if (dmcf->redis_prefix.len > 128) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"device_auth_redis_prefix\" \"%V\" is longer than "
-                      "128 characters", &dmcf->redis_prefix);
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
 
@@ -440,8 +457,8 @@ ngx_http_device_auth_policy(ngx_conf_t *cf,
 
     pc = dmcf->policies.elts;
     for (i = 0; i < dmcf->policies.nelts; i++) {
-        if (pc[i].roots == dscf->roots
-            && pc[i].signers == dscf->signer_bundle
+        if (ngx_device_auth_bundle_equal(pc[i].roots, dscf->roots)
+            && ngx_device_auth_bundle_equal(pc[i].signers, dscf->signer_bundle)
             && pc[i].depth == dscf->depth
             && pc[i].profile == dscf->profile)
         {
@@ -545,12 +562,6 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->dup_action, prev->dup_action,
                               NGX_HTTP_DEVICE_AUTH_DUP_LOG);
     ngx_conf_merge_ptr_value(conf->location, prev->location, NULL);
-
-    if (conf->dup_window < 1000) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"device_auth_duplicate_window\" must be at least 1s");
-        return NGX_CONF_ERROR;
-    }
 
     if (conf->location == NULL) {
         if (prev->location == NGX_CONF_UNSET_PTR || prev->location == NULL) {
@@ -686,6 +697,43 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     *bp = b;
+
+    return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_check_num_bounds() for times: checked where they are set */
+
+static char *
+ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_msec_t             *ms = data;
+
+    if (*ms < (ngx_msec_t) bounds->low || *ms > (ngx_msec_t) bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be between %ims and %ims",
+                           (ngx_str_t *) cf->args->elts,
+                           bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf, void *post,
+    void *data)
+{
+    ngx_str_t  *prefix = data;
+
+    if (prefix->len > 128 || ngx_strlchr(prefix->data,
+                                         prefix->data + prefix->len, '{')
+        || ngx_strlchr(prefix->data, prefix->data + prefix->len, '}'))
+    {
+        return "must be at most 128 characters, without \"{\" or \"}\"";
+    }
 
     return NGX_CONF_OK;
 }

@@ -280,11 +280,16 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "device_auth: redis \"%s\" failed at \"%V\": %s",
-                      (char *) privdata, &redis->conf->redis_addr,
-                      reply->str);
-        ngx_http_device_auth_redis_reset(redis, "handshake failed");
+        if (!redis->logged_down) {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "device_auth: redis \"%s\" failed at \"%V\": %s",
+                          (char *) privdata, &redis->conf->redis_addr,
+                          reply->str);
+            redis->logged_down = 1;
+        }
+
+        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+        redisAsyncFree(redis->ac);
         return;
     }
 

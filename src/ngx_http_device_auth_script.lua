@@ -41,6 +41,7 @@ end
 local reason = redis.call('GET', KEYS[1])
 if reason then
     if string.sub(reason, 1, 12) == 'quarantined:' then
+        event('quarantined', reason)
         return { 'quarantined', reason, 0, '' }
     end
     event('revoked', reason)

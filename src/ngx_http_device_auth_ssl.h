@@ -37,7 +37,9 @@ typedef struct {
     u_char                          fingerprint[NGX_DEVICE_AUTH_ID_LEN];
     u_char                          signer_id[NGX_DEVICE_AUTH_ID_LEN];
 
-    /* last good Redis verdict, for device_auth_recheck */
+    /* last good Redis verdict, for device_auth_recheck, and the location
+     * configuration it was asked for (registry, places, clone settings) */
+    void                           *verdict_conf;
     ngx_msec_t                      verdict_time;
     ngx_uint_t                      verdict;
     unsigned                        verdict_valid:1;
