@@ -72,7 +72,7 @@ $(SCRIPT_H): src/ngx_http_device_auth_script.lua
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
 	  echo '    ;'; } > $@.tmp && mv $@.tmp $@
 
-$(MODULE): $(BUILD)/Makefile $(SRCS)
+$(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 

@@ -47,6 +47,28 @@ static void ngx_device_auth_chain_reason(ngx_device_auth_policy_t *p,
     X509_STORE_CTX *vctx, ngx_device_auth_identity_t *id);
 static int ngx_device_auth_invalid(ngx_device_auth_identity_t *id, int error,
     const char *fmt, ...);
+static int ngx_device_auth_fail(ngx_device_auth_identity_t *id, int code,
+    const char *fmt, ...);
+
+
+const char  *ngx_device_auth_reason_names[NGX_DEVICE_AUTH_R_N] = {
+    "none",
+    "signer_not_pinned",
+    "unpinned_root",
+    "expired",
+    "not_yet_valid",
+    "chain_too_long",
+    "bad_signature",
+    "issuer_not_ca",
+    "purpose",
+    "key_type",
+    "curve",
+    "signature_algorithm",
+    "device_is_ca",
+    "subject",
+    "resumed_session",
+    "other"
+};
 
 
 ngx_device_auth_bundle_t *
@@ -222,6 +244,25 @@ ngx_device_auth_bundle_find(ngx_device_auth_bundle_t *b,
     }
 
     return -1;
+}
+
+
+/* the same certificates in the same order, whichever files they came from */
+
+int
+ngx_device_auth_bundle_equal(ngx_device_auth_bundle_t *a,
+    ngx_device_auth_bundle_t *b)
+{
+    if (a == b) {
+        return 1;
+    }
+
+    if (a == NULL || b == NULL || a->n != b->n) {
+        return 0;
+    }
+
+    return memcmp(a->ids, b->ids, (size_t) a->n * NGX_DEVICE_AUTH_ID_LEN)
+           == 0;
 }
 
 
@@ -639,15 +680,13 @@ ngx_device_auth_check_profile(int profile, X509 *leaf,
 
         if (pkey == NULL) {
             ERR_clear_error();
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_KEY_TYPE,
                          "device public key cannot be decoded");
         }
 
         if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC) {
             bits = EVP_PKEY_get_bits(pkey);
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_KEY_TYPE,
                          "key type %s-%d not allowed by profile atecc608",
                          EVP_PKEY_get0_type_name(pkey)
                          ? EVP_PKEY_get0_type_name(pkey) : "unknown",
@@ -656,22 +695,19 @@ ngx_device_auth_check_profile(int profile, X509 *leaf,
 
         if (EVP_PKEY_get_group_name(pkey, group, sizeof(group), &glen) != 1) {
             ERR_clear_error();
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_CURVE,
                          "device key has no named curve");
         }
 
         if (OBJ_sn2nid(group) != NID_X9_62_prime256v1) {
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_CURVE,
                          "curve %s not allowed by profile atecc608", group);
         }
 
         nid = X509_get_signature_nid(leaf);
 
         if (nid != NID_ecdsa_with_SHA256) {
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_SIGNATURE_ALG,
                          "signature algorithm %s not allowed by profile "
                          "atecc608",
                          nid == NID_undef ? "unknown" : OBJ_nid2sn(nid));
@@ -685,17 +721,15 @@ ngx_device_auth_check_profile(int profile, X509 *leaf,
         if ((flags & EXFLAG_CA)
             || ((flags & EXFLAG_KUSAGE) && (ku & KU_KEY_CERT_SIGN)))
         {
-            return ngx_device_auth_invalid(id,
-                         X509_V_ERR_APPLICATION_VERIFICATION,
+            return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_DEVICE_IS_CA,
                          "device certificate is a CA, not allowed by profile "
                          "atecc608");
         }
     }
 
     if (ngx_device_auth_serial(profile, leaf, id) != 0) {
-        return ngx_device_auth_invalid(id,
-                                       X509_V_ERR_APPLICATION_VERIFICATION,
-                                       "%s", id->reason);
+        return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_SUBJECT,
+                                    "%s", id->reason);
     }
 
     id->status = NGX_DEVICE_AUTH_CERT_OK;
@@ -868,12 +902,12 @@ ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
         || appdata[0] != 'D' || appdata[1] != 'A'
         || appdata[2] != NGX_DEVICE_AUTH_APPDATA_VERSION)
     {
-        return ngx_device_auth_invalid(id, X509_V_ERR_APPLICATION_VERIFICATION,
+        return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
                          "resumed session carries no device_auth verdict");
     }
 
     if (appdata[3] != NGX_DEVICE_AUTH_CERT_OK) {
-        return ngx_device_auth_invalid(id, X509_V_ERR_APPLICATION_VERIFICATION,
+        return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
                          "resumed session failed device verification");
     }
 
@@ -884,7 +918,7 @@ ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
     if (ngx_device_auth_bundle_find(p->signers ? p->signers : p->roots,
                                     id->anchor_id) < 0)
     {
-        return ngx_device_auth_invalid(id, X509_V_ERR_APPLICATION_VERIFICATION,
+        return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
                          "resumed session was verified against a trust "
                          "anchor that is not pinned here");
     }
@@ -1036,6 +1070,56 @@ ngx_device_auth_invalid(ngx_device_auth_identity_t *id, int error,
 
     id->status = NGX_DEVICE_AUTH_CERT_INVALID;
     id->x509_error = error;
+
+    switch (error) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        id->reason_code = strncmp(buf, "signer not pinned", 17) == 0
+                          ? NGX_DEVICE_AUTH_R_SIGNER_NOT_PINNED
+                          : NGX_DEVICE_AUTH_R_UNPINNED_ROOT;
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        id->reason_code = NGX_DEVICE_AUTH_R_EXPIRED;
+        break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        id->reason_code = NGX_DEVICE_AUTH_R_NOT_YET_VALID;
+        break;
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        id->reason_code = NGX_DEVICE_AUTH_R_CHAIN_TOO_LONG;
+        break;
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        id->reason_code = NGX_DEVICE_AUTH_R_BAD_SIGNATURE;
+        break;
+    case X509_V_ERR_INVALID_CA:
+        id->reason_code = NGX_DEVICE_AUTH_R_ISSUER_NOT_CA;
+        break;
+    case X509_V_ERR_INVALID_PURPOSE:
+        id->reason_code = NGX_DEVICE_AUTH_R_PURPOSE;
+        break;
+    default:
+        id->reason_code = NGX_DEVICE_AUTH_R_OTHER;
+    }
+
+    return NGX_DEVICE_AUTH_CERT_INVALID;
+}
+
+
+static int
+ngx_device_auth_fail(ngx_device_auth_identity_t *id, int code,
+    const char *fmt, ...)
+{
+    char     buf[NGX_DEVICE_AUTH_REASON_MAX];
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+
+    (void) ngx_device_auth_invalid(id, X509_V_ERR_APPLICATION_VERIFICATION,
+                                   "%s", buf);
+    id->reason_code = code;
 
     return NGX_DEVICE_AUTH_CERT_INVALID;
 }

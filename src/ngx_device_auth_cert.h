@@ -30,6 +30,25 @@
 #define NGX_DEVICE_AUTH_PROFILE_ATECC608  0
 #define NGX_DEVICE_AUTH_PROFILE_GENERIC   1
 
+/* failure classes, for metrics: see ngx_device_auth_reason_names */
+#define NGX_DEVICE_AUTH_R_NONE               0
+#define NGX_DEVICE_AUTH_R_SIGNER_NOT_PINNED  1
+#define NGX_DEVICE_AUTH_R_UNPINNED_ROOT      2
+#define NGX_DEVICE_AUTH_R_EXPIRED            3
+#define NGX_DEVICE_AUTH_R_NOT_YET_VALID      4
+#define NGX_DEVICE_AUTH_R_CHAIN_TOO_LONG     5
+#define NGX_DEVICE_AUTH_R_BAD_SIGNATURE      6
+#define NGX_DEVICE_AUTH_R_ISSUER_NOT_CA      7
+#define NGX_DEVICE_AUTH_R_PURPOSE            8
+#define NGX_DEVICE_AUTH_R_KEY_TYPE           9
+#define NGX_DEVICE_AUTH_R_CURVE              10
+#define NGX_DEVICE_AUTH_R_SIGNATURE_ALG      11
+#define NGX_DEVICE_AUTH_R_DEVICE_IS_CA       12
+#define NGX_DEVICE_AUTH_R_SUBJECT            13
+#define NGX_DEVICE_AUTH_R_RESUMED_SESSION    14
+#define NGX_DEVICE_AUTH_R_OTHER              15
+#define NGX_DEVICE_AUTH_R_N                  16
+
 /* serialized identity kept in the TLS session (ticket appdata) */
 #define NGX_DEVICE_AUTH_APPDATA_LEN   (4 + 2 * NGX_DEVICE_AUTH_ID_LEN)
 
@@ -53,6 +72,7 @@ typedef struct {
 typedef struct {
     int                  status;           /* NGX_DEVICE_AUTH_CERT_* */
     int                  x509_error;       /* X509_V_ERR_* when invalid */
+    int                  reason_code;      /* NGX_DEVICE_AUTH_R_* */
 
     unsigned char        fingerprint[NGX_DEVICE_AUTH_ID_LEN];
     unsigned char        signer_id[NGX_DEVICE_AUTH_ID_LEN];
@@ -73,6 +93,8 @@ ngx_device_auth_bundle_t *ngx_device_auth_bundle_from_mem(const char *data,
 void ngx_device_auth_bundle_free(ngx_device_auth_bundle_t *b);
 int ngx_device_auth_bundle_find(ngx_device_auth_bundle_t *b,
     const unsigned char *id);
+int ngx_device_auth_bundle_equal(ngx_device_auth_bundle_t *a,
+    ngx_device_auth_bundle_t *b);
 int ngx_device_auth_bundle_check_ca(ngx_device_auth_bundle_t *b,
     char *err, size_t errlen);
 
@@ -92,6 +114,8 @@ size_t ngx_device_auth_appdata_encode(ngx_device_auth_identity_t *id,
     unsigned char *buf);
 int ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
     const unsigned char *appdata, size_t len, ngx_device_auth_identity_t *id);
+
+extern const char *ngx_device_auth_reason_names[NGX_DEVICE_AUTH_R_N];
 
 void ngx_device_auth_hex(const unsigned char *in, size_t len, char *out);
 int ngx_device_auth_cert_id(X509 *x, unsigned char *id);

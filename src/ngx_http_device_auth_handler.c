@@ -20,9 +20,28 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
 
 
 static void ngx_http_device_auth_ctx_cleanup(void *data);
+
+
+/* $device_auth_status; a compromised signer's forgery is "unregistered" */
+
+ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
+    ngx_string("ok"),
+    ngx_string("no_cert"),
+    ngx_string("invalid"),
+    ngx_string("misdirected"),
+    ngx_string("revoked"),
+    ngx_string("signer_revoked"),
+    ngx_string("unregistered"),
+    ngx_string("unregistered"),
+    ngx_string("quarantined"),
+    ngx_string("duplicate"),
+    ngx_string("unchecked"),
+    ngx_string("error")
+};
 
 
 ngx_int_t
@@ -71,7 +90,7 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
         }
 
         ngx_str_set(&reason, "plain HTTP connection, no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
                                     &reason);
         return ctx->rc;
     }
@@ -80,19 +99,19 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT:
         ngx_str_set(&reason, "no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, "no_cert",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
                                     &reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_INVALID:
         ngx_http_device_auth_forget_session(r);
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, "invalid",
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, NGX_HTTP_DEVICE_AUTH_S_INVALID,
                                     &dc->reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    "misdirected", &dc->reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &dc->reason);
         return ctx->rc;
     }
 
@@ -105,7 +124,7 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
                              "another server (TLS server name differs "
                              "from Host)");
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    "misdirected", &reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &reason);
         return ctx->rc;
     }
 
@@ -120,9 +139,11 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
 void
 ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
-    const char *status, ngx_str_t *reason)
+    ngx_uint_t status, ngx_str_t *reason)
 {
-    ngx_str_t                         no_serial = ngx_string("-");
+    u_char                            hex[NGX_DEVICE_AUTH_HEX_LEN];
+    ngx_str_t                         signer;
+    ngx_str_t                         none = ngx_string("-");
     ngx_http_request_t               *r;
     ngx_http_device_auth_conn_t      *dc;
     ngx_http_device_auth_loc_conf_t  *dlcf;
@@ -132,8 +153,10 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
 
     ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
     ctx->rc = rc;
-    ctx->status.len = ngx_strlen(status);
-    ctx->status.data = (u_char *) status;
+    ctx->status = ngx_http_device_auth_status_names[status];
+
+    ngx_http_device_auth_metrics_decision(r, status, rc == NGX_DECLINED,
+                                          dc ? dc->reason_code : 0);
 
     if (reason) {
         ctx->reason = *reason;
@@ -144,19 +167,42 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
             ctx->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return;
+        /*
+         * a clone let through by "device_auth_duplicate_action log", or a
+         * device let through unchecked by "device_auth_fail_mode open"
+         */
+
+        if (status != NGX_HTTP_DEVICE_AUTH_S_DUPLICATE
+            && status != NGX_HTTP_DEVICE_AUTH_S_UNCHECKED)
+        {
+            return;
+        }
     }
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
+    if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
+        ngx_log_error(dlcf->log_level, r->connection->log, 0,
+                      "device_auth: device rejected with %i (%V): "
+                      "serial %V, subject \"%V\", reason: %V",
+                      rc, &ctx->status,
+                      (dc && dc->serial.len) ? &dc->serial : &none,
+                      (dc && dc->subject.len) ? &dc->subject : &none,
+                      &ctx->reason);
+        return;
+    }
+
+    signer.len = NGX_DEVICE_AUTH_HEX_LEN;
+    signer.data = hex;
+    ngx_hex_dump(hex, dc->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+
     ngx_log_error(dlcf->log_level, r->connection->log, 0,
-                  "device_auth: device rejected with %i (%V): serial %V, "
-                  "subject \"%V\", location \"%V\", reason: %V",
-                  rc, &ctx->status,
-                  (dc && dc->serial.len) ? &dc->serial : &no_serial,
-                  (dc && dc->subject.len) ? &dc->subject : &no_serial,
-                  ctx->location.len ? &ctx->location : &no_serial,
-                  &ctx->reason);
+                  "device_auth: device %s with %i (%V): serial %V, "
+                  "signer %V, location \"%V\", reason: %V",
+                  rc == NGX_DECLINED ? "allowed" : "rejected",
+                  rc == NGX_DECLINED ? (ngx_int_t) NGX_HTTP_OK : rc,
+                  &ctx->status, &dc->serial, &signer,
+                  ctx->location.len ? &ctx->location : &none, &ctx->reason);
 }
 
 

@@ -22,6 +22,21 @@
 #define NGX_HTTP_DEVICE_AUTH_WAITING  1
 #define NGX_HTTP_DEVICE_AUTH_DONE     2
 
+/* what device_auth decided; see ngx_http_device_auth_status_names */
+#define NGX_HTTP_DEVICE_AUTH_S_OK                  0
+#define NGX_HTTP_DEVICE_AUTH_S_NO_CERT             1
+#define NGX_HTTP_DEVICE_AUTH_S_INVALID             2
+#define NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED         3
+#define NGX_HTTP_DEVICE_AUTH_S_REVOKED             4
+#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_REVOKED      5
+#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED  6
+#define NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED        7
+#define NGX_HTTP_DEVICE_AUTH_S_QUARANTINED         8
+#define NGX_HTTP_DEVICE_AUTH_S_DUPLICATE           9
+#define NGX_HTTP_DEVICE_AUTH_S_UNCHECKED           10
+#define NGX_HTTP_DEVICE_AUTH_S_ERROR               11
+#define NGX_HTTP_DEVICE_AUTH_S_N                   12
+
 
 typedef struct {
     ngx_http_request_t             *request;
@@ -37,11 +52,14 @@ typedef struct {
 } ngx_http_device_auth_ctx_t;
 
 
+extern ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N];
+
+
 ngx_int_t ngx_http_device_auth_handler(ngx_http_request_t *r);
 ngx_http_device_auth_ctx_t *ngx_http_device_auth_get_ctx(
     ngx_http_request_t *r);
 void ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx,
-    ngx_int_t rc, const char *status, ngx_str_t *reason);
+    ngx_int_t rc, ngx_uint_t status, ngx_str_t *reason);
 void ngx_http_device_auth_wake(ngx_http_device_auth_ctx_t *ctx);
 
 

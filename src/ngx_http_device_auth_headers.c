@@ -19,6 +19,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_headers.h"
+#include "ngx_http_device_auth_metrics.h"
 
 
 static ngx_uint_t ngx_http_device_auth_forged(ngx_array_t *prefixes,
@@ -33,18 +34,16 @@ static ngx_str_t  ngx_http_device_auth_header_names[] = {
 };
 
 
-char *
-ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
-    ngx_http_device_auth_loc_conf_t *dlcf)
-{
-    u_char                            *p;
-    ngx_str_t                         *prefix, *name;
-    ngx_uint_t                         i;
-    ngx_table_elt_t                   *h;
-    ngx_http_header_t                 *std;
-    ngx_http_device_auth_main_conf_t  *dmcf;
+/* checked where it is set, so that nginx -t names the line */
 
-    prefix = &dlcf->header_prefix;
+char *
+ngx_http_device_auth_headers_check_prefix(ngx_conf_t *cf, void *post,
+    void *data)
+{
+    ngx_str_t  *prefix = data;
+
+    ngx_uint_t          i;
+    ngx_http_header_t  *std;
 
     if (prefix->len == 0 || prefix->len > NGX_HTTP_DEVICE_AUTH_PREFIX_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -74,6 +73,22 @@ ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
     }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
+    ngx_http_device_auth_loc_conf_t *dlcf)
+{
+    u_char                            *p;
+    ngx_str_t                         *prefix, *name;
+    ngx_uint_t                         i;
+    ngx_table_elt_t                   *h;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    prefix = &dlcf->header_prefix;
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
         h = &dlcf->headers[i];
@@ -172,6 +187,7 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "device_auth: removed client header \"%V\"",
                               &h[i].key);
+                ngx_http_device_auth_metrics_forged(r);
                 continue;
             }
 

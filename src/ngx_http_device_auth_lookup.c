@@ -1,6 +1,15 @@
 
 /*
  * Device state lookup.
+ *
+ * One EVALSHA per check: the script reads the device and signer keys,
+ * records the sighting, counts places, writes events and returns the
+ * verdict.  A lookup lives outside any request pool, because hiredis keeps
+ * its pointer until the reply (or the end of the connection) comes; the
+ * requests waiting for it are a queue that their pool cleanups leave, so a
+ * request finalized meanwhile (client gone, HTTP/2 stream reset) is never
+ * touched again.  With device_auth_recheck, the requests and streams of one
+ * TLS connection share the lookup in flight and reuse its good verdict.
  */
 
 
@@ -9,17 +18,680 @@
 #include <ngx_http.h>
 
 #include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_ssl.h"
 #include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_redis.h"
 #include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
+#include "ngx_device_auth_reply.h"
+
+
+#define NGX_HTTP_DEVICE_AUTH_LOCATION_MAX  128
+#define NGX_HTTP_DEVICE_AUTH_EVENT_RATE    60000     /* ms */
+#define NGX_HTTP_DEVICE_AUTH_EVENTS_MAX    "100000"
+#define NGX_HTTP_DEVICE_AUTH_CMD_MAX       4096
+
+
+struct ngx_http_device_auth_lookup_s {
+    ngx_queue_t                     waiters;    /* of contexts */
+    ngx_queue_t                     link;       /* in redis->free */
+    ngx_http_device_auth_redis_t   *redis;
+    ngx_http_device_auth_conn_t    *dc;         /* shared by a connection */
+    void                           *conf;       /* loc conf it was sent for */
+    ngx_event_t                     timer;
+    ngx_msec_int_t                  start;      /* usec, for the histogram */
+
+    unsigned                        done:1;
+    unsigned                        in_redis:1; /* hiredis holds it */
+    unsigned                        retried:1;  /* NOSCRIPT: sent as EVAL */
+
+    /* the command's arguments, kept to resend it as EVAL */
+    ngx_msec_t                      window;
+    ngx_int_t                       limit;
+    ngx_uint_t                      action;
+    ngx_flag_t                      registry;
+    size_t                          serial_len;
+    size_t                          location_len;
+    u_char                          serial[NGX_DEVICE_AUTH_SERIAL_MAX];
+    u_char                          signer[NGX_DEVICE_AUTH_HEX_LEN];
+    u_char                          location[NGX_HTTP_DEVICE_AUTH_LOCATION_MAX];
+};
+
+
+static ngx_int_t ngx_http_device_auth_lookup_send(
+    ngx_http_device_auth_lookup_t *lookup, ngx_uint_t eval);
+static void ngx_http_device_auth_lookup_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_lookup_timeout(ngx_event_t *ev);
+static void ngx_http_device_auth_lookup_resolve(
+    ngx_http_device_auth_lookup_t *lookup, ngx_device_auth_verdict_t *v);
+static void ngx_http_device_auth_lookup_free(
+    ngx_http_device_auth_lookup_t *lookup);
+static void ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
+    ngx_device_auth_verdict_t *v);
+static void ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx,
+    const char *why);
+static void ngx_http_device_auth_conn_cleanup(void *data);
+static ngx_msec_int_t ngx_http_device_auth_usec(void);
+static u_char *ngx_http_device_auth_key(u_char *p, u_char *prefix,
+    size_t prefix_len, const char *open, u_char *data, size_t len,
+    const char *tail);
+static u_char *ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len);
+
+
+static ngx_str_t  ngx_http_device_auth_actions[] = {
+    ngx_string("log"),
+    ngx_string("deny"),
+    ngx_string("quarantine")
+};
+
+
+void
+ngx_http_device_auth_lookup_cleanup(ngx_http_device_auth_redis_t *redis)
+{
+    ngx_queue_t                    *q;
+    ngx_http_device_auth_lookup_t  *lookup;
+
+    while (!ngx_queue_empty(&redis->free)) {
+        q = ngx_queue_head(&redis->free);
+        ngx_queue_remove(q);
+
+        lookup = ngx_queue_data(q, ngx_http_device_auth_lookup_t, link);
+        ngx_free(lookup);
+    }
+}
 
 
 ngx_int_t
 ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_http_device_auth_ctx_t *ctx)
 {
+    ngx_str_t                          location;
+    ngx_queue_t                       *q;
+    ngx_connection_t                  *c;
+    ngx_pool_cleanup_t                *cln;
+    ngx_device_auth_verdict_t          v;
+    ngx_http_device_auth_conn_t       *dc;
+    ngx_http_device_auth_redis_t      *redis;
+    ngx_http_device_auth_lookup_t     *lookup;
+    ngx_http_device_auth_loc_conf_t   *dlcf;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
+
     /* without device_auth_redis the chain checks decide alone */
 
-    ngx_http_device_auth_decide(ctx, NGX_DECLINED, "ok", NULL);
+    if (dmcf->redis_addr.len == 0) {
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_OK, NULL);
+        return ctx->rc;
+    }
 
-    return ctx->rc;
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+    dc = ctx->dc;
+
+    if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (location.len == 0) {
+        ngx_str_set(&location, "-");
+    }
+
+    ctx->location.len = ngx_min(location.len,
+                                NGX_HTTP_DEVICE_AUTH_LOCATION_MAX);
+    ctx->location.data = location.data;
+
+    /*
+     * A fresh good verdict of this connection, or a lookup in flight, for
+     * this very location configuration: another location may require the
+     * registry or count places differently.
+     */
+
+    if (dlcf->recheck && dc->verdict_valid && dc->verdict_conf == dlcf
+        && ngx_current_msec - dc->verdict_time < dlcf->recheck)
+    {
+        ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
+        v.status = (int) dc->verdict;
+        ngx_http_device_auth_metrics_cache_hit(r);
+        ngx_http_device_auth_apply(ctx, &v);
+        return ctx->rc;
+    }
+
+    if (dlcf->recheck && dc->pending && dc->pending->conf == dlcf) {
+        lookup = dc->pending;
+        goto wait;
+    }
+
+    redis = dmcf->redis;
+
+    if (redis == NULL) {
+        ngx_http_device_auth_fail(ctx, "redis not configured in this worker");
+        return ctx->rc;
+    }
+
+    if (!ngx_queue_empty(&redis->free)) {
+        q = ngx_queue_head(&redis->free);
+        ngx_queue_remove(q);
+        lookup = ngx_queue_data(q, ngx_http_device_auth_lookup_t, link);
+
+    } else {
+        lookup = ngx_alloc(sizeof(ngx_http_device_auth_lookup_t), redis->log);
+        if (lookup == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ngx_memzero(lookup, sizeof(ngx_http_device_auth_lookup_t));
+
+    ngx_queue_init(&lookup->waiters);
+    lookup->redis = redis;
+    lookup->conf = dlcf;
+    lookup->start = ngx_http_device_auth_usec();
+    lookup->window = dlcf->dup_window;
+    lookup->limit = dlcf->dup_limit;
+    lookup->action = dlcf->dup_action;
+    lookup->registry = dlcf->registry;
+
+    lookup->serial_len = dc->serial.len;
+    ngx_memcpy(lookup->serial, dc->serial.data, dc->serial.len);
+    ngx_hex_dump(lookup->signer, dc->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+    lookup->location_len = ctx->location.len;
+    ngx_memcpy(lookup->location, ctx->location.data, ctx->location.len);
+
+    lookup->timer.handler = ngx_http_device_auth_lookup_timeout;
+    lookup->timer.data = lookup;
+    lookup->timer.log = redis->log;
+
+    if (ngx_http_device_auth_lookup_send(lookup, 0) != NGX_OK) {
+        ngx_queue_insert_head(&redis->free, &lookup->link);
+        ngx_http_device_auth_metrics_redis_error(dmcf,
+                                          NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
+        ngx_http_device_auth_fail(ctx, "redis not connected");
+        return ctx->rc;
+    }
+
+    /* not cancelable: a graceful reload lets lookups in flight finish */
+    ngx_add_timer(&lookup->timer, dmcf->redis_timeout);
+
+    if (dlcf->recheck && dc->pending == NULL) {
+        if (!dc->cleanup) {
+            c = ngx_ssl_get_connection(r->connection->ssl->connection);
+
+            cln = ngx_pool_cleanup_add(c->pool, 0);
+            if (cln == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            cln->handler = ngx_http_device_auth_conn_cleanup;
+            cln->data = dc;
+            dc->cleanup = 1;
+        }
+
+        dc->pending = lookup;
+        lookup->dc = dc;
+    }
+
+wait:
+
+    ngx_queue_insert_tail(&lookup->waiters, &ctx->queue);
+    ctx->lookup = lookup;
+    ctx->state = NGX_HTTP_DEVICE_AUTH_WAITING;
+
+    /* a client that goes away meanwhile is noticed */
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * EVALSHA sha 7 keys... args...; after NOSCRIPT (SCRIPT FLUSH, a Redis
+ * restarted under us) the same as EVAL with the script, which loads it.
+ * The command is formatted straight into RESP: nothing is allocated for
+ * the common case.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
+    ngx_uint_t eval)
+{
+    u_char                            *p, *buf, *prefix;
+    u_char                             stack[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
+    u_char                             num[NGX_INT64_LEN];
+    size_t                             plen;
+    ngx_int_t                          rc;
+    ngx_str_t                         *action, *edge;
+    ngx_http_device_auth_redis_t      *redis;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    redis = lookup->redis;
+    dmcf = redis->conf;
+    prefix = dmcf->redis_prefix.data;
+    plen = dmcf->redis_prefix.len;
+    action = &ngx_http_device_auth_actions[lookup->action];
+    edge = (ngx_str_t *) &ngx_cycle->hostname;
+
+    buf = stack;
+
+    if (eval) {
+        buf = ngx_alloc(NGX_HTTP_DEVICE_AUTH_CMD_MAX
+                        + ngx_http_device_auth_script_len, redis->log);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_sprintf(buf, "*20\r\n$4\r\nEVAL\r\n$%uz\r\n",
+                        ngx_http_device_auth_script_len);
+        p = ngx_cpymem(p, ngx_http_device_auth_script,
+                       ngx_http_device_auth_script_len);
+        *p++ = CR; *p++ = LF;
+
+    } else {
+        p = ngx_sprintf(buf, "*20\r\n$7\r\nEVALSHA\r\n$40\r\n%*s\r\n",
+                        (size_t) NGX_HTTP_DEVICE_AUTH_SHA1_LEN, redis->sha);
+    }
+
+    p = ngx_cpymem(p, "$1\r\n7\r\n", sizeof("$1\r\n7\r\n") - 1);
+
+    /* KEYS: the {serial} hash tag keeps a device's keys in one slot */
+
+    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
+                                 lookup->serial_len, "}:revoked");
+    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
+                                 lookup->serial_len, "}:registered");
+    p = ngx_http_device_auth_key(p, prefix, plen, "signer:", lookup->signer,
+                                 NGX_DEVICE_AUTH_HEX_LEN, ":revoked");
+    p = ngx_http_device_auth_key(p, prefix, plen, "signer:", lookup->signer,
+                                 NGX_DEVICE_AUTH_HEX_LEN, ":compromised");
+    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
+                                 lookup->serial_len, "}:seen");
+    p = ngx_http_device_auth_key(p, prefix, plen, "", (u_char *) "events", 6,
+                                 "");
+    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
+                                 lookup->serial_len, "}:evrl");
+
+    /* ARGV */
+
+    p = ngx_http_device_auth_arg(p, lookup->location, lookup->location_len);
+    p = ngx_http_device_auth_arg(p, num, ngx_sprintf(num, "%M", lookup->window)
+                                         - num);
+    p = ngx_http_device_auth_arg(p, num, ngx_sprintf(num, "%i", lookup->limit)
+                                         - num);
+    p = ngx_http_device_auth_arg(p, action->data, action->len);
+    p = ngx_http_device_auth_arg(p, (u_char *) (lookup->registry ? "1" : "0"),
+                                 1);
+    p = ngx_http_device_auth_arg(p, edge->data, edge->len);
+    p = ngx_http_device_auth_arg(p, lookup->serial, lookup->serial_len);
+    p = ngx_http_device_auth_arg(p, lookup->signer, NGX_DEVICE_AUTH_HEX_LEN);
+    p = ngx_http_device_auth_arg(p, num,
+                                 ngx_sprintf(num, "%ui",
+                                     (ngx_uint_t) NGX_HTTP_DEVICE_AUTH_EVENT_RATE)
+                                 - num);
+    p = ngx_http_device_auth_arg(p, (u_char *) NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
+                                 sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);
+
+    rc = ngx_http_device_auth_redis_send(redis,
+                                         ngx_http_device_auth_lookup_reply,
+                                         lookup, buf, p - buf);
+
+    if (buf != stack) {
+        ngx_free(buf);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    lookup->in_redis = 1;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_lookup_t *lookup = privdata;
+
+    ngx_device_auth_verdict_t      v;
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = lookup->redis;
+    lookup->in_redis = 0;
+
+    if (redis->inflight) {
+        redis->inflight--;
+    }
+
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
+                                        redis->state
+                                        == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
+
+    if (lookup->done) {
+        /* timed out before: only the memory is left to give back */
+        ngx_http_device_auth_lookup_free(lookup);
+        return;
+    }
+
+    ngx_device_auth_reply_parse(r, &v);
+
+    if (r) {
+        ngx_http_device_auth_metrics_latency(redis->conf,
+                                 ngx_http_device_auth_usec() - lookup->start);
+    }
+
+    if (v.status == NGX_DEVICE_AUTH_V_ERROR
+        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+    {
+        ngx_http_device_auth_metrics_redis_error(redis->conf,
+                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+                  : v.status == NGX_DEVICE_AUTH_V_NOSCRIPT
+                    ? NGX_HTTP_DEVICE_AUTH_RE_NOSCRIPT
+                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+    }
+
+    if (v.status == NGX_DEVICE_AUTH_V_NOSCRIPT && !lookup->retried) {
+        lookup->retried = 1;
+
+        ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
+                      "device_auth: script not in the redis cache, "
+                      "sending it again");
+
+        if (ngx_http_device_auth_lookup_send(lookup, 1) == NGX_OK) {
+            return;
+        }
+    }
+
+    if (v.status == NGX_DEVICE_AUTH_V_ERROR
+        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+    {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "device_auth: lookup of serial %*s failed: %s",
+                      lookup->serial_len, lookup->serial, v.reason);
+    }
+
+    ngx_http_device_auth_lookup_resolve(lookup, &v);
+    ngx_http_device_auth_lookup_free(lookup);
+}
+
+
+static void
+ngx_http_device_auth_lookup_timeout(ngx_event_t *ev)
+{
+    ngx_http_device_auth_lookup_t *lookup = ev->data;
+
+    ngx_device_auth_verdict_t      v;
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = lookup->redis;
+
+    ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
+    v.status = NGX_DEVICE_AUTH_V_ERROR;
+    v.reason_len = ngx_sprintf((u_char *) v.reason,
+                               "redis timeout after %M ms",
+                               redis->conf->redis_timeout)
+                   - (u_char *) v.reason;
+
+    ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                  "device_auth: lookup of serial %*s: %s",
+                  lookup->serial_len, lookup->serial, v.reason);
+
+    ngx_http_device_auth_metrics_redis_error(redis->conf,
+                                             NGX_HTTP_DEVICE_AUTH_RE_TIMEOUT);
+
+    ngx_http_device_auth_lookup_resolve(lookup, &v);
+
+    /*
+     * Replies come in order: one that is late holds back all behind it.
+     * The connection is dropped; hiredis then gives this lookup back.
+     */
+
+    ngx_http_device_auth_redis_reset(redis, "lookup timed out");
+}
+
+
+/* wakes every request waiting for the lookup, once */
+
+static void
+ngx_http_device_auth_lookup_resolve(ngx_http_device_auth_lookup_t *lookup,
+    ngx_device_auth_verdict_t *v)
+{
+    ngx_queue_t                  *q;
+    ngx_http_device_auth_ctx_t   *ctx;
+    ngx_http_device_auth_conn_t  *dc;
+
+    lookup->done = 1;
+
+    if (lookup->timer.timer_set) {
+        ngx_del_timer(&lookup->timer);
+    }
+
+    dc = lookup->dc;
+
+    if (dc) {
+        dc->pending = NULL;
+        lookup->dc = NULL;
+
+        if (v->status == NGX_DEVICE_AUTH_V_OK
+            || v->status == NGX_DEVICE_AUTH_V_DUPLICATE)
+        {
+            dc->verdict = v->status;
+            dc->verdict_conf = lookup->conf;
+            dc->verdict_time = ngx_current_msec;
+            dc->verdict_valid = 1;
+
+        } else {
+            dc->verdict_valid = 0;
+        }
+    }
+
+    /*
+     * Waking a request may finalize others, and even close the connection:
+     * each waiter is taken off the queue before it runs.
+     */
+
+    while (!ngx_queue_empty(&lookup->waiters)) {
+        q = ngx_queue_head(&lookup->waiters);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_device_auth_ctx_t, queue);
+        ctx->lookup = NULL;
+
+        if (lookup->redis->exiting) {
+            /* the worker is terminating: nothing runs requests any more */
+            ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
+            ctx->rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+            continue;
+        }
+
+        ngx_http_device_auth_apply(ctx, v);
+        ngx_http_device_auth_wake(ctx);
+    }
+}
+
+
+static void
+ngx_http_device_auth_lookup_free(ngx_http_device_auth_lookup_t *lookup)
+{
+    if (!lookup->done || lookup->in_redis) {
+        return;
+    }
+
+    if (lookup->redis->exiting) {
+        ngx_free(lookup);
+        return;
+    }
+
+    ngx_queue_insert_head(&lookup->redis->free, &lookup->link);
+}
+
+
+/* the verdict, as the location of each waiting request configures it */
+
+static void
+ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
+    ngx_device_auth_verdict_t *v)
+{
+    ngx_str_t                         reason;
+    ngx_http_device_auth_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(ctx->request,
+                                        ngx_http_device_auth_module);
+
+    reason.len = v->reason_len;
+    reason.data = ngx_pnalloc(ctx->request->pool, v->reason_len + 1);
+    if (reason.data == NULL) {
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NGX_HTTP_DEVICE_AUTH_S_ERROR, NULL);
+        return;
+    }
+
+    ngx_memcpy(reason.data, v->reason, v->reason_len);
+
+    /* a device refused anywhere loses the verdict its connection keeps */
+
+    if (v->status != NGX_DEVICE_AUTH_V_OK
+        && v->status != NGX_DEVICE_AUTH_V_DUPLICATE)
+    {
+        ctx->dc->verdict_valid = 0;
+    }
+
+    switch (v->status) {
+
+    case NGX_DEVICE_AUTH_V_OK:
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_OK, NULL);
+        return;
+
+    case NGX_DEVICE_AUTH_V_DUPLICATE:
+        ngx_http_device_auth_decide(ctx,
+                               dlcf->dup_action == NGX_HTTP_DEVICE_AUTH_DUP_LOG
+                               ? NGX_DECLINED : NGX_HTTP_FORBIDDEN,
+                               NGX_HTTP_DEVICE_AUTH_S_DUPLICATE, &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_REVOKED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_REVOKED, &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_SIGNER_REVOKED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_SIGNER_REVOKED,
+                                    &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_UNREGISTERED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                            v->cause == NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
+                            ? NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED
+                            : NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
+                            &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_QUARANTINED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_QUARANTINED,
+                                    &reason);
+        return;
+
+    default:
+        ngx_http_device_auth_fail(ctx, v->reason);
+        return;
+    }
+}
+
+
+/* Redis unreachable, too slow or answering nonsense: the fail mode */
+
+static void
+ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx, const char *why)
+{
+    ngx_str_t                         reason;
+    ngx_http_device_auth_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(ctx->request,
+                                        ngx_http_device_auth_module);
+
+    reason.len = ngx_strlen(why);
+    reason.data = ngx_pnalloc(ctx->request->pool, reason.len);
+    if (reason.data == NULL) {
+        reason.len = 0;
+    } else {
+        ngx_memcpy(reason.data, why, reason.len);
+    }
+
+    if (dlcf->fail_mode == NGX_HTTP_DEVICE_AUTH_FAIL_OPEN) {
+        ngx_http_device_auth_decide(ctx, NGX_DECLINED,
+                                    NGX_HTTP_DEVICE_AUTH_S_UNCHECKED, &reason);
+        return;
+    }
+
+    ngx_http_device_auth_decide(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                NGX_HTTP_DEVICE_AUTH_S_ERROR, &reason);
+}
+
+
+static void
+ngx_http_device_auth_conn_cleanup(void *data)
+{
+    ngx_http_device_auth_conn_t *dc = data;
+
+    /* the connection is gone; its lookup in flight must forget it */
+
+    if (dc->pending) {
+        dc->pending->dc = NULL;
+        dc->pending = NULL;
+    }
+}
+
+
+/* a key, "<prefix><open><data><tail>", as a RESP bulk string */
+
+static u_char *
+ngx_http_device_auth_key(u_char *p, u_char *prefix, size_t prefix_len,
+    const char *open, u_char *data, size_t len, const char *tail)
+{
+    size_t  olen, tlen;
+
+    olen = ngx_strlen(open);
+    tlen = ngx_strlen(tail);
+
+    p = ngx_sprintf(p, "$%uz\r\n", prefix_len + olen + len + tlen);
+    p = ngx_cpymem(p, prefix, prefix_len);
+    p = ngx_cpymem(p, open, olen);
+    p = ngx_cpymem(p, data, len);
+    p = ngx_cpymem(p, tail, tlen);
+    *p++ = CR; *p++ = LF;
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len)
+{
+    p = ngx_sprintf(p, "$%uz\r\n", len);
+    p = ngx_cpymem(p, data, len);
+    *p++ = CR; *p++ = LF;
+
+    return p;
+}
+
+
+/* the cached nginx time is in ms: a Redis round trip is well below that */
+
+static ngx_msec_int_t
+ngx_http_device_auth_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_int_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -15,10 +15,12 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_redis.h"
 
 
 ngx_int_t ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_http_device_auth_ctx_t *ctx);
+void ngx_http_device_auth_lookup_cleanup(ngx_http_device_auth_redis_t *redis);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_LOOKUP_H_INCLUDED_ */

@@ -14,6 +14,9 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_variables.h"
 #include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_metrics.h"
+#include "ngx_device_auth_address.h"
 
 
 typedef struct {
@@ -40,6 +43,17 @@ static char *ngx_http_device_auth_certificate(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
     ngx_http_device_auth_srv_conf_t *dscf);
+static char *ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
+    void *post, void *data);
+static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
+    const char *src, ngx_str_t *dst);
+static ngx_int_t ngx_http_device_auth_init_process(ngx_cycle_t *cycle);
+static void ngx_http_device_auth_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_cleanup_bundle(void *data);
 static void ngx_http_device_auth_cleanup_policy(void *data);
 
@@ -52,6 +66,46 @@ static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
 static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
     { ngx_string("atecc608"), NGX_DEVICE_AUTH_PROFILE_ATECC608 },
     { ngx_string("generic"), NGX_DEVICE_AUTH_PROFILE_GENERIC },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_timeout_bounds = {
+    ngx_http_device_auth_check_msec, 1, 3600000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_window_bounds = {
+    ngx_http_device_auth_check_msec, 1000, 30 * (ngx_int_t) 86400000
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_prefix_post = {
+    ngx_http_device_auth_headers_check_prefix
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_redis_prefix_post = {
+    ngx_http_device_auth_check_redis_prefix
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_limit_bounds = {
+    ngx_conf_check_num_bounds, 0, 100
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_fail_modes[] = {
+    { ngx_string("closed"), NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED },
+    { ngx_string("open"), NGX_HTTP_DEVICE_AUTH_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_dup_actions[] = {
+    { ngx_string("log"), NGX_HTTP_DEVICE_AUTH_DUP_LOG },
+    { ngx_string("deny"), NGX_HTTP_DEVICE_AUTH_DUP_DENY },
+    { ngx_string("quarantine"), NGX_HTTP_DEVICE_AUTH_DUP_QUARANTINE },
     { ngx_null_string, 0 }
 };
 
@@ -107,7 +161,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, header_prefix),
-      NULL },
+      &ngx_http_device_auth_prefix_post },
 
     { ngx_string("device_auth_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -115,6 +169,83 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, log_level),
       &ngx_http_device_auth_log_levels },
+
+    { ngx_string("device_auth_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_device_auth_metrics,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("device_auth_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_device_auth_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("device_auth_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, redis_timeout),
+      &ngx_http_device_auth_timeout_bounds },
+
+    { ngx_string("device_auth_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, redis_prefix),
+      &ngx_http_device_auth_redis_prefix_post },
+
+    { ngx_string("device_auth_fail_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, fail_mode),
+      &ngx_http_device_auth_fail_modes },
+
+    { ngx_string("device_auth_recheck"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, recheck),
+      NULL },
+
+    { ngx_string("device_auth_registry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, registry),
+      NULL },
+
+    { ngx_string("device_auth_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, location),
+      NULL },
+
+    { ngx_string("device_auth_duplicate_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_window),
+      &ngx_http_device_auth_window_bounds },
+
+    { ngx_string("device_auth_duplicate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_limit),
+      &ngx_http_device_auth_limit_bounds },
+
+    { ngx_string("device_auth_duplicate_action"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, dup_action),
+      &ngx_http_device_auth_dup_actions },
 
       ngx_null_command
 };
@@ -125,7 +256,7 @@ static ngx_http_module_t  ngx_http_device_auth_module_ctx = {
     ngx_http_device_auth_init,             /* postconfiguration */
 
     ngx_http_device_auth_create_main_conf, /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_device_auth_init_main_conf,   /* init main configuration */
 
     ngx_http_device_auth_create_srv_conf,  /* create server configuration */
     ngx_http_device_auth_merge_srv_conf,   /* merge server configuration */
@@ -142,10 +273,10 @@ ngx_module_t  ngx_http_device_auth_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_device_auth_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_device_auth_exit_process,     /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -186,6 +317,13 @@ ngx_http_device_auth_init(ngx_conf_t *cf)
 
     *h = ngx_http_device_auth_handler;
 
+    if (ngx_http_device_auth_metrics_zone(cf,
+            ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_device_auth_ssl_init(cf);
 }
 
@@ -209,7 +347,32 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->redis_addr = { 0, NULL };
+     *     dmcf->redis_prefix = { 0, NULL };
+     *     dmcf->redis = NULL;
+     */
+
+    dmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+
     return dmcf;
+}
+
+
+static char *
+ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_device_auth_main_conf_t *dmcf = conf;
+
+    ngx_conf_init_msec_value(dmcf->redis_timeout, 200);
+
+    if (dmcf->redis_prefix.data == NULL) {
+        ngx_str_set(&dmcf->redis_prefix, "device_auth:");
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -294,8 +457,8 @@ ngx_http_device_auth_policy(ngx_conf_t *cf,
 
     pc = dmcf->policies.elts;
     for (i = 0; i < dmcf->policies.nelts; i++) {
-        if (pc[i].roots == dscf->roots
-            && pc[i].signers == dscf->signer_bundle
+        if (ngx_device_auth_bundle_equal(pc[i].roots, dscf->roots)
+            && ngx_device_auth_bundle_equal(pc[i].signers, dscf->signer_bundle)
             && pc[i].depth == dscf->depth
             && pc[i].profile == dscf->profile)
         {
@@ -367,6 +530,13 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
 
     dlcf->enable = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
+    dlcf->fail_mode = NGX_CONF_UNSET_UINT;
+    dlcf->recheck = NGX_CONF_UNSET_MSEC;
+    dlcf->registry = NGX_CONF_UNSET;
+    dlcf->location = NGX_CONF_UNSET_PTR;
+    dlcf->dup_window = NGX_CONF_UNSET_MSEC;
+    dlcf->dup_limit = NGX_CONF_UNSET;
+    dlcf->dup_action = NGX_CONF_UNSET_UINT;
 
     return dlcf;
 }
@@ -378,9 +548,41 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_device_auth_loc_conf_t *prev = parent;
     ngx_http_device_auth_loc_conf_t *conf = child;
 
-    ngx_http_device_auth_srv_conf_t  *dscf;
+    ngx_http_device_auth_srv_conf_t   *dscf;
+    ngx_http_compile_complex_value_t   ccv;
+    static ngx_str_t                   remote_addr = ngx_string("$remote_addr");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
+                              NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
+    ngx_conf_merge_msec_value(conf->recheck, prev->recheck, 0);
+    ngx_conf_merge_value(conf->registry, prev->registry, 0);
+    ngx_conf_merge_msec_value(conf->dup_window, prev->dup_window, 600000);
+    ngx_conf_merge_value(conf->dup_limit, prev->dup_limit, 3);
+    ngx_conf_merge_uint_value(conf->dup_action, prev->dup_action,
+                              NGX_HTTP_DEVICE_AUTH_DUP_LOG);
+    ngx_conf_merge_ptr_value(conf->location, prev->location, NULL);
+
+    if (conf->location == NULL) {
+        if (prev->location == NGX_CONF_UNSET_PTR || prev->location == NULL) {
+            prev->location = ngx_palloc(cf->pool,
+                                        sizeof(ngx_http_complex_value_t));
+            if (prev->location == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+            ccv.cf = cf;
+            ccv.value = &remote_addr;
+            ccv.complex_value = prev->location;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        conf->location = prev->location;
+    }
     ngx_conf_merge_str_value(conf->header_prefix, prev->header_prefix,
                              "X-Device-");
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_WARN);
@@ -497,6 +699,155 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     *bp = b;
 
     return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_check_num_bounds() for times: checked where they are set */
+
+static char *
+ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_msec_t             *ms = data;
+
+    if (*ms < (ngx_msec_t) bounds->low || *ms > (ngx_msec_t) bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be between %ims and %ims",
+                           (ngx_str_t *) cf->args->elts,
+                           bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf, void *post,
+    void *data)
+{
+    ngx_str_t  *prefix = data;
+
+    if (prefix->len > 128 || ngx_strlchr(prefix->data,
+                                         prefix->data + prefix->len, '{')
+        || ngx_strlchr(prefix->data, prefix->data + prefix->len, '}'))
+    {
+        return "must be at most 128 characters, without \"{\" or \"}\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* device_auth_redis <address> [db=<n>] [password=<p>] [user=<u>] */
+
+static char *
+ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_device_auth_main_conf_t *dmcf = conf;
+
+    int                         argc;
+    char                        err[NGX_DEVICE_AUTH_ERR_MAX];
+    size_t                      lens[8];
+    ngx_str_t                  *value;
+    ngx_uint_t                  i;
+    const char                 *argv[8];
+    ngx_device_auth_address_t   a;
+
+    if (dmcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    argc = (int) cf->args->nelts - 1;
+
+    if (argc > 4) {
+        return "has too many arguments";
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        argv[i - 1] = (char *) value[i].data;
+        lens[i - 1] = value[i].len;
+    }
+
+    if (ngx_device_auth_address_parse(argc, argv, lens, &a, err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": %s",
+                           err);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->redis_addr = value[1];
+    dmcf->redis_port = a.port;
+    dmcf->redis_db = a.db;
+
+    /* NUL-terminated: hiredis takes C strings */
+
+    if (ngx_http_device_auth_strdup(cf->pool, a.port ? a.host : a.path,
+                                    &dmcf->redis_host) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.user, &dmcf->redis_user)
+           != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.password,
+                                       &dmcf->redis_password) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_strdup(ngx_pool_t *pool, const char *src, ngx_str_t *dst)
+{
+    dst->len = ngx_strlen(src);
+    dst->data = ngx_pnalloc(pool, dst->len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src, dst->len + 1);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    /* workers only: not the cache manager and loader */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf == NULL || dmcf->redis_addr.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_device_auth_redis_init(cycle, dmcf);
+}
+
+
+static void
+ngx_http_device_auth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf && dmcf->redis) {
+        ngx_http_device_auth_redis_exit(dmcf->redis);
+    }
 }
 
 

@@ -53,6 +53,7 @@ typedef struct {
     ngx_str_t                   edge;         /* host name, for events */
 
     ngx_http_device_auth_redis_t  *redis;     /* per worker */
+    ngx_shm_zone_t             *metrics;
 } ngx_http_device_auth_main_conf_t;
 
 

@@ -142,6 +142,14 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
 
     sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
 
+    if (sscf->verify) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"ssl_verify_client\" is also on in the server of "
+                      "\"device_auth\" in %s:%ui: nginx answers 495 and 496 "
+                      "itself, before device_auth, in every location of "
+                      "that server", dscf->on_file, dscf->on_line);
+    }
+
     if (sscf->ssl.ctx == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"device_auth\" in %s:%ui needs an SSL context: no "
@@ -420,6 +428,7 @@ ngx_http_device_auth_conn_create(ngx_pool_t *pool,
     }
 
     dc->status = NGX_HTTP_DEVICE_AUTH_CONN_INVALID;
+    dc->reason_code = id->reason_code;
 
     dc->reason.len = ngx_strlen(id->reason);
     dc->reason.data = ngx_pnalloc(pool, dc->reason.len);

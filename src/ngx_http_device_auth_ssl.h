@@ -30,17 +30,20 @@ typedef struct ngx_http_device_auth_lookup_s  ngx_http_device_auth_lookup_t;
 typedef struct {
     ngx_device_auth_policy_t       *policy;     /* pins that verified it */
     ngx_uint_t                      status;     /* NGX_HTTP_DEVICE_AUTH_CONN_* */
+    ngx_uint_t                      reason_code; /* NGX_DEVICE_AUTH_R_* */
     ngx_str_t                       serial;
     ngx_str_t                       reason;     /* failures only */
     ngx_str_t                       subject;    /* failures only */
     u_char                          fingerprint[NGX_DEVICE_AUTH_ID_LEN];
     u_char                          signer_id[NGX_DEVICE_AUTH_ID_LEN];
 
-    /* last good Redis verdict, for device_auth_recheck */
+    /* last good Redis verdict, for device_auth_recheck, and the location
+     * configuration it was asked for (registry, places, clone settings) */
+    void                           *verdict_conf;
     ngx_msec_t                      verdict_time;
     ngx_uint_t                      verdict;
     unsigned                        verdict_valid:1;
-    unsigned                        logged:1;
+    unsigned                        cleanup:1;
 
     /* lookup in flight that requests of this connection share */
     ngx_http_device_auth_lookup_t  *pending;

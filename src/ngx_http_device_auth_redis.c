@@ -1,0 +1,578 @@
+
+/*
+ * One hiredis async connection per worker, driven by nginx's event loop.
+ *
+ * hiredis asks for read and write interest through addRead, delRead,
+ * addWrite and delWrite; they map onto level-triggered events of an nginx
+ * connection wrapping hiredis' socket, because hiredis reads at most 16k
+ * per call and expects to be called again while data is pending.  hiredis
+ * 0.14 has no timeouts: the connect and handshake timeout is a timer here,
+ * and each lookup has its own (see the lookup).  Every command of every
+ * request of the worker is pipelined on this one connection.
+ *
+ * On connect: AUTH and SELECT when configured, then SCRIPT LOAD.  A lost
+ * connection fails what is in flight (the fail mode decides) and is
+ * reopened with exponential backoff; the timers are cancelable so that a
+ * graceful reload or shutdown never waits for Redis.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/sha.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_lookup.h"
+#include "ngx_http_device_auth_metrics.h"
+#include "ngx_http_device_auth_script.h"
+
+
+#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN   100
+#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MAX   5000
+
+
+static void ngx_http_device_auth_redis_connect(
+    ngx_http_device_auth_redis_t *redis);
+static void ngx_http_device_auth_redis_schedule(
+    ngx_http_device_auth_redis_t *redis);
+static void ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_add_read(void *data);
+static void ngx_http_device_auth_redis_del_read(void *data);
+static void ngx_http_device_auth_redis_add_write(void *data);
+static void ngx_http_device_auth_redis_del_write(void *data);
+static void ngx_http_device_auth_redis_cleanup(void *data);
+static void ngx_http_device_auth_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_device_auth_redis_disconnected(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_device_auth_redis_handshake(redisAsyncContext *ac,
+    void *r, void *privdata);
+
+
+const char    *ngx_http_device_auth_script = ngx_http_device_auth_script_src;
+const size_t   ngx_http_device_auth_script_len =
+                                  sizeof(ngx_http_device_auth_script_src) - 1;
+
+
+ngx_int_t
+ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
+    ngx_http_device_auth_main_conf_t *dmcf)
+{
+    u_char                         md[SHA_DIGEST_LENGTH];
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_device_auth_redis_t));
+    if (redis == NULL) {
+        return NGX_ERROR;
+    }
+
+    redis->log = cycle->log;
+    redis->conf = dmcf;
+    redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
+    ngx_queue_init(&redis->free);
+
+    SHA1((u_char *) ngx_http_device_auth_script,
+         ngx_http_device_auth_script_len, md);
+    ngx_hex_dump(redis->sha, md, SHA_DIGEST_LENGTH);
+
+    redis->reconnect.handler = ngx_http_device_auth_redis_reconnect_handler;
+    redis->reconnect.data = redis;
+    redis->reconnect.log = cycle->log;
+    redis->reconnect.cancelable = 1;
+
+    redis->timeout.handler = ngx_http_device_auth_redis_timeout_handler;
+    redis->timeout.data = redis;
+    redis->timeout.log = cycle->log;
+    redis->timeout.cancelable = 1;
+
+    dmcf->redis = redis;
+
+    ngx_http_device_auth_redis_connect(redis);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_device_auth_redis_exit(ngx_http_device_auth_redis_t *redis)
+{
+    redis->exiting = 1;
+
+    if (redis->reconnect.timer_set) {
+        ngx_del_timer(&redis->reconnect);
+    }
+
+    if (redis->timeout.timer_set) {
+        ngx_del_timer(&redis->timeout);
+    }
+
+    if (redis->ac) {
+        redisAsyncFree(redis->ac);
+    }
+
+    ngx_http_device_auth_lookup_cleanup(redis);
+    ngx_http_device_auth_metrics_worker(redis->conf, 0, 0);
+}
+
+
+/*
+ * NGX_DECLINED: no usable connection now; the caller fails fast rather
+ * than queue behind a reconnect.
+ */
+
+ngx_int_t
+ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
+    redisCallbackFn *fn, void *privdata, u_char *cmd, size_t len)
+{
+    if (redis->ac == NULL
+        || redis->state == NGX_HTTP_DEVICE_AUTH_REDIS_IDLE
+        || (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+    {
+        return NGX_DECLINED;
+    }
+
+    if (redisAsyncFormattedCommand(redis->ac, fn, privdata, (char *) cmd, len)
+        != REDIS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    redis->inflight++;
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
+                                        redis->state
+                                        == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
+
+    return NGX_OK;
+}
+
+
+/* drops the connection: what is in flight fails, a reconnect follows */
+
+void
+ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
+    const char *why)
+{
+    if (redis->ac == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                  "device_auth: dropping redis connection to \"%V\": %s",
+                  &redis->conf->redis_addr, why);
+
+    redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+
+    redisAsyncFree(redis->ac);
+}
+
+
+static void
+ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
+{
+    ngx_connection_t                  *c;
+    redisAsyncContext                 *ac;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = redis->conf;
+
+    if (dmcf->redis_port) {
+        ac = redisAsyncConnect((char *) dmcf->redis_host.data,
+                               (int) dmcf->redis_port);
+    } else {
+        ac = redisAsyncConnectUnix((char *) dmcf->redis_host.data);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "device_auth: cannot connect to redis at \"%V\": "
+                      "out of memory", &dmcf->redis_addr);
+        ngx_http_device_auth_redis_schedule(redis);
+        return;
+    }
+
+    if (ac->err) {
+        if (!redis->logged_down) {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "device_auth: cannot connect to redis at \"%V\": "
+                          "%s", &dmcf->redis_addr, ac->errstr);
+            redis->logged_down = 1;
+        }
+
+        redisAsyncFree(ac);
+        ngx_http_device_auth_redis_schedule(redis);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, redis->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_http_device_auth_redis_schedule(redis);
+        return;
+    }
+
+    c->data = redis;
+    c->read->handler = ngx_http_device_auth_redis_read_handler;
+    c->write->handler = ngx_http_device_auth_redis_write_handler;
+    c->read->log = redis->log;
+    c->write->log = redis->log;
+
+    redis->ac = ac;
+    redis->conn = c;
+    redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING;
+
+    ac->data = redis;
+    ac->ev.data = redis;
+    ac->ev.addRead = ngx_http_device_auth_redis_add_read;
+    ac->ev.delRead = ngx_http_device_auth_redis_del_read;
+    ac->ev.addWrite = ngx_http_device_auth_redis_add_write;
+    ac->ev.delWrite = ngx_http_device_auth_redis_del_write;
+    ac->ev.cleanup = ngx_http_device_auth_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_device_auth_redis_connected);
+    redisAsyncSetDisconnectCallback(ac,
+                                    ngx_http_device_auth_redis_disconnected);
+
+    /* pipelined behind the connect; lookups may queue behind them */
+
+    if (dmcf->redis_password.len) {
+        if (dmcf->redis_user.len) {
+            redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
+                              "AUTH", "AUTH %s %s",
+                              dmcf->redis_user.data,
+                              dmcf->redis_password.data);
+        } else {
+            redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
+                              "AUTH", "AUTH %s", dmcf->redis_password.data);
+        }
+    }
+
+    if (dmcf->redis_db) {
+        redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
+                          "SELECT", "SELECT %d", (int) dmcf->redis_db);
+    }
+
+    redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
+                      "SCRIPT LOAD", "SCRIPT LOAD %b",
+                      ngx_http_device_auth_script,
+                      ngx_http_device_auth_script_len);
+
+    ngx_add_timer(&redis->timeout, dmcf->redis_timeout);
+}
+
+
+static void
+ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply *reply = r;
+
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = ac->data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!redis->logged_down) {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "device_auth: redis \"%s\" failed at \"%V\": %s",
+                          (char *) privdata, &redis->conf->redis_addr,
+                          reply->str);
+            redis->logged_down = 1;
+        }
+
+        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+        redisAsyncFree(redis->ac);
+        return;
+    }
+
+    if (ngx_strcmp(privdata, "SCRIPT LOAD") != 0) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING
+        || reply->len != NGX_HTTP_DEVICE_AUTH_SHA1_LEN
+        || ngx_strncasecmp((u_char *) reply->str, redis->sha,
+                           NGX_HTTP_DEVICE_AUTH_SHA1_LEN)
+           != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "device_auth: unexpected reply to SCRIPT LOAD from "
+                      "\"%V\"", &redis->conf->redis_addr);
+        ngx_http_device_auth_redis_reset(redis, "handshake failed");
+        return;
+    }
+
+    if (redis->timeout.timer_set) {
+        ngx_del_timer(&redis->timeout);
+    }
+
+    redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_READY;
+    redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
+    redis->logged_down = 0;
+
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 1);
+
+    ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
+                  "device_auth: connected to redis at \"%V\"",
+                  &redis->conf->redis_addr);
+}
+
+
+static void
+ngx_http_device_auth_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = ac->data;
+
+    if (status != REDIS_OK && !redis->logged_down) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "device_auth: cannot connect to redis at \"%V\": %s",
+                      &redis->conf->redis_addr, ac->errstr);
+        redis->logged_down = 1;
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_disconnected(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = ac->data;
+
+    if (status != REDIS_OK && !redis->exiting) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "device_auth: redis connection to \"%V\" lost: %s",
+                      &redis->conf->redis_addr, ac->errstr);
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_schedule(ngx_http_device_auth_redis_t *redis)
+{
+    redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 0);
+
+    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (!redis->reconnect.timer_set) {
+        ngx_add_timer(&redis->reconnect, redis->backoff);
+        ngx_http_device_auth_metrics_reconnect(redis->conf);
+    }
+
+    redis->backoff = ngx_min(redis->backoff * 2,
+                             NGX_HTTP_DEVICE_AUTH_BACKOFF_MAX);
+}
+
+
+static void
+ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_device_auth_redis_t *redis = ev->data;
+
+    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (redis->ac == NULL) {
+        ngx_http_device_auth_redis_connect(redis);
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev)
+{
+    ngx_http_device_auth_redis_t *redis = ev->data;
+
+    if (redis->state != NGX_HTTP_DEVICE_AUTH_REDIS_READY) {
+        if (!redis->logged_down) {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "device_auth: redis at \"%V\" did not answer the "
+                          "connect and handshake in %M ms",
+                          &redis->conf->redis_addr,
+                          redis->conf->redis_timeout);
+            redis->logged_down = 1;
+        }
+
+        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+
+        if (redis->ac) {
+            redisAsyncFree(redis->ac);
+        }
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t              *c;
+    ngx_http_device_auth_redis_t  *redis;
+
+    c = ev->data;
+    redis = c->data;
+
+    if (redis->ac) {
+        redisAsyncHandleRead(redis->ac);
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t              *c;
+    ngx_http_device_auth_redis_t  *redis;
+
+    c = ev->data;
+    redis = c->data;
+
+    if (redis->ac) {
+        redisAsyncHandleWrite(redis->ac);
+    }
+}
+
+
+/*
+ * hiredis calls addRead after every read and addWrite for every command:
+ * the events are level-triggered and added once.
+ */
+
+static void
+ngx_http_device_auth_redis_add_read(void *data)
+{
+    ngx_http_device_auth_redis_t *redis = data;
+
+    ngx_event_t  *rev;
+
+    if (redis->conn == NULL) {
+        return;
+    }
+
+    rev = redis->conn->read;
+
+    if (!rev->active
+        && ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
+                      "device_auth: cannot add redis read event");
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_del_read(void *data)
+{
+    ngx_http_device_auth_redis_t *redis = data;
+
+    ngx_event_t  *rev;
+
+    if (redis->conn == NULL) {
+        return;
+    }
+
+    rev = redis->conn->read;
+
+    if (rev->active) {
+        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_add_write(void *data)
+{
+    ngx_http_device_auth_redis_t *redis = data;
+
+    ngx_event_t  *wev;
+
+    if (redis->conn == NULL) {
+        return;
+    }
+
+    wev = redis->conn->write;
+
+    if (!wev->active
+        && ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
+                      "device_auth: cannot add redis write event");
+    }
+}
+
+
+static void
+ngx_http_device_auth_redis_del_write(void *data)
+{
+    ngx_http_device_auth_redis_t *redis = data;
+
+    ngx_event_t  *wev;
+
+    if (redis->conn == NULL) {
+        return;
+    }
+
+    wev = redis->conn->write;
+
+    if (wev->active) {
+        (void) ngx_del_event(wev, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis frees the context and closes the socket right after this */
+
+static void
+ngx_http_device_auth_redis_cleanup(void *data)
+{
+    ngx_http_device_auth_redis_t *redis = data;
+
+    ngx_connection_t  *c;
+
+    c = redis->conn;
+
+    if (c) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+    }
+
+    if (redis->timeout.timer_set) {
+        ngx_del_timer(&redis->timeout);
+    }
+
+    redis->conn = NULL;
+    redis->ac = NULL;
+    redis->inflight = 0;
+
+    ngx_http_device_auth_redis_schedule(redis);
+}
