@@ -56,9 +56,12 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
-    /* subrequests share the main request's identity headers */
+    /*
+     * Subrequests (SSI include, auth_request, mirror) are decided too: the
+     * location they reach may be protected when the main one is not.
+     */
 
-    if (!dlcf->enable || r != r->main) {
+    if (!dlcf->enable) {
         return NGX_DECLINED;
     }
 
@@ -239,13 +242,19 @@ ngx_http_device_auth_get_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    /* an internal redirect cleared the module contexts */
+    /*
+     * An internal redirect cleared the module contexts.  Subrequests share
+     * the pool of the main request: the context must be this request's.
+     */
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_device_auth_ctx_cleanup) {
             ctx = cln->data;
-            ngx_http_set_ctx(r, ctx, ngx_http_device_auth_module);
-            return ctx;
+
+            if (ctx->request == r) {
+                ngx_http_set_ctx(r, ctx, ngx_http_device_auth_module);
+                return ctx;
+            }
         }
     }
 

@@ -22,6 +22,8 @@
 #include "ngx_http_device_auth_metrics.h"
 
 
+static ngx_int_t ngx_http_device_auth_filter(ngx_http_request_t *r,
+    ngx_uint_t client);
 static ngx_uint_t ngx_http_device_auth_forged(ngx_array_t *prefixes,
     ngx_table_elt_t *h);
 
@@ -135,10 +137,6 @@ ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                         i, n, forged;
-    ngx_list_t                         old;
-    ngx_list_part_t                   *part;
-    ngx_table_elt_t                   *h, *nh;
     ngx_http_device_auth_main_conf_t  *dmcf;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
@@ -146,6 +144,32 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
     if (dmcf->prefixes.nelts == 0) {
         return NGX_DECLINED;
     }
+
+    if (ngx_http_device_auth_filter(r, 1) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Removes the headers that carry a prefix in use.  The client's are logged;
+ * for a subrequest, whose header list is a shallow copy of its parent's
+ * (pushing to it would write into the parent's), it makes the private list
+ * the identity headers are then added to.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_filter(ngx_http_request_t *r, ngx_uint_t client)
+{
+    ngx_uint_t                         i, n, forged;
+    ngx_list_t                         old;
+    ngx_list_part_t                   *part;
+    ngx_table_elt_t                   *h, *nh;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
 
     n = 0;
     forged = 0;
@@ -159,8 +183,8 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
         }
     }
 
-    if (forged == 0) {
-        return NGX_DECLINED;
+    if (forged == 0 && client) {
+        return NGX_OK;
     }
 
     /*
@@ -172,10 +196,11 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
     old = r->headers_in.headers;
 
     if (ngx_list_init(&r->headers_in.headers, r->pool,
-                      n - forged ? n - forged : 1, sizeof(ngx_table_elt_t))
+                      n - forged + NGX_HTTP_DEVICE_AUTH_HDR_N,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     for (part = &old.part; part; part = part->next) {
@@ -184,23 +209,26 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
         for (i = 0; i < part->nelts; i++) {
 
             if (ngx_http_device_auth_forged(&dmcf->prefixes, &h[i])) {
-                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                              "device_auth: removed client header \"%V\"",
-                              &h[i].key);
-                ngx_http_device_auth_metrics_forged(r);
+                if (client) {
+                    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                                  "device_auth: removed client header "
+                                  "\"%V\"", &h[i].key);
+                    ngx_http_device_auth_metrics_forged(r);
+                }
+
                 continue;
             }
 
             nh = ngx_list_push(&r->headers_in.headers);
             if (nh == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NGX_ERROR;
             }
 
             *nh = h[i];
         }
     }
 
-    return NGX_DECLINED;
+    return NGX_OK;
 }
 
 
@@ -249,6 +277,10 @@ ngx_http_device_auth_set_headers(ngx_http_request_t *r,
     ngx_http_device_auth_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+
+    if (r != r->main && ngx_http_device_auth_filter(r, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
         h = ngx_list_push(&r->headers_in.headers);

@@ -46,6 +46,10 @@ static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
 static char *ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_device_auth_set_enum(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_device_auth_check_num(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
@@ -59,7 +63,7 @@ static void ngx_http_device_auth_cleanup_policy(void *data);
 
 
 static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
-    ngx_conf_check_num_bounds, 0, 16
+    ngx_http_device_auth_check_num, 0, 16
 };
 
 
@@ -91,7 +95,7 @@ static ngx_conf_post_t  ngx_http_device_auth_redis_prefix_post = {
 
 
 static ngx_conf_num_bounds_t  ngx_http_device_auth_limit_bounds = {
-    ngx_conf_check_num_bounds, 0, 100
+    ngx_http_device_auth_check_num, 0, 100
 };
 
 
@@ -151,7 +155,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_profile"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_device_auth_set_enum,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_device_auth_srv_conf_t, profile),
       &ngx_http_device_auth_profiles },
@@ -165,7 +169,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_device_auth_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, log_level),
       &ngx_http_device_auth_log_levels },
@@ -200,7 +204,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_device_auth_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, fail_mode),
       &ngx_http_device_auth_fail_modes },
@@ -242,7 +246,7 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_duplicate_action"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_device_auth_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, dup_action),
       &ngx_http_device_auth_dup_actions },
@@ -702,7 +706,77 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* ngx_conf_check_num_bounds() for times: checked where they are set */
+/*
+ * ngx_conf_set_enum_slot() and ngx_conf_check_num_bounds() do not name the
+ * directive in their errors; these do, as "device_auth" (a flag) does.
+ */
+
+static char *
+ngx_http_device_auth_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *last, *q;
+    u_char            names[256];
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = names;
+    last = names + sizeof(names);
+
+    for (i = 0; e[i].name.len; i++) {
+        q = ngx_slprintf(q, last, "%s\"%V\"",
+                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                         &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %*s",
+                       &value[1], &cmd->name, q - names, names);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_device_auth_check_num(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    if (*np < bounds->low || *np > bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be between %i and %i",
+                           (ngx_str_t *) cf->args->elts,
+                           bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the same for times */
 
 static char *
 ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post, void *data)

@@ -82,7 +82,13 @@ ngx_http_device_auth_variable(ngx_http_request_t *r,
     ngx_http_device_auth_ctx_t   *ctx;
     ngx_http_device_auth_conn_t  *dc;
 
-    ctx = ngx_http_device_auth_get_ctx(r->main);
+    /* a subrequest decided by itself, or the main request */
+
+    ctx = ngx_http_device_auth_get_ctx(r);
+
+    if (ctx == NULL && r != r->main) {
+        ctx = ngx_http_device_auth_get_ctx(r->main);
+    }
 
     if (data == NGX_HTTP_DEVICE_AUTH_VAR_STATUS
         || data == NGX_HTTP_DEVICE_AUTH_VAR_REASON)

@@ -235,14 +235,9 @@ for my $c (['X-', qr/"device_auth_header_prefix" "X-" would remove the "X-Forwar
     }
 }
 
-TODO: {
-    local $TODO = 'prefix errors are found when locations are merged, and '
-                  . 'name the end of the http block';
-
-    ($line) = $out =~ /\Q$conf\E:(\d+)$/m;
-    is($line, line_of(qr/device_auth_header_prefix/),
-       'bad prefix: the line of the directive');
-}
+($line) = $out =~ /\Q$conf\E:(\d+)$/m;
+is($line, line_of(qr/device_auth_header_prefix/),
+   'bad prefix: the line of the directive');
 
 passes('prefix X-Device-', http => 'device_auth_certificate %%PKI%%/roots.pem; '
                                    . 'device_auth_header_prefix X-Device-;');
@@ -260,10 +255,7 @@ for my $depth (-1, 'x') {
 $out = fails('depth 17', qr/^nginx: \[emerg\] .*between 0 and 16 in \Q$conf\E:\d+$/m,
              server => 'device_auth_verify_depth 17;');
 
-TODO: {
-    local $TODO = 'ngx_conf_check_num_bounds does not name the directive';
-    like($out, qr/"device_auth_verify_depth"/, 'depth 17: names the directive');
-}
+like($out, qr/"device_auth_verify_depth"/, 'depth 17: names the directive');
 
 passes('depth 16', server => 'device_auth_verify_depth 16;');
 passes('depth 0', server => 'device_auth_verify_depth 0;');
@@ -271,19 +263,13 @@ passes('depth 0', server => 'device_auth_verify_depth 0;');
 $out = fails('unknown profile', qr/^nginx: \[emerg\] .*"foo".* in \Q$conf\E:\d+$/m,
              server => 'device_auth_profile foo;');
 
-TODO: {
-    local $TODO = 'ngx_conf_set_enum_slot does not name the directive';
-    like($out, qr/"device_auth_profile"/, 'unknown profile: names the directive');
-}
+like($out, qr/"device_auth_profile"/, 'unknown profile: names the directive');
 
 $out = fails('unknown log level', qr/^nginx: \[emerg\] .*"debug".* in \Q$conf\E:\d+$/m,
              location => 'device_auth on; device_auth_log_level debug;');
 
-TODO: {
-    local $TODO = 'ngx_conf_set_enum_slot does not name the directive';
-    like($out, qr/"device_auth_log_level"/,
-         'unknown log level: names the directive');
-}
+like($out, qr/"device_auth_log_level"/,
+     'unknown log level: names the directive');
 
 passes('profiles and log levels',
        server => 'device_auth_profile generic;',

@@ -105,9 +105,7 @@ is($r->{status}, 200, 'mirror, no certificate: the main request answered');
 select undef, undef, undef, 0.5;
 my @mirrored = grep { m{^GET /secure/mirror } } $t->echo_requests();
 
-TODO: {
-    local $TODO = 'subrequests skip the device_auth check (r != r->main)';
-
+{
     $r = $t->https_get(path => '/ssi/page.html', device => 'dev1');
     like($r->{body}, qr/^X-Device-Serial: \Q$serial\E$/m,
          'SSI include of a device_auth location, device: identity');
