@@ -207,10 +207,10 @@ for my $i (0 .. $#cn) {
 ###############################################################################
 # real Microchip certificates
 
-# the shared test data sits next to the repository (../shared/testdata)
+# a copy of the shared test data (../shared/testdata) is in t/data
 
 my $real = $ENV{DEVICE_AUTH_TESTDATA}
-           || DeviceAuth::Test->repo . '/../shared/testdata/atecc608';
+           || DeviceAuth::Test->repo . '/t/data/atecc608';
 
 SKIP: {
     skip "no Microchip certificates: $real/SOURCES.md not found "
