@@ -803,6 +803,8 @@ sub new_session_cache {
 #   session_cache  from new_session_cache(), for resumption;
 #               session_key (default "127.0.0.1:port")
 #   keepalive   n: n requests on the one connection (HTTP/1.1 keep-alive)
+#   between     sub { my ($i) = @_; ... }: runs before request $i > 0 of
+#               the connection (e.g. to revoke the device meanwhile)
 #   local_addr  source address, e.g. 127.0.0.5
 #   timeout     seconds (default 10)
 # Returns a hash: status, reason, headers (lower-case name => value, several
@@ -876,6 +878,9 @@ sub https_get {
 
     for my $i (0 .. $#paths) {
         my $last = $i == $#paths;
+
+        $args{between}->($i) if $args{between} && $i > 0;
+
         my $req = $self->_request($paths[$i], \%args, $last);
 
         if (!_write_all($sock, $req)) {
