@@ -543,8 +543,8 @@ ok($m{"nginx_device_auth_decisions_total{result=\"rejected\",reason=\"$_\"}"},
     for qw(signer_revoked signer_compromised unregistered quarantined duplicate);
 ok($m{'nginx_device_auth_decisions_total{result="allowed",reason="duplicate"}'},
    'metrics: duplicate allowed by the log action counted');
-ok($m{'nginx_device_auth_verdict_cache_hits_total'} >= 9,
-   'metrics: verdict cache hits');
+ok($m{'nginx_device_auth_verdict_cache_hits_total'} >= 2,
+   'metrics: verdict cache hits (the two recheck requests at least)');
 ok($m{'nginx_device_auth_redis_duration_seconds_count'} >= 1000,
    'metrics: latency histogram count');
 is($m{'nginx_device_auth_redis_connections_ready'}, 1,
