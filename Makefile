@@ -93,7 +93,7 @@ $(T_PKI)/.done: t/lib/mkpki.sh
 	rm -rf $(T_PKI)
 	bash t/lib/mkpki.sh $(T_PKI)
 
-test: all $(T_PKI)/.done
+test: all $(T_PKI)/.done fuzz-regress
 	DEVICE_AUTH_PKI=$(T_PKI) prove -r t/
 
 demo: all

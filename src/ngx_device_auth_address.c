@@ -47,9 +47,9 @@ ngx_device_auth_address_parse(int argc, const char *const *argv,
         return -1;
     }
 
-    if (len > 5 && memcmp(s, "unix:", 5) == 0) {
+    if (len >= 5 && memcmp(s, "unix:", 5) == 0) {
 
-        if (s[5] != '/' || len - 5 >= sizeof(a->path)) {
+        if (len < 7 || s[5] != '/' || len - 5 >= sizeof(a->path)) {
             snprintf(err, errlen, "unix socket path must be absolute and "
                      "shorter than %d characters", (int) sizeof(a->path));
             return -1;
@@ -103,6 +103,21 @@ ngx_device_auth_address_parse(int argc, const char *const *argv,
 
         memcpy(a->host, host, hlen);
         a->host[hlen] = '\0';
+
+        /* "2001:db8::1:80" is ambiguous: IPv6 needs its brackets */
+
+        if (s[0] != '[' && memchr(a->host, ':', hlen) != NULL) {
+            snprintf(err, errlen, "invalid address \"%.*s\", an IPv6 "
+                     "address is written \"[ipv6]:port\"",
+                     (int) (len > 64 ? 64 : len), s);
+            return -1;
+        }
+
+        if (s[0] == '[' && memchr(a->host, ':', hlen) == NULL) {
+            snprintf(err, errlen, "invalid address \"%.*s\", brackets are "
+                     "for IPv6 addresses", (int) (len > 64 ? 64 : len), s);
+            return -1;
+        }
 
         if (inet_pton(AF_INET, a->host, buf) != 1
             && inet_pton(AF_INET6, a->host, buf) != 1)

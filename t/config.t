@@ -319,6 +319,83 @@ $t->run();
 my $r = $t->https_get(device => 'dev1', leaf_only => 1, path => '/');
 is($r->{status}, 404, 'running: a device reaches the (empty) location');
 
+###############################################################################
+# Redis directives
+
+my $roots = 'device_auth_certificate %%PKI%%/roots.pem; ';
+
+for my $c (['redis.example.com:6379', qr/"device_auth_redis": "redis\.example\.com" is not an IP address \(host names would need a blocking DNS lookup\)/],
+           ['127.0.0.1', qr/"device_auth_redis": invalid address "127\.0\.0\.1", expected "ip:port" or "unix:\/path"/],
+           ['127.0.0.1:0', qr/"device_auth_redis": invalid port in "127\.0\.0\.1:0"/],
+           ['127.0.0.1:65536', qr/"device_auth_redis": invalid port/],
+           ['2001:db8::1:80', qr/"device_auth_redis": invalid address "2001:db8::1:80", an IPv6 address is written "\[ipv6\]:port"/],
+           ['[1.2.3.4]:80', qr/"device_auth_redis": invalid address "\[1\.2\.3\.4\]:80", brackets are for IPv6 addresses/],
+           ['unix:', qr/"device_auth_redis": unix socket path must be absolute/],
+           ['unix:/', qr/"device_auth_redis": unix socket path must be absolute/],
+           ['unix:relative.sock', qr/"device_auth_redis": unix socket path must be absolute/],
+           ['127.0.0.1:6379 db=x', qr/"device_auth_redis": invalid or duplicate "db="/],
+           ['127.0.0.1:6379 db=1 db=2', qr/"device_auth_redis": invalid or duplicate "db="/],
+           ['127.0.0.1:6379 user=edge', qr/"device_auth_redis": "user=" needs "password="/],
+           ['127.0.0.1:6379 tls=on', qr/"device_auth_redis": unknown option "tls=on"/])
+{
+    my ($arg, $re) = @$c;
+    $out = fails("device_auth_redis $arg",
+                 qr/^nginx: \[emerg\] $re.* in \Q$conf\E:\d+$/m,
+                 http => $roots . "device_auth_redis $arg;");
+    ($line) = $out =~ /\Q$conf\E:(\d+)$/m;
+    is($line, line_of(qr/device_auth_redis /),
+       "device_auth_redis $arg: the line of the directive");
+}
+
+passes('device_auth_redis forms',
+       http => $roots . 'device_auth_redis [::1]:6379 db=2 user=edge '
+                      . 'password=s3cret;');
+passes('device_auth_redis unix socket',
+       http => $roots . 'device_auth_redis unix:/run/redis/redis.sock;');
+
+fails('device_auth_redis twice', qr/"device_auth_redis" directive is duplicate/,
+      http => $roots . 'device_auth_redis 127.0.0.1:6379; '
+                     . 'device_auth_redis 127.0.0.1:6380;');
+
+fails('device_auth_redis in a server',
+      qr/"device_auth_redis" directive is not allowed here/,
+      server => 'device_auth_redis 127.0.0.1:6379;');
+
+fails('redis timeout 0',
+      qr/"device_auth_redis_timeout" must be between 1ms and 3600000ms in \Q$conf\E:\d+/,
+      http => $roots . 'device_auth_redis_timeout 0;');
+
+fails('redis prefix with a brace',
+      qr/"device_auth_redis_prefix" directive must be at most 128 characters, without "\{" or "\}"/,
+      http => $roots . 'device_auth_redis_prefix "da{x}:";');
+
+fails('duplicate window below 1s',
+      qr/"device_auth_duplicate_window" must be between 1000ms and \d+ms in \Q$conf\E:\d+/,
+      location => 'device_auth on; device_auth_duplicate_window 500ms;');
+
+fails('duplicate limit 101',
+      qr/"device_auth_duplicate_limit" must be between 0 and 100 in \Q$conf\E:\d+/,
+      location => 'device_auth on; device_auth_duplicate_limit 101;');
+
+fails('duplicate action',
+      qr/invalid value "ban" in "device_auth_duplicate_action" directive, it must be "log", "deny" or "quarantine" in \Q$conf\E:\d+/,
+      location => 'device_auth on; device_auth_duplicate_action ban;');
+
+fails('fail mode',
+      qr/invalid value "half" in "device_auth_fail_mode" directive, it must be "closed" or "open"/,
+      location => 'device_auth on; device_auth_fail_mode half;');
+
+passes('every Redis directive',
+       http => $roots . 'device_auth_redis 127.0.0.1:6379; '
+                      . 'device_auth_redis_timeout 150ms; '
+                      . 'device_auth_redis_prefix edge:;',
+       location => 'device_auth on; device_auth_fail_mode open; '
+                   . 'device_auth_recheck 5s; device_auth_registry on; '
+                   . 'device_auth_location $binary_remote_addr; '
+                   . 'device_auth_duplicate_window 1h; '
+                   . 'device_auth_duplicate_limit 5; '
+                   . 'device_auth_duplicate_action quarantine;');
+
 $t->check_error_log();
 
 done_testing();
