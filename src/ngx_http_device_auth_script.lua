@@ -38,7 +38,10 @@ local function event(kind, reason)
                'location', loc, 'edge', ARGV[6], 'reason', reason)
 end
 
-local reason = redis.call('GET', KEYS[1])
+-- one call for the four device and signer keys
+local state = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+
+local reason = state[1]
 if reason then
     if string.sub(reason, 1, 12) == 'quarantined:' then
         event('quarantined', reason)
@@ -48,15 +51,15 @@ if reason then
     return { 'revoked', reason, 0, '' }
 end
 
-reason = redis.call('GET', KEYS[3])
+reason = state[3]
 if reason then
     event('signer_revoked', reason)
     return { 'signer_revoked', reason, 0, '' }
 end
 
-if redis.call('EXISTS', KEYS[2]) == 0 then
+if not state[2] then
     -- a leaked factory key: only the units already shipped keep working
-    reason = redis.call('GET', KEYS[4])
+    reason = state[4]
     if reason then
         reason = 'signer compromised (' .. reason
                  .. ') and serial not in the manufacturing registry'
@@ -78,10 +81,13 @@ end
 -- sightings: trimmed to the window and to 100 places, with a TTL
 redis.call('ZADD', KEYS[5], now, loc)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
-redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
 redis.call('PEXPIRE', KEYS[5], window)
 
 local places = redis.call('ZCARD', KEYS[5])
+if places > 100 then
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, places - 101)
+    places = 100
+end
 if places <= limit then
     return { 'ok', '', places, '' }
 end
