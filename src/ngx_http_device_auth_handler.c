@@ -184,13 +184,24 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
+    /* the place is known once a lookup was made; else it is found here */
+
+    if (ctx->location.len == 0
+        && ngx_http_complex_value(r, dlcf->location, &ctx->location)
+           != NGX_OK)
+    {
+        ngx_str_null(&ctx->location);
+    }
+
     if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
         ngx_log_error(dlcf->log_level, r->connection->log, 0,
                       "device_auth: device rejected with %i (%V): "
-                      "serial %V, subject \"%V\", reason: %V",
+                      "serial %V, subject \"%V\", location \"%V\", "
+                      "reason: %V",
                       rc, &ctx->status,
                       (dc && dc->serial.len) ? &dc->serial : &none,
                       (dc && dc->subject.len) ? &dc->subject : &none,
+                      ctx->location.len ? &ctx->location : &none,
                       &ctx->reason);
         return;
     }

@@ -257,7 +257,7 @@ identity_ok(get(port => $port{5}, device => 'dev_rogue'),
 
 $r = get(port => $port{1}, device => 'dev_unpinned_signer');
 denied($r, 495, 'unpinned signer, signers pinned', 'signer not pinned');
-like($r->{log}, qr/rejected with 495 \(invalid\): serial 0123D0D1D2D3D4D501, subject "CN=sn0123D0D1D2D3D4D501,O=Device Auth Test Inc", reason: signer not pinned/,
+like($r->{log}, qr/rejected with 495 \(invalid\): serial 0123D0D1D2D3D4D501, subject "CN=sn0123D0D1D2D3D4D501,O=Device Auth Test Inc", location "127.0.0.1", reason: signer not pinned/,
      'unpinned signer: log line names serial and subject');
 
 identity_ok(get(device => 'dev_unpinned_signer'),
