@@ -604,6 +604,7 @@ ngx_device_auth_chain_reason(ngx_device_auth_policy_t *p,
             (void) ngx_device_auth_invalid(id, err,
                          "signer not pinned (device issued by a "
                          "certificate that is not in the pinned signers)");
+            id->reason_code = NGX_DEVICE_AUTH_R_SIGNER_NOT_PINNED;
             return;
         }
 
@@ -1076,9 +1077,7 @@ ngx_device_auth_invalid(ngx_device_auth_identity_t *id, int error,
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        id->reason_code = strncmp(buf, "signer not pinned", 17) == 0
-                          ? NGX_DEVICE_AUTH_R_SIGNER_NOT_PINNED
-                          : NGX_DEVICE_AUTH_R_UNPINNED_ROOT;
+        id->reason_code = NGX_DEVICE_AUTH_R_UNPINNED_ROOT;
         break;
     case X509_V_ERR_CERT_HAS_EXPIRED:
         id->reason_code = NGX_DEVICE_AUTH_R_EXPIRED;
