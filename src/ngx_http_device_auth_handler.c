@@ -93,8 +93,8 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
         }
 
         ngx_str_set(&reason, "plain HTTP connection, no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
-                                    &reason);
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT,
+                                    NGX_HTTP_DEVICE_AUTH_S_NO_CERT, &reason);
         return ctx->rc;
     }
 
@@ -102,19 +102,21 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT:
         ngx_str_set(&reason, "no client certificate");
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT, NGX_HTTP_DEVICE_AUTH_S_NO_CERT,
-                                    &reason);
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_NO_CERT,
+                                    NGX_HTTP_DEVICE_AUTH_S_NO_CERT, &reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_INVALID:
         ngx_http_device_auth_forget_session(r);
-        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR, NGX_HTTP_DEVICE_AUTH_S_INVALID,
+        ngx_http_device_auth_decide(ctx, NGX_HTTPS_CERT_ERROR,
+                                    NGX_HTTP_DEVICE_AUTH_S_INVALID,
                                     &dc->reason);
         return ctx->rc;
 
     case NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &dc->reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED,
+                                    &dc->reason);
         return ctx->rc;
     }
 
@@ -127,7 +129,8 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
                              "another server (TLS server name differs "
                              "from Host)");
         ngx_http_device_auth_decide(ctx, NGX_HTTP_MISDIRECTED_REQUEST,
-                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED, &reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED,
+                                    &reason);
         return ctx->rc;
     }
 

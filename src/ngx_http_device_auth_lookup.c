@@ -206,7 +206,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     if (ngx_http_device_auth_lookup_send(lookup, 0) != NGX_OK) {
         ngx_queue_insert_head(&redis->free, &lookup->link);
         ngx_http_device_auth_metrics_redis_error(dmcf,
-                                          NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
+                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
         ngx_http_device_auth_fail(ctx, "redis not connected");
         return ctx->rc;
     }
@@ -326,8 +326,8 @@ ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
     p = ngx_http_device_auth_arg(p, lookup->serial, lookup->serial_len);
     p = ngx_http_device_auth_arg(p, lookup->signer, NGX_DEVICE_AUTH_HEX_LEN);
     p = ngx_http_device_auth_arg(p, num,
-                                 ngx_sprintf(num, "%ui",
-                                     (ngx_uint_t) NGX_HTTP_DEVICE_AUTH_EVENT_RATE)
+                                 ngx_sprintf(num, "%d",
+                                             NGX_HTTP_DEVICE_AUTH_EVENT_RATE)
                                  - num);
     p = ngx_http_device_auth_arg(p, (u_char *) NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
                                  sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);

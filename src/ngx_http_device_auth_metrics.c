@@ -340,11 +340,12 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
                 continue;
             }
 
-            p = ngx_slprintf(p, b->end, "nginx_device_auth_decisions_total"
-                            "{result=\"%s\",reason=\"%s\"} %uA\n",
-                            results[j],
-                            ngx_http_device_auth_decision_names[i],
-                            sh->decisions[i][j]);
+            p = ngx_slprintf(p, b->end,
+                             "nginx_device_auth_decisions_total"
+                             "{result=\"%s\",reason=\"%s\"} %uA\n",
+                             results[j],
+                             ngx_http_device_auth_decision_names[i],
+                             sh->decisions[i][j]);
         }
     }
 
@@ -354,9 +355,10 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
             "# TYPE nginx_device_auth_cert_errors_total counter\n");
 
     for (i = 1; i < NGX_DEVICE_AUTH_R_N; i++) {
-        p = ngx_slprintf(p, b->end, "nginx_device_auth_cert_errors_total"
-                        "{reason=\"%s\"} %uA\n",
-                        ngx_device_auth_reason_names[i], sh->cert_errors[i]);
+        p = ngx_slprintf(p, b->end,
+                         "nginx_device_auth_cert_errors_total"
+                         "{reason=\"%s\"} %uA\n",
+                         ngx_device_auth_reason_names[i], sh->cert_errors[i]);
     }
 
     p = ngx_slprintf(p, b->end,
@@ -365,10 +367,11 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
             "# TYPE nginx_device_auth_redis_errors_total counter\n");
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_RE_N; i++) {
-        p = ngx_slprintf(p, b->end, "nginx_device_auth_redis_errors_total"
-                        "{kind=\"%s\"} %uA\n",
-                        ngx_http_device_auth_redis_error_names[i],
-                        sh->redis_errors[i]);
+        p = ngx_slprintf(p, b->end,
+                         "nginx_device_auth_redis_errors_total"
+                         "{kind=\"%s\"} %uA\n",
+                         ngx_http_device_auth_redis_error_names[i],
+                         sh->redis_errors[i]);
     }
 
     p = ngx_slprintf(p, b->end,
@@ -380,8 +383,9 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_BUCKETS; i++) {
         cumulative += sh->latency[i];
-        p = ngx_slprintf(p, b->end, "nginx_device_auth_redis_duration_seconds_bucket"
-                        "{le=\"%ui.%06ui\"} %ui\n",
+        p = ngx_slprintf(p, b->end,
+                         "nginx_device_auth_redis_duration_seconds_bucket"
+                         "{le=\"%ui.%06ui\"} %ui\n",
                         ngx_http_device_auth_buckets[i] / 1000000,
                         ngx_http_device_auth_buckets[i] % 1000000,
                         cumulative);

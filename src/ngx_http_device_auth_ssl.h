@@ -29,7 +29,7 @@ typedef struct ngx_http_device_auth_lookup_s  ngx_http_device_auth_lookup_t;
 
 typedef struct {
     ngx_device_auth_policy_t       *policy;     /* pins that verified it */
-    ngx_uint_t                      status;     /* NGX_HTTP_DEVICE_AUTH_CONN_* */
+    ngx_uint_t                      status;     /* ..._CONN_* */
     ngx_uint_t                      reason_code; /* NGX_DEVICE_AUTH_R_* */
     ngx_str_t                       serial;
     ngx_str_t                       reason;     /* failures only */
