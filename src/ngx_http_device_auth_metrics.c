@@ -386,9 +386,9 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
         p = ngx_slprintf(p, b->end,
                          "nginx_device_auth_redis_duration_seconds_bucket"
                          "{le=\"%ui.%06ui\"} %ui\n",
-                        ngx_http_device_auth_buckets[i] / 1000000,
-                        ngx_http_device_auth_buckets[i] % 1000000,
-                        cumulative);
+                         ngx_http_device_auth_buckets[i] / 1000000,
+                         ngx_http_device_auth_buckets[i] % 1000000,
+                         cumulative);
     }
 
     cumulative += sh->latency[NGX_HTTP_DEVICE_AUTH_BUCKETS];
