@@ -38,10 +38,9 @@ local function event(kind, reason)
                'location', loc, 'edge', ARGV[6], 'reason', reason)
 end
 
--- one call for the four device and signer keys
-local state = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-
-local reason = state[1]
+-- GET, not MGET: a key of the wrong type must fail (and the fail mode
+-- decide), never read as absent
+local reason = redis.call('GET', KEYS[1])
 if reason then
     if string.sub(reason, 1, 12) == 'quarantined:' then
         event('quarantined', reason)
@@ -51,15 +50,15 @@ if reason then
     return { 'revoked', reason, 0, '' }
 end
 
-reason = state[3]
+reason = redis.call('GET', KEYS[3])
 if reason then
     event('signer_revoked', reason)
     return { 'signer_revoked', reason, 0, '' }
 end
 
-if not state[2] then
+if redis.call('EXISTS', KEYS[2]) == 0 then
     -- a leaked factory key: only the units already shipped keep working
-    reason = state[4]
+    reason = redis.call('GET', KEYS[4])
     if reason then
         reason = 'signer compromised (' .. reason
                  .. ') and serial not in the manufacturing registry'
