@@ -3,6 +3,7 @@
 #   make deps     install what is missing with apt (nothing when all is there)
 #   make          build build/ngx_http_device_auth_module.so
 #   make test     build and run the whole suite (prove t/)
+#   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
 #   make demo-stop
 
@@ -24,7 +25,7 @@ SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
 CC          ?= cc
 TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
 
-.PHONY: all deps module tools test demo demo-stop clean
+.PHONY: all deps module tools test demo demo-stop clean bench-loadgen
 
 all: module tools
 
@@ -93,8 +94,12 @@ $(T_PKI)/.done: t/lib/mkpki.sh
 	rm -rf $(T_PKI)
 	bash t/lib/mkpki.sh $(T_PKI)
 
-test: all $(T_PKI)/.done fuzz-regress
+test: all $(T_PKI)/.done fuzz-regress bench-loadgen
 	DEVICE_AUTH_PKI=$(T_PKI) prove -r t/
+
+# the load generator, for the faults-under-load tests and make bench
+bench-loadgen: deps
+	$(MAKE) -s -C bench
 
 demo: all
 	@bash demo/demo.sh start
@@ -247,3 +252,271 @@ fuzz-regress: fuzz-build
 	    fi; \
 	done; \
 	if [ -n "$$failed" ]; then exit 1; fi
+
+
+# ============================================================ sanitizers
+#   make test-asan       nginx 1.22.1 AND the module built with ASan+UBSan
+#                        (from the Debian orig tarball, Debian's configure
+#                        flags), then the whole suite against them (but
+#                        t/bench.t); any sanitizer report fails the run
+#   make test-valgrind   nginx 1.22.1 and the module built plainly from
+#                        the same source, in single-process mode under
+#                        valgrind memcheck, for VALGRIND_TESTS (a
+#                        representative subset); an invalid read/write, a
+#                        use of uninitialised memory or a definite leak
+#                        fails the test file (t/lib/DeviceAuth/Test.pm)
+#   make test-asan ASAN_TESTS=t/tls.t    one file (prove's arguments)
+#
+# Reports: build/asan-reports/san.<exe>.<pid> (printed at the end, and by
+# the test file during which they appeared); valgrind logs in each test's
+# directory (printed by the test that fails).  Suppressions and the test
+# build's patch of nginx, each with its reason: sanitizers/.
+
+SAN_PACKAGES    := build-essential clang-14 libclang-rt-14-dev valgrind curl \
+                   patch \
+                   nginx-dev libssl-dev libhiredis-dev libpcre2-dev \
+                   zlib1g-dev redis-server redis-tools perl \
+                   libio-socket-ssl-perl libnet-ssleay-perl openssl
+
+NGX_VERSION     := 1.22.1
+NGX_ORIG        := $(BUILD)/nginx_$(NGX_VERSION).orig.tar.gz
+NGX_ORIG_URL    := http://deb.debian.org/debian/pool/main/n/nginx/nginx_$(NGX_VERSION).orig.tar.gz
+NGX_ORIG_SHA256 := 9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31
+NGX_ORIG_SRC    := $(BUILD)/nginx-$(NGX_VERSION)
+NGX_PATCHES     := $(wildcard $(CURDIR)/sanitizers/*.patch)
+
+ASAN_CC         ?= clang-14
+# The sanitizer flags of nginx, the module and certcheck, and the
+# exceptions made for nginx core, each with its reason:
+# - nginx core passes NULL with a length of 0 to memcpy() in places
+#   (ngx_pstrdup() of an empty string...): that one check is made
+#   recoverable so that sanitizers/ubsan.supp can name those core
+#   functions; a report it does not suppress still stops the process
+#   (halt_on_error=1) and fails the run
+# - every dynamic module defines its own "ngx_modules" array, which the
+#   executable's interposes: without ODR indicators the module's ASan
+#   globals registration poisons nginx's array (a false
+#   global-buffer-overflow in ngx_cycle_modules() on reload)
+# - nginx dlclose()s the module when it frees its configuration, before
+#   LeakSanitizer looks at exit: -z nodelete keeps it mapped, so that
+#   leak reports name the module's functions
+# - nginx core reads and writes unaligned words on x86 by design
+#   (NGX_HAVE_NONALIGNED: request line parser, HTTP/2 frames): its
+#   portable byte-wise code is built instead
+SAN_EXCEPTIONS  := -fsanitize-recover=nonnull-attribute \
+                   -fsanitize-address-use-odr-indicator
+SAN_FLAGS       := -fsanitize=address,undefined -fno-omit-frame-pointer \
+                   -fno-sanitize-recover=undefined $(SAN_EXCEPTIONS)
+ASAN_NGX_CFLAGS := -DNGX_HAVE_NONALIGNED=0
+ASAN_LD_OPT     := $(SAN_FLAGS) -Wl,-z,relro -Wl,-z,now -fPIC -Wl,-z,nodelete
+ASAN_BUILD      := $(BUILD)/asan
+ASAN_NGINX      := $(ASAN_BUILD)/nginx
+ASAN_MODULE     := $(ASAN_BUILD)/ngx_http_device_auth_module.so
+ASAN_CERTCHECK  := $(ASAN_BUILD)/certcheck
+ASAN_REPORTS    := $(BUILD)/asan-reports
+SAN_SUPP        := $(CURDIR)/sanitizers
+# every test file but t/bench.t, which always runs the stock nginx (its
+# Lua peer is built for it): nothing there for the sanitizers to see
+ASAN_TESTS      ?= $(filter-out t/bench.t,$(wildcard t/*.t))
+
+# Halt on the first error; reports go to files, never to stderr (nginx
+# dup2()s its error log onto stderr, and the tests read both).  ASan, LSan
+# and UBSan share one runtime and one log_path: san.<exe>.<pid>.
+# Allocation stacks are unwound by frame pointers: those through OpenSSL
+# or PCRE2 (built without) stop there.  ASAN_EXTRA=fast_unwind_on_malloc=0
+# gets whole stacks, at a price: TLS handshakes (hundreds of mallocs each)
+# become several times slower, too slow for t/load-faults.t.
+SAN_LOG  := $(ASAN_REPORTS)/san
+ASAN_EXTRA ?=
+ASAN_ENV := \
+    ASAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:suppressions=$(SAN_SUPP)/asan.supp$(if $(ASAN_EXTRA),:$(ASAN_EXTRA)) \
+    LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
+    UBSAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:print_stacktrace=1:halt_on_error=1:suppressions=$(SAN_SUPP)/ubsan.supp
+
+# valgrind runs a plain build of the same patched tree (symbols, and the
+# exit patch: the stock nginx -t leaks its configuration too), with the
+# compiler flags of the normal module build
+VG_BUILD        := $(BUILD)/valgrind
+VG_NGINX        := $(VG_BUILD)/nginx
+VG_MODULE       := $(VG_BUILD)/ngx_http_device_auth_module.so
+VG_CFLAGS       := -g -O2 -fstack-protector-strong -Wformat \
+                   -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2
+
+# The valgrind subset: every test file that runs nginx in one process,
+# minus those whose point is load or timing (redis-faults.t, load-faults.t,
+# bench.t) or the runbook (operations.t); the files skip what needs
+# reloads or several workers.  About 4 minutes on 2 cores.
+VALGRIND_TESTS  ?= t/00-build.t t/config.t t/tls.t t/headers.t t/sni.t \
+                   t/resume.t t/http2.t t/subrequest.t t/redis.t t/metrics.t
+
+.PHONY: san-deps asan-build vg-build test-asan test-valgrind FORCE
+
+FORCE:
+
+san-deps:
+	@missing=""; \
+	for p in $(SAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$sudo apt-get update -qq && \
+	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null || exit 1; \
+	fi
+
+# the full nginx source (nginx-dev has no .c files), downloaded once
+$(NGX_ORIG): | san-deps
+	mkdir -p $(BUILD)
+	curl -fsSL --retry 3 -o $@.tmp $(NGX_ORIG_URL)
+	echo "$(NGX_ORIG_SHA256)  $@.tmp" | sha256sum -c --quiet - \
+	    || { rm -f $@.tmp; echo "$(NGX_ORIG): bad sha256"; exit 1; }
+	mv $@.tmp $@
+
+# the tree is patched for the test build: sanitizers/*.patch say why
+$(NGX_ORIG_SRC)/configure: $(NGX_ORIG) $(NGX_PATCHES)
+	echo "$(NGX_ORIG_SHA256)  $<" | sha256sum -c --quiet -
+	rm -rf $(NGX_ORIG_SRC)
+	tar -C $(BUILD) --no-same-owner -xzf $<
+	for p in $(NGX_PATCHES); do \
+	    patch -s -d $(NGX_ORIG_SRC) -p1 < $$p || exit 1; \
+	done
+	touch $@
+
+# nginx and the module in one configure, so that both are instrumented;
+# feature tests run with leak detection off (some of them leak on purpose)
+$(ASAN_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure \
+                        $(NGX_SRC)/conf_flags $(ASAN_BUILD)/.flags
+	mkdir -p $(ASAN_BUILD)
+	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
+	    ASAN_OPTIONS=detect_leaks=0 ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc=$(ASAN_CC) \
+	        --with-cc-opt="-g -O1 $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) -fPIC" \
+	        --with-ld-opt="$(ASAN_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR) --builddir=$(ASAN_BUILD) \
+	        > $(ASAN_BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(ASAN_BUILD)/configure.log; exit 1; }
+
+# configure again when the compiler or the flags change
+$(ASAN_BUILD)/.flags: FORCE
+	@mkdir -p $(ASAN_BUILD)
+	@echo '$(ASAN_CC) $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) $(ASAN_LD_OPT)' \
+	    | cmp -s - $@ \
+	    || echo '$(ASAN_CC) $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) $(ASAN_LD_OPT)' \
+	         > $@
+
+$(ASAN_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
+	mkdir -p $(ASAN_BUILD)
+	cp $< $@
+
+$(ASAN_CERTCHECK): t/tools/certcheck.c src/ngx_device_auth_cert.c \
+                   src/ngx_device_auth_cert.h $(ASAN_BUILD)/.flags | san-deps
+	mkdir -p $(ASAN_BUILD)
+	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ t/tools/certcheck.c \
+	    src/ngx_device_auth_cert.c -lcrypto
+
+# nginx's own Makefile knows what changed
+asan-build: san-deps $(ASAN_BUILD)/Makefile \
+            $(ASAN_BUILD)/ngx_http_device_auth_script.h $(ASAN_CERTCHECK)
+	cd $(NGX_ORIG_SRC) && \
+	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
+
+# ASAN_TESTS.  Workers run as "nobody" and write their reports too:
+# the report directory is world-writable (sticky).  The harness fails the
+# test file during which a report appeared; this fails the run on any
+# report at all, and prints them.
+test-asan: asan-build tools $(T_PKI)/.done
+	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); \
+	chmod 1777 $(ASAN_REPORTS); \
+	start=$$(date +%s); rc=0; \
+	NGINX_BINARY=$(ASAN_NGINX) DEVICE_AUTH_MODULE=$(ASAN_MODULE) \
+	DEVICE_AUTH_CERTCHECK=$(ASAN_CERTCHECK) DEVICE_AUTH_PKI=$(T_PKI) \
+	DEVICE_AUTH_SANITIZER=asan DEVICE_AUTH_SANITIZER_LOGS=$(ASAN_REPORTS) \
+	$(ASAN_ENV) prove $(ASAN_TESTS) || rc=$$?; \
+	reports=$$(find $(ASAN_REPORTS) -type f | sort); \
+	for f in $$reports; do echo "=== $$f"; cat $$f; done; \
+	echo "test-asan: $$(( $$(date +%s) - start )) s, prove exit $$rc," \
+	     "$$(echo $$reports | wc -w) sanitizer report(s)"; \
+	[ $$rc = 0 ] && [ -z "$$reports" ]
+
+$(VG_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure $(NGX_SRC)/conf_flags
+	mkdir -p $(VG_BUILD)
+	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(VG_CFLAGS)" \
+	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
+	        --add-dynamic-module=$(CURDIR) --builddir=$(VG_BUILD) \
+	        > $(VG_BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(VG_BUILD)/configure.log; exit 1; }
+
+$(VG_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
+	mkdir -p $(VG_BUILD)
+	cp $< $@
+
+vg-build: san-deps $(VG_BUILD)/Makefile \
+          $(VG_BUILD)/ngx_http_device_auth_script.h
+	cd $(NGX_ORIG_SRC) && \
+	    $(MAKE) -s -j2 -f $(VG_BUILD)/Makefile binary modules
+
+# VALGRIND_TESTS, nginx in one process under memcheck (the harness adds
+# "master_process off" and reads each run's log: see DEVICE_AUTH_VALGRIND
+# in t/lib/DeviceAuth/Test.pm)
+test-valgrind: vg-build tools $(T_PKI)/.done
+	@start=$$(date +%s); rc=0; \
+	NGINX_BINARY=$(VG_NGINX) DEVICE_AUTH_MODULE=$(VG_MODULE) \
+	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_VALGRIND=1 \
+	DEVICE_AUTH_VALGRIND_OPTS="--suppressions=$(SAN_SUPP)/valgrind.supp" \
+	prove $(VALGRIND_TESTS) || rc=$$?; \
+	echo "test-valgrind: $$(( $$(date +%s) - start )) s, prove exit $$rc"; \
+	[ $$rc = 0 ]
+
+
+# ================================================================= bench
+#   make bench           issue 4's side-by-side benchmark (bench/run.sh):
+#                        stock nginx, the module (chain only, Redis with
+#                        recheck 0 and 10s) and a Lua peer, keepalive and
+#                        handshake modes, 1 and 2 workers, interleaved, then
+#                        the extra measurements; table, JSON and plot in
+#                        bench/results/<date>-<time>/ (bench/results/latest)
+#                        About 9 minutes on 2 cores; BENCH_QUICK=1 about 1.
+#                        Knobs: BENCH_* in bench/run.sh.
+#   make bench-profile   perf and callgrind of the hot path (bench/profile.sh)
+#   make bench-deps      what they need from apt (also needed by t/bench.t)
+
+BENCH_PACKAGES   := nginx libnginx-mod-http-lua lua-nginx-redis redis-server \
+                    redis-tools gnuplot-nox openssl libssl-dev perl procps \
+                    build-essential
+PROFILE_PACKAGES := linux-perf valgrind
+
+.PHONY: bench bench-deps bench-tools bench-profile
+
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$sudo apt-get update -qq && \
+	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null || exit 1; \
+	fi
+
+bench-tools: bench-deps
+	$(MAKE) -s -C bench loadgen
+
+bench: module bench-tools
+	BENCH_COMMAND="$(if $(BENCH_QUICK),BENCH_QUICK=$(BENCH_QUICK) )make bench" \
+	    bash bench/run.sh
+
+bench-profile: module bench-tools
+	bash bench/profile.sh
+
+# t/bench.t runs bench/run.sh in its quick mode
+test: bench-tools

@@ -15,6 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 NGINX=${NGINX:-/usr/sbin/nginx}
+export -n NGINX    # nginx reads $NGINX (inherited sockets) and then stays in the foreground
 DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
 FLEET=${FLEET:-100}

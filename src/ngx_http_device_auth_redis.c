@@ -52,6 +52,8 @@ static void ngx_http_device_auth_redis_disconnected(
     const redisAsyncContext *ac, int status);
 static void ngx_http_device_auth_redis_handshake(redisAsyncContext *ac,
     void *r, void *privdata);
+static void ngx_http_device_auth_redis_down(
+    ngx_http_device_auth_redis_t *redis, const char *fmt, ...);
 
 
 const char    *ngx_http_device_auth_script = ngx_http_device_auth_script_src;
@@ -196,12 +198,9 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     }
 
     if (ac->err) {
-        if (!redis->logged_down) {
-            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                          "device_auth: cannot connect to redis at \"%V\": "
-                          "%s", &dmcf->redis_addr, ac->errstr);
-            redis->logged_down = 1;
-        }
+        ngx_http_device_auth_redis_down(redis, "cannot connect to redis at "
+                                        "\"%V\": %s", &dmcf->redis_addr,
+                                        ac->errstr);
 
         redisAsyncFree(ac);
         ngx_http_device_auth_redis_schedule(redis);
@@ -280,13 +279,9 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (!redis->logged_down) {
-            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                          "device_auth: redis \"%s\" failed at \"%V\": %s",
-                          (char *) privdata, &redis->conf->redis_addr,
-                          reply->str);
-            redis->logged_down = 1;
-        }
+        ngx_http_device_auth_redis_down(redis, "redis \"%s\" failed at "
+                                        "\"%V\": %s", (char *) privdata,
+                                        &redis->conf->redis_addr, reply->str);
 
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
         redisAsyncFree(redis->ac);
@@ -316,7 +311,7 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_READY;
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
-    redis->logged_down = 0;
+    redis->down_len = 0;
 
     ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 1);
 
@@ -333,11 +328,10 @@ ngx_http_device_auth_redis_connected(const redisAsyncContext *ac, int status)
 
     redis = ac->data;
 
-    if (status != REDIS_OK && !redis->logged_down) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "device_auth: cannot connect to redis at \"%V\": %s",
-                      &redis->conf->redis_addr, ac->errstr);
-        redis->logged_down = 1;
+    if (status != REDIS_OK) {
+        ngx_http_device_auth_redis_down(redis, "cannot connect to redis at "
+                                        "\"%V\": %s",
+                                        &redis->conf->redis_addr, ac->errstr);
     }
 }
 
@@ -355,6 +349,37 @@ ngx_http_device_auth_redis_disconnected(const redisAsyncContext *ac,
                       "device_auth: redis connection to \"%V\" lost: %s",
                       &redis->conf->redis_addr, ac->errstr);
     }
+}
+
+
+/*
+ * An outage is logged once per cause, not at every reconnect attempt; a
+ * new cause (the server is back, but now refuses the password) is logged.
+ */
+
+static void
+ngx_http_device_auth_redis_down(ngx_http_device_auth_redis_t *redis,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    u_char    buf[sizeof(redis->down)];
+    va_list   args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    if ((size_t) (p - buf) == redis->down_len
+        && ngx_memcmp(buf, redis->down, redis->down_len) == 0)
+    {
+        return;
+    }
+
+    redis->down_len = p - buf;
+    ngx_memcpy(redis->down, buf, redis->down_len);
+
+    ngx_log_error(NGX_LOG_ERR, redis->log, 0, "device_auth: %*s",
+                  redis->down_len, redis->down);
 }
 
 
@@ -399,14 +424,10 @@ ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev)
     ngx_http_device_auth_redis_t *redis = ev->data;
 
     if (redis->state != NGX_HTTP_DEVICE_AUTH_REDIS_READY) {
-        if (!redis->logged_down) {
-            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                          "device_auth: redis at \"%V\" did not answer the "
-                          "connect and handshake in %M ms",
-                          &redis->conf->redis_addr,
-                          redis->conf->redis_timeout);
-            redis->logged_down = 1;
-        }
+        ngx_http_device_auth_redis_down(redis, "redis at \"%V\" did not "
+                                        "answer the connect and handshake "
+                                        "in %M ms", &redis->conf->redis_addr,
+                                        redis->conf->redis_timeout);
 
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
 

@@ -43,7 +43,10 @@ struct ngx_http_device_auth_redis_s {
 
     u_char                             sha[NGX_HTTP_DEVICE_AUTH_SHA1_LEN];
     unsigned                           exiting:1;
-    unsigned                           logged_down:1;
+
+    /* what was last logged of an outage: a new cause is logged again */
+    size_t                             down_len;
+    u_char                             down[256];
 };
 
 

@@ -100,8 +100,15 @@ ngx_http_device_auth_variable(ngx_http_request_t *r,
 
         s = (data == NGX_HTTP_DEVICE_AUTH_VAR_STATUS) ? &ctx->status
                                                       : &ctx->reason;
+
+        /*
+         * an empty value (the reason of an "ok") points to "", not NULL:
+         * the script and log code memcpy() values, and memcpy() from NULL
+         * is undefined even with a length of 0
+         */
+
         v->len = s->len;
-        v->data = s->data;
+        v->data = s->len ? s->data : (u_char *) "";
         v->valid = 1;
         v->no_cacheable = 1;
         v->not_found = 0;

@@ -295,6 +295,26 @@ like($t->read_error_log($mark),
      qr/\[notice\] .*device_auth: connected to redis at "127\.0\.0\.1:\d+"/,
      'redis down at start: reconnect logged at notice');
 
+# one outage, two causes: each is logged once (refused, then NOAUTH)
+
+$mark = $t->log_mark();
+$t->redis_stop();
+is_failing('redis stopped again');
+$t->redis_start('--requirepass', 'other');
+is_failing('redis back, asking for a password nginx does not have');
+
+my $causes = $t->wait_error_log(qr/"SCRIPT LOAD" failed at "127\.0\.0\.1:\d+": NOAUTH/,
+                                mark => $mark);
+ok($causes, 'the new cause of the outage is logged');
+my @refused = ($causes // '') =~ /(cannot connect to redis|connection to "[^"]*" lost)/g;
+ok(@refused >= 1, 'and the first cause was logged before it');
+my @noauth = ($causes // '') =~ /(NOAUTH)/g;
+is(scalar(@noauth), 1, 'each cause once, whatever the reconnect attempts');
+
+$t->redis_stop();
+$t->redis_start();
+recovers('redis back without a password');
+
 
 ###############################################################################
 # killed mid-run, then restarted on the same port

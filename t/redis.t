@@ -28,6 +28,7 @@ http {
 
     device_auth_certificate %%PKI%%/roots.pem;
     device_auth_redis 127.0.0.1:%%REDIS_PORT%%;
+    device_auth_redis_timeout %%REDIS_TIMEOUT%%;
 
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;

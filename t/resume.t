@@ -328,6 +328,8 @@ for my $case ([0, 3, 'session ID'], [1, 4, 'ticket']) {
 
 # reload: the same pins keep sessions good; other pins refuse them
 
+$t->skip_under_valgrind('reloads need the master process');
+
 {
     my %cache;
 

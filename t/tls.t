@@ -25,6 +25,8 @@ http {
 
     device_auth_certificate %%PKI%%/roots.pem;
 
+    log_format vars '$request_uri [$device_auth_status] [$device_auth_reason]';
+
     # roots pinned, no signers, depth 1; plain HTTP too
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
@@ -53,6 +55,7 @@ http {
 
         location /vars {
             device_auth on;
+            access_log %%TESTDIR%%/vars.log vars;
             return 200 "status=$device_auth_status serial=$device_auth_serial signer=$device_auth_signer fingerprint=$device_auth_fingerprint reason=$device_auth_reason\n";
         }
 
@@ -398,6 +401,25 @@ is($r->{body}, sprintf("status=ok serial=%s signer=%s fingerprint=%s "
                        . "reason=\n", $t->serial('dev1'),
                        $t->fingerprint('signer1'), $t->fingerprint('dev1')),
    'variables for a genuine device');
+
+# the same in an access log: set and empty for a genuine device (the
+# script and log code memcpy() the value: under make test-asan, UBSan
+# checks that an empty value does not point to NULL)
+
+my $vars_uri = $r->{uri};
+$r = get(path => '/vars');
+is($r->{status}, 400, 'variables without a certificate: refused');
+
+my %logged;
+for my $i (1 .. 50) {
+    %logged = map { /^(\S+) (.*)$/ ? ($1 => $2) : () }
+              split /\n/, $t->read_file('vars.log');
+    last if exists $logged{ $r->{uri} };
+    select(undef, undef, undef, 0.05);
+}
+is($logged{$vars_uri}, '[ok] []', 'access log: genuine device, empty reason');
+is($logged{ $r->{uri} }, '[no_cert] [no client certificate]',
+   'access log: no certificate, the reason');
 
 # device_auth_log_level
 

@@ -34,7 +34,7 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-    int                         c, i, j, depth, profile, rc;
+    int                         c, i, j, depth, profile, rc, status;
     char                        err[NGX_DEVICE_AUTH_ERR_MAX];
     char                        hex[3][NGX_DEVICE_AUTH_HEX_LEN + 1];
     const char                 *roots_file, *signers_file;
@@ -74,19 +74,24 @@ main(int argc, char **argv)
         usage();
     }
 
+    /* everything is freed on every path: make test-asan checks leaks */
+
+    status = 2;
+    signers = NULL;
+    policy = NULL;
+    sent = NULL;
+
     roots = ngx_device_auth_bundle_load(roots_file, err, sizeof(err));
     if (roots == NULL) {
         fprintf(stderr, "certcheck: roots: %s\n", err);
-        return 2;
+        goto done;
     }
-
-    signers = NULL;
 
     if (signers_file) {
         signers = ngx_device_auth_bundle_load(signers_file, err, sizeof(err));
         if (signers == NULL) {
             fprintf(stderr, "certcheck: signers: %s\n", err);
-            return 2;
+            goto done;
         }
     }
 
@@ -94,18 +99,22 @@ main(int argc, char **argv)
                                            err, sizeof(err));
     if (policy == NULL) {
         fprintf(stderr, "certcheck: %s\n", err);
-        return 2;
+        goto done;
     }
 
     /* as a TLS peer sends it: the device certificate first */
 
     sent = sk_X509_new_null();
+    if (sent == NULL) {
+        fprintf(stderr, "certcheck: out of memory\n");
+        goto done;
+    }
 
     for (i = optind; i < argc; i++) {
         b = ngx_device_auth_bundle_load(argv[i], err, sizeof(err));
         if (b == NULL) {
             fprintf(stderr, "certcheck: %s\n", err);
-            return 2;
+            goto done;
         }
 
         for (j = 0; j < b->n; j++) {
@@ -122,7 +131,8 @@ main(int argc, char **argv)
         printf("invalid error=%d serial=%s reason=%s subject=%s\n",
                id.x509_error, id.serial_len ? id.serial : "-", id.reason,
                id.subject);
-        return 1;
+        status = 1;
+        goto done;
     }
 
     ngx_device_auth_hex(id.signer_id, NGX_DEVICE_AUTH_ID_LEN, hex[0]);
@@ -132,10 +142,14 @@ main(int argc, char **argv)
     printf("ok serial=%s signer=%s fingerprint=%s anchor=%s\n",
            id.serial, hex[0], hex[1], hex[2]);
 
+    status = 0;
+
+done:
+
     sk_X509_pop_free(sent, X509_free);
     ngx_device_auth_policy_free(policy);
     ngx_device_auth_bundle_free(roots);
     ngx_device_auth_bundle_free(signers);
 
-    return 0;
+    return status;
 }

@@ -36,6 +36,9 @@ package DeviceAuth::Test;
 #   %%REDIS_PORT%%  port, and %%REDIS_SOCKET%% unix socket path, of the
 #                   redis-server that redis_start() starts (allocated as
 #                   soon as they appear; start it with redis_start()).
+#   %%REDIS_TIMEOUT%%  "200ms" (the default device_auth_redis_timeout),
+#                   longer under a sanitizer or valgrind: for tests that
+#                   are not about timeouts
 #
 # write_conf() also adds, unless the template has them: load_module of the
 # module, pid, error_log (info) in the test directory, "daemon off",
@@ -51,8 +54,10 @@ package DeviceAuth::Test;
 #   port(N), echo_port, write_conf(TEMPLATE), conf, conf_line(RE),
 #   write_file(NAME, DATA), read_file(NAME), expand(TEXT)
 #   test_config -> (ok, output); run; reload -> ok; stop; nginx_pid
+#   valgrind, sanitizer, skip_under_valgrind(REASON)
 #   read_error_log([MARK]), log_mark, wait_error_log(RE, mark => M),
-#   read_access_log, logged_status(URI), check_error_log (2 tests)
+#   read_access_log, logged_status(URI), check_error_log (2 tests, 3 under
+#   valgrind)
 #   https_get(%args), http_get(%args), curl(@args), certcheck(@args)
 #   echo_start, echo_stop, echo_requests
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
@@ -67,6 +72,25 @@ package DeviceAuth::Test;
 #                         into the test directory)
 #   DEVICE_AUTH_CERTCHECK certcheck binary (default <repo>/build/tools/...)
 #   DEVICE_AUTH_TEST_LEAVE=1  keep the test directory
+#   DEVICE_AUTH_SANITIZER=asan  nginx and the module are ASan/UBSan builds
+#                         (make test-asan): timeouts of the harness are
+#                         longer, and run() waits for the Redis connection
+#                         of the workers
+#   DEVICE_AUTH_SANITIZER_LOGS  the directory the sanitizers write their
+#                         reports to: a report that appears while a test
+#                         file runs fails that file at exit
+#   DEVICE_AUTH_VALGRIND=1  nginx runs in single-process mode ("master_process
+#                         off", added by write_conf) under valgrind memcheck
+#                         (make test-valgrind), nginx -t too; each run's log
+#                         is valgrind.<pid>.log in the test directory, and an
+#                         invalid read/write, a use of uninitialised memory
+#                         or a definite leak fails the test file:
+#                         check_error_log() is one test more then, and what
+#                         it did not see fails the file at exit.  reload()
+#                         dies (single-process nginx does not restart its
+#                         modules' per-process state): tests needing reloads
+#                         or several workers call skip_under_valgrind().
+#   DEVICE_AUTH_VALGRIND_OPTS  more valgrind options (e.g. --suppressions=F)
 
 use strict;
 use warnings;
@@ -104,7 +128,18 @@ sub new {
         ports   => {},
         procs   => {},
         pid     => $$,
+        valgrind => $ENV{DEVICE_AUTH_VALGRIND} ? 1 : 0,
+        sanitizer => $ENV{DEVICE_AUTH_VALGRIND} ? 'valgrind'
+                     : $ENV{DEVICE_AUTH_SANITIZER} || '',
+        vg_checked => {},
+        san_logs => $ENV{DEVICE_AUTH_SANITIZER_LOGS},
     }, $class;
+
+    $self->{san_seen} = { map { $_ => 1 } $self->_san_reports() }
+        if $self->{san_logs};
+
+    # how much longer the harness waits for nginx to start, stop, log
+    $self->{slow} = $self->{valgrind} ? 10 : $self->{sanitizer} ? 3 : 1;
 
     $self->{testdir} = tempdir('device-auth-XXXXXXXX', TMPDIR => 1);
     chmod 0755, $self->{testdir};
@@ -125,6 +160,38 @@ sub pki { $_[0]->{pki} }
 sub module_path { $_[0]->{module} }
 sub nginx_binary { $_[0]->{nginx} }
 sub certcheck_binary { $_[0]->{certcheck} }
+
+# 1 when nginx runs under valgrind (DEVICE_AUTH_VALGRIND)
+
+sub valgrind { $_[0]->{valgrind} }
+
+# 'asan', 'valgrind', or '' for a plain run
+
+sub sanitizer { $_[0]->{sanitizer} }
+
+
+# under valgrind, skips the rest of the test file (all of it when no test
+# ran yet) with the reason given, e.g. "reloads need the master process";
+# nothing otherwise.  A running nginx is stopped and checked first, as by
+# check_error_log().
+
+sub skip_under_valgrind {
+    my ($self, $reason) = @_;
+
+    return unless $self->{valgrind};
+
+    my $builder = Test::More->builder;
+
+    if ($builder->current_test == 0 && !$builder->has_plan) {
+        Test::More::plan(skip_all => "under valgrind: $reason");
+    }
+
+    $self->check_error_log() if $self->{procs}{nginx};
+
+    Test::More::note("the rest is skipped under valgrind: $reason");
+    Test::More::done_testing();
+    exit 0;
+}
 
 # a PKI file; a name with a "/" is a path already (make_device())
 
@@ -329,6 +396,7 @@ sub expand {
     $text =~ s/%%ECHO_PORT%%/$self->echo_port()/ge;
     $text =~ s/%%REDIS_PORT%%/$self->port('redis')/ge;
     $text =~ s/%%REDIS_SOCKET%%/$dir\/redis.sock/g;
+    $text =~ s/%%REDIS_TIMEOUT%%/200 * $self->{slow} . 'ms'/ge;
 
     return $text;
 }
@@ -350,6 +418,8 @@ sub write_conf {
     $main .= "error_log $dir/error.log info;\n"
         unless $conf =~ /^error_log\b/m;
     $main .= "daemon off;\n" unless $conf =~ /^daemon\b/m;
+    $main .= "master_process off;\n"
+        if $self->{valgrind} && $conf !~ /^master_process\b/m;
     $main .= "worker_processes 1;\n"
         unless $conf =~ /^worker_processes\b/m;
     $main .= "events {\n}\n" unless $conf =~ /^events\s*\{/m;
@@ -397,6 +467,27 @@ sub _nginx_args {
 }
 
 
+# the command that runs nginx: under valgrind, valgrind first (one log
+# file per process in the test directory; --error-exitcode makes errors
+# visible in the exit code too)
+
+our $VALGRIND_EXIT = 99;
+
+sub _nginx_cmd {
+    my ($self) = @_;
+
+    return ($self->{nginx}) unless $self->{valgrind};
+
+    return ('valgrind', '--tool=memcheck', '--leak-check=full',
+            '--errors-for-leak-kinds=definite',
+            '--show-leak-kinds=definite', '--keep-debuginfo=yes',
+            "--error-exitcode=$VALGRIND_EXIT", '--num-callers=40',
+            "--log-file=$self->{testdir}/valgrind.%p.log",
+            split(' ', $ENV{DEVICE_AUTH_VALGRIND_OPTS} || ''),
+            $self->{nginx});
+}
+
+
 # nginx -t: (ok, output) in list context, ok in scalar context
 
 sub test_config {
@@ -404,7 +495,12 @@ sub test_config {
 
     die "write_conf() first" unless defined $self->{conf};
 
-    my ($rc, $out) = _capture($self->{nginx}, $self->_nginx_args(), '-t');
+    my ($rc, $out) = _capture($self->_nginx_cmd(), $self->_nginx_args(),
+                              '-t');
+
+    # valgrind's own exit code is not nginx's verdict
+    $rc = $out =~ /test is successful/ ? 0 : 1
+        if $self->{valgrind} && $rc == $VALGRIND_EXIT;
 
     return wantarray ? ($rc == 0, $out) : $rc == 0;
 }
@@ -433,7 +529,7 @@ sub run {
 
     my $mark = $self->log_mark();
     my $pid = $self->_spawn('nginx', "$self->{testdir}/nginx.stderr",
-                            $self->{nginx}, $self->_nginx_args());
+                            $self->_nginx_cmd(), $self->_nginx_args());
 
     my @ports = $self->_listen_ports();
 
@@ -443,10 +539,44 @@ sub run {
         die "nginx did not start:\n$log";
     }
 
-    # the worker must be up, not only the master's sockets
-    $self->_wait_log(qr/start worker process/, $mark, 5);
+    # the worker must be up, not only the master's sockets (single-process
+    # nginx serves once it listens)
+    $self->_wait_log(qr/start worker process/, $mark, 5 * $self->{slow})
+        unless $self->{valgrind};
+
+    $self->_wait_redis($mark);
 
     return $self;
+}
+
+
+# Slow builds only: until each worker connected to Redis (when the
+# configuration uses Redis and the test's redis-server runs), up to a few
+# seconds, so that a test's first request does not race a handshake that
+# takes longer than device_auth_redis_timeout under a sanitizer.  Plain
+# runs are not changed: there the handshake is done before any request
+# arrives.  (Not after reload(): tests reload with Redis paused.)
+
+sub _wait_redis {
+    my ($self, $mark) = @_;
+
+    return if $self->{slow} == 1;
+    return unless $self->{procs}{redis}
+                  && $self->{conf} =~ /^\s*device_auth_redis\s/m;
+
+    my $end = time() + 3 * $self->{slow};
+
+    while (time() < $end) {
+        my $log = $self->read_error_log($mark);
+        my $workers = () = $log =~ /start worker process/g;
+        my $ready = () = $log =~ /device_auth: connected to redis/g;
+
+        return 1 if $ready >= ($self->{valgrind} ? 1 : $workers || 1);
+
+        sleep(0.05);
+    }
+
+    return 0;
 }
 
 
@@ -459,11 +589,15 @@ sub reload {
     my ($self) = @_;
     my $pid = $self->{procs}{nginx} or die "nginx is not running";
 
+    die "reload() under valgrind: single-process nginx does not restart "
+        . "its modules' per-process state; skip_under_valgrind() first\n"
+        if $self->{valgrind};
+
     my $mark = $self->log_mark();
 
     kill 'HUP', $pid;
 
-    my $end = time() + 10;
+    my $end = time() + 10 * $self->{slow};
 
     while (time() < $end) {
         my $log = $self->read_error_log($mark);
@@ -472,7 +606,8 @@ sub reload {
 
         if ($log =~ /start worker process/) {
             # the old worker no longer accepts once it says so
-            $self->_wait_log(qr/gracefully shutting down/, $mark, 3);
+            $self->_wait_log(qr/gracefully shutting down/, $mark,
+                             3 * $self->{slow});
             return 1;
         }
 
@@ -624,8 +759,10 @@ sub _children {
 }
 
 
-# stop a started process: signal, wait up to 10 s, then SIGKILL it and
-# whatever children it left (nginx workers, echo workers)
+# stop a started process: signal, wait up to 10 s (longer for slow
+# builds: valgrind's leak check at exit), then SIGKILL it and whatever
+# children it left (nginx workers, echo workers).  The wait status is kept
+# in $self->{status}{NAME}.
 
 sub _reap {
     my ($self, $name, $signal) = @_;
@@ -638,12 +775,13 @@ sub _reap {
 
     kill $signal, $pid;
 
-    my $end = time() + 10;
+    my $end = time() + 10 * $self->{slow};
     my $done = 0;
 
     while (time() < $end) {
         my $r = waitpid($pid, WNOHANG);
         if ($r == $pid || $r == -1) {
+            $self->{status}{$name} = $r == $pid ? $? : undef;
             $done = 1;
             last;
         }
@@ -667,7 +805,7 @@ sub _reap {
 
 sub _wait_listen {
     my ($self, $pid, @addrs) = @_;
-    my $end = time() + 10;
+    my $end = time() + 10 * $self->{slow};
 
     for my $a (@addrs) {
         while (1) {
@@ -727,7 +865,8 @@ sub log_mark {
 
 sub wait_error_log {
     my ($self, $re, %opts) = @_;
-    return $self->_wait_log($re, $opts{mark}, $opts{timeout} || 5)
+    return $self->_wait_log($re, $opts{mark},
+                            $opts{timeout} || 5 * $self->{slow})
            ? $self->read_error_log($opts{mark}) : undef;
 }
 
@@ -743,7 +882,7 @@ sub read_access_log {
 
 sub logged_status {
     my ($self, $uri, $timeout) = @_;
-    my $end = time() + ($timeout || 3);
+    my $end = time() + ($timeout || 3 * $self->{slow});
     my $re = qr/"[A-Z]+ \Q$uri\E HTTP\/[\d.]+" (\d{3}) /;
 
     while (1) {
@@ -756,7 +895,8 @@ sub logged_status {
 
 
 # stops nginx (gracefully, so that crashes at exit count too), then asserts
-# that error.log has no crash and no [alert] line: 2 tests
+# that error.log has no crash and no [alert] line: 2 tests; under valgrind
+# a third: no memory error and no definite leak in any valgrind log so far
 
 sub check_error_log {
     my ($self) = @_;
@@ -773,6 +913,59 @@ sub check_error_log {
         or Test::More::diag(join "\n", @crash);
     Test::More::ok(!@alert, 'no [alert] in error.log')
         or Test::More::diag(join "\n", @alert);
+
+    return unless $self->{valgrind};
+
+    my $st = $self->{status}{nginx};
+    my @bad = $self->_valgrind_errors();
+
+    push @bad, "nginx under valgrind: wait status $st"
+        if defined $st && $st != 0 && ($st >> 8) != $VALGRIND_EXIT;
+
+    Test::More::ok(!@bad, 'valgrind: no memory error, no definite leak')
+        or Test::More::diag(join "\n", @bad);
+}
+
+
+# the sanitizer report files there are (DEVICE_AUTH_SANITIZER_LOGS)
+
+sub _san_reports {
+    my ($self) = @_;
+    return () unless $self->{san_logs};
+    return sort glob "$self->{san_logs}/*";
+}
+
+
+# valgrind logs of this test directory not looked at yet: the reports of
+# those with errors (ERROR SUMMARY > 0 counts definite leaks too, by
+# --errors-for-leak-kinds=definite), or a note that a log is incomplete
+# (the process did not get to its summary: killed)
+
+sub _valgrind_errors {
+    my ($self) = @_;
+    my @bad;
+
+    for my $f (sort glob "$self->{testdir}/valgrind.*.log") {
+        next if $self->{vg_checked}{$f}++;
+
+        my $text = _slurp($f);
+
+        if ($text !~ /ERROR SUMMARY: (\d+) errors/) {
+            push @bad, "$f: no ERROR SUMMARY (killed?):\n$text";
+            next;
+        }
+
+        next if $1 == 0;
+
+        # the reports, without valgrind's banner
+        my $banner = qr/^==\d+== (?:Memcheck|Copyright|Using Valgrind
+                                  |Command|Parent\ PID|$)/x;
+        my @lines = grep { !/$banner/ } split /\n/, $text;
+
+        push @bad, "$f: $1 error(s):\n" . join("\n", @lines);
+    }
+
+    return @bad;
 }
 
 
@@ -817,7 +1010,7 @@ sub https_get {
 
     my $port = $args{port} || $self->port(0);
     my $addr = $args{addr} || '127.0.0.1';
-    my $timeout = $args{timeout} || 10;
+    my $timeout = $args{timeout} || 10 * $self->{slow};
     my $sock;
 
     my %common = (
@@ -1186,6 +1379,27 @@ END {
         $self->stop();
 
         my $builder = Test::More->builder;
+
+        # valgrind reports no check_error_log() saw (nginx -t runs, a file
+        # that ended early) fail the file: a non-zero exit status
+        if ($self->{valgrind}) {
+            my @bad = $self->_valgrind_errors();
+            if (@bad) {
+                Test::More::diag(join "\n", 'valgrind found errors:', @bad);
+                $status ||= 1;
+            }
+        }
+
+        # so do sanitizer reports written while this file ran (the
+        # processes are not all this file's: tests run one file at a time)
+        if ($self->{san_logs}) {
+            my @new = grep { !$self->{san_seen}{$_} } $self->_san_reports();
+            if (@new) {
+                Test::More::diag(join "\n", 'sanitizer reports:',
+                                 map { "$_:\n" . _slurp($_) } @new);
+                $status ||= 1;
+            }
+        }
 
         if (!$builder->is_passing) {
             my @log = split /\n/, $self->read_error_log();
