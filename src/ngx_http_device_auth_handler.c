@@ -147,7 +147,6 @@ void
 ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
     ngx_uint_t status, ngx_str_t *reason)
 {
-    u_char                            hex[NGX_DEVICE_AUTH_HEX_LEN];
     ngx_str_t                         signer;
     ngx_str_t                         none = ngx_string("-");
     ngx_http_request_t               *r;
@@ -210,8 +209,7 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
     }
 
     signer.len = NGX_DEVICE_AUTH_HEX_LEN;
-    signer.data = hex;
-    ngx_hex_dump(hex, dc->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+    signer.data = dc->signer;
 
     ngx_log_error(dlcf->log_level, r->connection->log, 0,
                   "device_auth: device %s with %i (%V): serial %V, "

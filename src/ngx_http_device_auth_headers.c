@@ -297,17 +297,13 @@ ngx_http_device_auth_set_headers(ngx_http_request_t *r,
             break;
 
         case NGX_HTTP_DEVICE_AUTH_HDR_SIGNER:
-        case NGX_HTTP_DEVICE_AUTH_HDR_FINGERPRINT:
-            h->value.data = ngx_pnalloc(r->pool, NGX_DEVICE_AUTH_HEX_LEN);
-            if (h->value.data == NULL) {
-                return NGX_ERROR;
-            }
+            h->value.len = NGX_DEVICE_AUTH_HEX_LEN;
+            h->value.data = dc->signer;
+            break;
 
-            h->value.len = ngx_hex_dump(h->value.data,
-                                   i == NGX_HTTP_DEVICE_AUTH_HDR_SIGNER
-                                   ? dc->signer_id : dc->fingerprint,
-                                   NGX_DEVICE_AUTH_ID_LEN)
-                           - h->value.data;
+        case NGX_HTTP_DEVICE_AUTH_HDR_FINGERPRINT:
+            h->value.len = NGX_DEVICE_AUTH_HEX_LEN;
+            h->value.data = dc->fingerprint;
             break;
 
         default: /* NGX_HTTP_DEVICE_AUTH_HDR_STATUS */

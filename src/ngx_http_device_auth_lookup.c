@@ -46,10 +46,6 @@ struct ngx_http_device_auth_lookup_s {
     unsigned                        retried:1;  /* NOSCRIPT: sent as EVAL */
 
     /* the command's arguments, kept to resend it as EVAL */
-    ngx_msec_t                      window;
-    ngx_int_t                       limit;
-    ngx_uint_t                      action;
-    ngx_flag_t                      registry;
     size_t                          serial_len;
     size_t                          location_len;
     u_char                          serial[NGX_DEVICE_AUTH_SERIAL_MAX];
@@ -77,6 +73,7 @@ static u_char *ngx_http_device_auth_key(u_char *p, u_char *prefix,
     size_t prefix_len, const char *open, u_char *data, size_t len,
     const char *tail);
 static u_char *ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len);
+static u_char *ngx_http_device_auth_bulk(u_char *p, size_t len);
 
 
 static ngx_str_t  ngx_http_device_auth_actions[] = {
@@ -130,6 +127,26 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
     dc = ctx->dc;
 
+    /*
+     * A fresh good verdict of this connection, or a lookup in flight, for
+     * this very location configuration: another location may require the
+     * registry or count places differently.
+     */
+
+    if (dlcf->recheck && dc->verdict_valid && dc->verdict_conf == dlcf
+        && ngx_current_msec - dc->verdict_time < dlcf->recheck)
+    {
+        v.status = (int) dc->verdict;
+        v.cause = NGX_DEVICE_AUTH_CAUSE_NONE;
+        v.reason_len = 0;
+
+        ngx_http_device_auth_metrics_cache_hit(r);
+        ngx_http_device_auth_apply(ctx, &v);
+        return ctx->rc;
+    }
+
+    /* the place, for the sighting and the log */
+
     if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -141,22 +158,6 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ctx->location.len = ngx_min(location.len,
                                 NGX_HTTP_DEVICE_AUTH_LOCATION_MAX);
     ctx->location.data = location.data;
-
-    /*
-     * A fresh good verdict of this connection, or a lookup in flight, for
-     * this very location configuration: another location may require the
-     * registry or count places differently.
-     */
-
-    if (dlcf->recheck && dc->verdict_valid && dc->verdict_conf == dlcf
-        && ngx_current_msec - dc->verdict_time < dlcf->recheck)
-    {
-        ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
-        v.status = (int) dc->verdict;
-        ngx_http_device_auth_metrics_cache_hit(r);
-        ngx_http_device_auth_apply(ctx, &v);
-        return ctx->rc;
-    }
 
     if (dlcf->recheck && dc->pending && dc->pending->conf == dlcf) {
         lookup = dc->pending;
@@ -188,14 +189,10 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     lookup->redis = redis;
     lookup->conf = dlcf;
     lookup->start = ngx_http_device_auth_usec();
-    lookup->window = dlcf->dup_window;
-    lookup->limit = dlcf->dup_limit;
-    lookup->action = dlcf->dup_action;
-    lookup->registry = dlcf->registry;
 
     lookup->serial_len = dc->serial.len;
     ngx_memcpy(lookup->serial, dc->serial.data, dc->serial.len);
-    ngx_hex_dump(lookup->signer, dc->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+    ngx_memcpy(lookup->signer, dc->signer, NGX_DEVICE_AUTH_HEX_LEN);
     lookup->location_len = ctx->location.len;
     ngx_memcpy(lookup->location, ctx->location.data, ctx->location.len);
 
@@ -259,19 +256,17 @@ ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
 {
     u_char                            *p, *buf, *prefix;
     u_char                             stack[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
-    u_char                             num[NGX_INT64_LEN];
     size_t                             plen;
     ngx_int_t                          rc;
-    ngx_str_t                         *action, *edge;
     ngx_http_device_auth_redis_t      *redis;
+    ngx_http_device_auth_loc_conf_t   *dlcf;
     ngx_http_device_auth_main_conf_t  *dmcf;
 
     redis = lookup->redis;
     dmcf = redis->conf;
+    dlcf = lookup->conf;
     prefix = dmcf->redis_prefix.data;
     plen = dmcf->redis_prefix.len;
-    action = &ngx_http_device_auth_actions[lookup->action];
-    edge = (ngx_str_t *) &ngx_cycle->hostname;
 
     buf = stack;
 
@@ -282,18 +277,14 @@ ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
             return NGX_ERROR;
         }
 
-        p = ngx_sprintf(buf, "*20\r\n$4\r\nEVAL\r\n$%uz\r\n",
-                        ngx_http_device_auth_script_len);
-        p = ngx_cpymem(p, ngx_http_device_auth_script,
-                       ngx_http_device_auth_script_len);
-        *p++ = CR; *p++ = LF;
+        p = ngx_cpymem(buf, "*20\r\n$4\r\nEVAL\r\n", 15);
+        p = ngx_http_device_auth_arg(p, (u_char *) ngx_http_device_auth_script,
+                                     ngx_http_device_auth_script_len);
+        p = ngx_cpymem(p, "$1\r\n7\r\n", 7);
 
     } else {
-        p = ngx_sprintf(buf, "*20\r\n$7\r\nEVALSHA\r\n$40\r\n%*s\r\n",
-                        (size_t) NGX_HTTP_DEVICE_AUTH_SHA1_LEN, redis->sha);
+        p = ngx_cpymem(buf, redis->head, redis->head_len);
     }
-
-    p = ngx_cpymem(p, "$1\r\n7\r\n", sizeof("$1\r\n7\r\n") - 1);
 
     /* KEYS: the {serial} hash tag keeps a device's keys in one slot */
 
@@ -312,25 +303,12 @@ ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
     p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
                                  lookup->serial_len, "}:evrl");
 
-    /* ARGV */
+    /* ARGV: those of the location, then those of the request */
 
+    p = ngx_cpymem(p, dlcf->redis_args.data, dlcf->redis_args.len);
     p = ngx_http_device_auth_arg(p, lookup->location, lookup->location_len);
-    p = ngx_http_device_auth_arg(p, num, ngx_sprintf(num, "%M", lookup->window)
-                                         - num);
-    p = ngx_http_device_auth_arg(p, num, ngx_sprintf(num, "%i", lookup->limit)
-                                         - num);
-    p = ngx_http_device_auth_arg(p, action->data, action->len);
-    p = ngx_http_device_auth_arg(p, (u_char *) (lookup->registry ? "1" : "0"),
-                                 1);
-    p = ngx_http_device_auth_arg(p, edge->data, edge->len);
     p = ngx_http_device_auth_arg(p, lookup->serial, lookup->serial_len);
     p = ngx_http_device_auth_arg(p, lookup->signer, NGX_DEVICE_AUTH_HEX_LEN);
-    p = ngx_http_device_auth_arg(p, num,
-                                 ngx_sprintf(num, "%d",
-                                             NGX_HTTP_DEVICE_AUTH_EVENT_RATE)
-                                 - num);
-    p = ngx_http_device_auth_arg(p, (u_char *) NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
-                                 sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);
 
     rc = ngx_http_device_auth_redis_send(redis,
                                          ngx_http_device_auth_lookup_reply,
@@ -347,6 +325,49 @@ ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
     lookup->in_redis = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * The script's arguments that do not change from request to request of a
+ * location, formatted once: the window, the limit, the action, whether the
+ * registry is required, the edge name, the event rate and stream length.
+ */
+
+char *
+ngx_http_device_auth_lookup_prepare(ngx_conf_t *cf,
+    ngx_http_device_auth_loc_conf_t *dlcf)
+{
+    u_char     *p, *last;
+    u_char      num[NGX_INT64_LEN];
+    ngx_str_t  *action, *edge;
+
+    action = &ngx_http_device_auth_actions[dlcf->dup_action];
+    edge = &cf->cycle->hostname;
+
+    p = ngx_pnalloc(cf->pool, 256 + edge->len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->redis_args.data = p;
+
+    last = ngx_sprintf(num, "%M", dlcf->dup_window);
+    p = ngx_http_device_auth_arg(p, num, last - num);
+    last = ngx_sprintf(num, "%i", dlcf->dup_limit);
+    p = ngx_http_device_auth_arg(p, num, last - num);
+    p = ngx_http_device_auth_arg(p, action->data, action->len);
+    p = ngx_http_device_auth_arg(p, (u_char *) (dlcf->registry ? "1" : "0"),
+                                 1);
+    p = ngx_http_device_auth_arg(p, edge->data, edge->len);
+    last = ngx_sprintf(num, "%d", NGX_HTTP_DEVICE_AUTH_EVENT_RATE);
+    p = ngx_http_device_auth_arg(p, num, last - num);
+    p = ngx_http_device_auth_arg(p, (u_char *) NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
+                                 sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);
+
+    dlcf->redis_args.len = p - dlcf->redis_args.data;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -543,15 +564,19 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
     dlcf = ngx_http_get_module_loc_conf(ctx->request,
                                         ngx_http_device_auth_module);
 
-    reason.len = v->reason_len;
-    reason.data = ngx_pnalloc(ctx->request->pool, v->reason_len + 1);
-    if (reason.data == NULL) {
-        ngx_http_device_auth_decide(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    NGX_HTTP_DEVICE_AUTH_S_ERROR, NULL);
-        return;
-    }
+    ngx_str_null(&reason);
 
-    ngx_memcpy(reason.data, v->reason, v->reason_len);
+    if (v->reason_len) {
+        reason.len = v->reason_len;
+        reason.data = ngx_pnalloc(ctx->request->pool, v->reason_len);
+        if (reason.data == NULL) {
+            ngx_http_device_auth_decide(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        NGX_HTTP_DEVICE_AUTH_S_ERROR, NULL);
+            return;
+        }
+
+        ngx_memcpy(reason.data, v->reason, v->reason_len);
+    }
 
     /* a device refused anywhere loses the verdict its connection keeps */
 
@@ -662,7 +687,7 @@ ngx_http_device_auth_key(u_char *p, u_char *prefix, size_t prefix_len,
     olen = ngx_strlen(open);
     tlen = ngx_strlen(tail);
 
-    p = ngx_sprintf(p, "$%uz\r\n", prefix_len + olen + len + tlen);
+    p = ngx_http_device_auth_bulk(p, prefix_len + olen + len + tlen);
     p = ngx_cpymem(p, prefix, prefix_len);
     p = ngx_cpymem(p, open, olen);
     p = ngx_cpymem(p, data, len);
@@ -676,8 +701,30 @@ ngx_http_device_auth_key(u_char *p, u_char *prefix, size_t prefix_len,
 static u_char *
 ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len)
 {
-    p = ngx_sprintf(p, "$%uz\r\n", len);
+    p = ngx_http_device_auth_bulk(p, len);
     p = ngx_cpymem(p, data, len);
+    *p++ = CR; *p++ = LF;
+
+    return p;
+}
+
+
+/* "$<len>\r\n": ngx_sprintf() is the most of a lookup's cost otherwise */
+
+static u_char *
+ngx_http_device_auth_bulk(u_char *p, size_t len)
+{
+    u_char  *d, digits[NGX_SIZE_T_LEN];
+
+    d = digits + sizeof(digits);
+
+    do {
+        *--d = (u_char) ('0' + len % 10);
+        len /= 10;
+    } while (len);
+
+    *p++ = '$';
+    p = ngx_cpymem(p, d, digits + sizeof(digits) - d);
     *p++ = CR; *p++ = LF;
 
     return p;

@@ -21,6 +21,8 @@
 ngx_int_t ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_http_device_auth_ctx_t *ctx);
 void ngx_http_device_auth_lookup_cleanup(ngx_http_device_auth_redis_t *redis);
+char *ngx_http_device_auth_lookup_prepare(ngx_conf_t *cf,
+    ngx_http_device_auth_loc_conf_t *dlcf);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_LOOKUP_H_INCLUDED_ */

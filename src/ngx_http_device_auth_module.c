@@ -16,6 +16,7 @@
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_redis.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_http_device_auth_lookup.h"
 #include "ngx_device_auth_address.h"
 
 
@@ -595,6 +596,10 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         dscf = ngx_http_conf_get_module_srv_conf(cf,
                                                  ngx_http_device_auth_module);
         dscf->needed = 1;
+    }
+
+    if (ngx_http_device_auth_lookup_prepare(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->header_prefix.data == prev->header_prefix.data

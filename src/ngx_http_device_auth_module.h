@@ -86,6 +86,9 @@ typedef struct {
     ngx_msec_t                  dup_window;
     ngx_int_t                   dup_limit;
     ngx_uint_t                  dup_action;
+
+    /* the script's arguments that depend on the location only, in RESP */
+    ngx_str_t                   redis_args;
 } ngx_http_device_auth_loc_conf_t;
 
 

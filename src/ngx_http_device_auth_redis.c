@@ -82,6 +82,13 @@ ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
          ngx_http_device_auth_script_len, md);
     ngx_hex_dump(redis->sha, md, SHA_DIGEST_LENGTH);
 
+    redis->head_len = ngx_sprintf(redis->head,
+                                  "*20\r\n$7\r\nEVALSHA\r\n$40\r\n%*s\r\n"
+                                  "$1\r\n7\r\n",
+                                  (size_t) NGX_HTTP_DEVICE_AUTH_SHA1_LEN,
+                                  redis->sha)
+                      - redis->head;
+
     redis->reconnect.handler = ngx_http_device_auth_redis_reconnect_handler;
     redis->reconnect.data = redis;
     redis->reconnect.log = cycle->log;

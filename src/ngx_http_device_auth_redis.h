@@ -42,6 +42,10 @@ struct ngx_http_device_auth_redis_s {
     ngx_uint_t                         shown_ready;
 
     u_char                             sha[NGX_HTTP_DEVICE_AUTH_SHA1_LEN];
+
+    /* "EVALSHA <sha> 7", formatted once */
+    size_t                             head_len;
+    u_char                             head[64];
     unsigned                           exiting:1;
 
     /* what was last logged of an outage: a new cause is logged again */

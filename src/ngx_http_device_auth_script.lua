@@ -8,22 +8,23 @@
 -- KEYS[6] Pevents                        stream of decisions
 -- KEYS[7] P{SN}:evrl                     hash: event type -> last sent (ms)
 --
--- ARGV[1] location, ARGV[2] window (ms), ARGV[3] limit (0: no clone
--- detection), ARGV[4] action (log, deny, quarantine), ARGV[5] registry
--- required (1/0), ARGV[6] edge, ARGV[7] serial, ARGV[8] signer id,
--- ARGV[9] event rate limit (ms), ARGV[10] events stream MAXLEN
+-- ARGV[1] window (ms), ARGV[2] limit (0: no clone detection), ARGV[3]
+-- action (log, deny, quarantine), ARGV[4] registry required (1/0),
+-- ARGV[5] edge, ARGV[6] event rate limit (ms), ARGV[7] events stream
+-- MAXLEN (those of the location, formatted once), then ARGV[8] location,
+-- ARGV[9] serial, ARGV[10] signer id
 --
 -- Returns { status, reason, places, cause }.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local loc = ARGV[1]
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local action = ARGV[4]
-local registry = ARGV[5] == '1'
-local rl = tonumber(ARGV[9])
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local action = ARGV[3]
+local registry = ARGV[4] == '1'
+local rl = tonumber(ARGV[6])
+local loc = ARGV[8]
 
 -- a stream entry per decision, at most one per serial and type per rl ms
 local function event(kind, reason)
@@ -33,9 +34,9 @@ local function event(kind, reason)
     end
     redis.call('HSET', KEYS[7], kind, now)
     redis.call('PEXPIRE', KEYS[7], rl)
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*',
-               'type', kind, 'serial', ARGV[7], 'signer', ARGV[8],
-               'location', loc, 'edge', ARGV[6], 'reason', reason)
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*',
+               'type', kind, 'serial', ARGV[9], 'signer', ARGV[10],
+               'location', loc, 'edge', ARGV[5], 'reason', reason)
 end
 
 -- GET, not MGET: a key of the wrong type must fail (and the fail mode
@@ -77,16 +78,27 @@ if limit == 0 then
     return { 'ok', '', 0, '' }
 end
 
--- sightings: trimmed to the window and to 100 places, with a TTL
-redis.call('ZADD', KEYS[5], now, loc)
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
-redis.call('PEXPIRE', KEYS[5], window)
+-- sightings.  A place seen again within a tenth of the window is only
+-- counted: the entries, the trimming and the TTL written then still hold.
+local places
+local last = redis.call('ZSCORE', KEYS[5], loc)
 
-local places = redis.call('ZCARD', KEYS[5])
-if places > 100 then
-    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, places - 101)
-    places = 100
+if last and now - tonumber(last) < window / 10 then
+    places = redis.call('ZCOUNT', KEYS[5], now - window, '+inf')
+
+else
+    -- trimmed to the window and to the 100 newest places, with a TTL
+    redis.call('ZADD', KEYS[5], now, loc)
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - window))
+    redis.call('PEXPIRE', KEYS[5], window)
+
+    places = redis.call('ZCARD', KEYS[5])
+    if places > 100 then
+        redis.call('ZREMRANGEBYRANK', KEYS[5], 0, places - 101)
+        places = 100
+    end
 end
+
 if places <= limit then
     return { 'ok', '', places, '' }
 end

@@ -34,8 +34,9 @@ typedef struct {
     ngx_str_t                       serial;
     ngx_str_t                       reason;     /* failures only */
     ngx_str_t                       subject;    /* failures only */
-    u_char                          fingerprint[NGX_DEVICE_AUTH_ID_LEN];
-    u_char                          signer_id[NGX_DEVICE_AUTH_ID_LEN];
+    /* in hex once: headers, variables and lookups use them as they are */
+    u_char                          fingerprint[NGX_DEVICE_AUTH_HEX_LEN];
+    u_char                          signer[NGX_DEVICE_AUTH_HEX_LEN];
 
     /* last good Redis verdict, for device_auth_recheck, and the location
      * configuration it was asked for (registry, places, clone settings) */

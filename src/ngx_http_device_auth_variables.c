@@ -77,7 +77,6 @@ static ngx_int_t
 ngx_http_device_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                       *p;
     ngx_str_t                    *s;
     ngx_http_device_auth_ctx_t   *ctx;
     ngx_http_device_auth_conn_t  *dc;
@@ -128,16 +127,9 @@ ngx_http_device_auth_variable(ngx_http_request_t *r,
         v->data = dc->serial.data;
 
     } else {
-        p = ngx_pnalloc(r->pool, NGX_DEVICE_AUTH_HEX_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        v->data = p;
-        v->len = ngx_hex_dump(p, data == NGX_HTTP_DEVICE_AUTH_VAR_SIGNER
-                                 ? dc->signer_id : dc->fingerprint,
-                              NGX_DEVICE_AUTH_ID_LEN)
-                 - p;
+        v->len = NGX_DEVICE_AUTH_HEX_LEN;
+        v->data = data == NGX_HTTP_DEVICE_AUTH_VAR_SIGNER ? dc->signer
+                                                          : dc->fingerprint;
     }
 
     v->valid = 1;

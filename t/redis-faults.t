@@ -219,7 +219,7 @@ $t->redis_cli('-a', 'wrong', 'FLUSHALL');
 is($t->redis_cli('-a', 'wrong', 'ACL', 'SETUSER', 'edge', 'on', '>pw',
                  '~device_auth:*', qw(+evalsha +eval +script|load +select
                  +get +set +exists +hget +hset +pexpire +xadd +zadd
-                 +zremrangebyscore +zremrangebyrank +zcard +zrevrange +time)),
+                 +zremrangebyscore +zremrangebyrank +zcard +zscore +zcount +zrevrange +time)),
    'OK', 'ACL user edge created');
 
 conf('127.0.0.1:%%REDIS_PORT%% user=edge password=pw db=3');
