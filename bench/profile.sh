@@ -206,6 +206,8 @@ say "profile: redis-benchmark"
 start_redis rb
 rbp=${RPORT[rb]}
 sha=$(redis-cli -p "$rbp" SCRIPT LOAD "$(cat "$repo/src/ngx_http_device_auth_script.lua")")
+sha_ret=$(redis-cli -p "$rbp" SCRIPT LOAD "return 1")
+sha_time=$(redis-cli -p "$rbp" SCRIPT LOAD "redis.call('TIME') return 1")
 rcpu() {
     redis-cli -p "$rbp" INFO cpu \
         | awk -F: '/used_cpu_(user|sys):/ { s += $2 } END { printf "%.6f", s }'
@@ -216,26 +218,48 @@ SG=$SIGNER_ID
 KEYS7=("${P}{$S}:revoked" "${P}{$S}:registered" "${P}signer:$SG:revoked"
        "${P}signer:$SG:compromised" "${P}{$S}:seen" "${P}events"
        "${P}{$S}:evrl")
-rb() {            # label command...
-    local label=$1 c0 c1 n=200000
+rb() {            # label command...: median of 3 runs of 100000 calls
+    local label=$1 c0 c1 n=100000 i us=()
     shift
-    c0=$(rcpu)
-    redis-benchmark -p "$rbp" -n $n -r 100000 -P 16 -c 8 -q "$@" \
-        > "$tmp/rb.txt" 2>&1 || true
-    c1=$(rcpu)
-    printf '%-48s %8.2f us of Redis CPU per call\n' "$label" \
-        "$(awk -v a="$c0" -v b="$c1" -v n=$n 'BEGIN { print (b - a) * 1e6 / n }')"
+    for i in 1 2 3; do
+        c0=$(rcpu)
+        redis-benchmark -p "$rbp" -n $n -r 100000 -P 16 -c 8 -q "$@" \
+            > "$tmp/rb.txt" 2>&1 || true
+        c1=$(rcpu)
+        # a call Redis refuses costs nothing: never report it as a number
+        if grep -q 'Error from server' "$tmp/rb.txt"; then
+            printf '%-48s FAILED: %s\n' "$label" \
+                "$(grep -o -m1 'Error from server[^.]*' "$tmp/rb.txt")"
+            return
+        fi
+        us+=("$(awk -v a="$c0" -v b="$c1" -v n=$n \
+                'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')")
+    done
+    printf '%-48s %8.2f us of Redis CPU per call (runs: %s)\n' "$label" \
+        "$(printf '%s\n' "${us[@]}" | sort -n | sed -n 2p)" "${us[*]}"
 }
 redis-cli -p "$rbp" SET "${P}{0123CC000000000001}:revoked" stolen >/dev/null
 {
-    echo "Redis CPU per call (redis-benchmark, -P 16 -c 8, 100000 serials)"
-    rb "EVALSHA script: ok, sighting recorded" EVALSHA "$sha" 7 "${KEYS7[@]}" \
-        127.0.0.1 600000 3 log 0 edge "$S" "$SG" 60000 100000
+    echo "Redis CPU per call (redis-benchmark, -P 16 -c 8, 100000 serials," \
+         "median of 3 runs of 100000 calls)"
+    # ARGV as the module sends them: window, limit, action, registry,
+    # edge, event rate, MAXLEN, location, serial, signer
+    rb "EVALSHA script: ok, random serials" EVALSHA "$sha" 7 "${KEYS7[@]}" \
+        600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
+    rb "EVALSHA script: ok, place seen again" EVALSHA "$sha" 7 \
+        "${KEYS7[@]/__rand_int__/000000000002}" 600000 3 log 0 edge 60000 \
+        100000 127.0.0.1 0123AB000000000002 "$SG"
     rb "EVALSHA script: limit 0 (TIME + 4 key reads)" EVALSHA "$sha" 7 \
-        "${KEYS7[@]}" 127.0.0.1 600000 0 log 0 edge "$S" "$SG" 60000 100000
+        "${KEYS7[@]}" 600000 0 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
     rb "EVALSHA script: revoked (reads + event limit)" EVALSHA "$sha" 7 \
-        "${KEYS7[@]/0123AB__rand_int__/0123CC000000000001}" 127.0.0.1 600000 3 \
-        log 0 edge 0123CC000000000001 "$SG" 60000 100000
+        "${KEYS7[@]/0123AB__rand_int__/0123CC000000000001}" 600000 3 log 0 \
+        edge 60000 100000 127.0.0.1 0123CC000000000001 "$SG"
+    # what the scripting machinery costs before the script does anything
+    rb "EVALSHA return 1, no arguments" EVALSHA "$sha_ret" 0
+    rb "EVALSHA return 1, the module's 7 keys, 10 args" EVALSHA "$sha_ret" \
+        7 "${KEYS7[@]}" 600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
+    rb "EVALSHA TIME only, 7 keys, 10 args" EVALSHA "$sha_time" 7 \
+        "${KEYS7[@]}" 600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
     rb "MGET of the 4 device and signer keys" MGET "${KEYS7[@]:0:4}"
     rb "ZADD P{SN}:seen" ZADD "${P}{$S}:seen" 1700000000000 127.0.0.1
     rb "ZREMRANGEBYSCORE P{SN}:seen" ZREMRANGEBYSCORE "${P}{$S}:seen" -inf 1
