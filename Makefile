@@ -25,24 +25,31 @@ SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
 CC          ?= cc
 TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
 
+# apt_install: install those of the Debian packages $(1) that are missing,
+# with sudo unless root; nothing at all (not even apt-get update) when every
+# one is there
+define apt_install
+missing=""; \
+for p in $(1); do \
+    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+    echo "installing:$$missing"; \
+    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    $$sudo apt-get update -qq && \
+    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
+        >/dev/null || exit 1; \
+fi
+endef
+
 .PHONY: all deps module tools test demo demo-stop clean bench-loadgen
 
 all: module tools
 
 deps:
-	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
-	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $$sudo apt-get update -qq && \
-	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null || exit 1; \
-	fi
+	@$(call apt_install,$(DEB_PACKAGES))
 
 module: deps $(MODULE)
 
@@ -154,19 +161,7 @@ FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 .PHONY: fuzz fuzz-deps fuzz-build fuzz-seeds fuzz-regress
 
 fuzz-deps:
-	@missing=""; \
-	for p in $(FUZZ_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
-	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $$sudo apt-get update -qq && \
-	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null || exit 1; \
-	fi
+	@$(call apt_install,$(FUZZ_PACKAGES))
 
 fuzz-build: fuzz-deps $(FUZZ_BINS)
 
@@ -354,19 +349,7 @@ VALGRIND_TESTS  ?= t/00-build.t t/config.t t/tls.t t/headers.t t/sni.t \
 FORCE:
 
 san-deps:
-	@missing=""; \
-	for p in $(SAN_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
-	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $$sudo apt-get update -qq && \
-	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null || exit 1; \
-	fi
+	@$(call apt_install,$(SAN_PACKAGES))
 
 # the full nginx source (nginx-dev has no .c files), downloaded once
 $(NGX_ORIG): | san-deps
@@ -494,19 +477,7 @@ PROFILE_PACKAGES := linux-perf valgrind
 .PHONY: bench bench-deps bench-tools bench-profile
 
 bench-deps:
-	@missing=""; \
-	for p in $(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
-	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    $$sudo apt-get update -qq && \
-	    $$sudo apt-get install -y -qq --no-install-recommends $$missing \
-	        >/dev/null || exit 1; \
-	fi
+	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
 
 bench-tools: bench-deps
 	$(MAKE) -s -C bench loadgen
