@@ -470,7 +470,9 @@ ngx_http_device_auth_redis_write_handler(ngx_event_t *ev)
     redis = c->data;
 
     if (redis->ac) {
+        redis->writing = 1;
         redisAsyncHandleWrite(redis->ac);
+        redis->writing = 0;
     }
 }
 
@@ -478,6 +480,13 @@ ngx_http_device_auth_redis_write_handler(ngx_event_t *ev)
 /*
  * hiredis calls addRead after every read and addWrite for every command:
  * the events are level-triggered and added once.
+ *
+ * Once connected, the socket is nearly always writable, so addWrite posts
+ * the write event instead: the commands that the requests of one event
+ * loop iteration queue go out in one write at its end, with no epoll_ctl
+ * and no extra trip through epoll_wait.  A connect in progress, or a write
+ * that could not finish (addWrite from within HandleWrite), waits for
+ * writability in epoll.
  */
 
 static void
@@ -533,6 +542,15 @@ ngx_http_device_auth_redis_add_write(void *data)
     }
 
     wev = redis->conn->write;
+
+    if ((redis->ac->c.flags & REDIS_CONNECTED) && !redis->writing) {
+
+        if (!wev->active && !wev->posted) {
+            ngx_post_event(wev, &ngx_posted_events);
+        }
+
+        return;
+    }
 
     if (!wev->active
         && ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK)

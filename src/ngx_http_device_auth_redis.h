@@ -47,6 +47,7 @@ struct ngx_http_device_auth_redis_s {
     size_t                             head_len;
     u_char                             head[64];
     unsigned                           exiting:1;
+    unsigned                           writing:1;  /* in HandleWrite */
 
     /* what was last logged of an outage: a new cause is logged again */
     size_t                             down_len;
