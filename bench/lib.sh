@@ -1,13 +1,21 @@
 # bench/lib.sh: shared by bench/run.sh and bench/profile.sh (sourced).
 #
-# Expects: here, repo, NGINX_BIN, SO, LUA_MODULES, STATE, LOADGEN, OUT, TLS,
-# REVOKED set by the caller.  Makes a temp dir ($tmp), the bench PKI (kept
-# in $STATE so that loadgen's fleet cache stays valid), and starts and
-# stops redis-server and nginx instances on free loopback ports; every
-# process started here is stopped by its pid when the caller exits.
+# Expects: here, repo, STATE, LOADGEN, OUT, TLS, REVOKED set by the
+# caller; sets NGINX_BIN, SO and LUA_MODULES.  Makes a temp dir ($tmp), the
+# bench PKI (kept in $STATE so that loadgen's fleet cache stays valid), and
+# starts and stops redis-server and nginx instances on free loopback ports;
+# every process started here is stopped by its pid when the caller exits.
 
 # shellcheck source=pki.sh
 . "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
+
+# BENCH_NGINX, DEVICE_AUTH_MODULE and LUA_MODULES override these.
+# Not "NGINX": nginx reads that environment variable (sockets inherited
+# on a binary upgrade), and then stays in the foreground
+NGINX_BIN=${BENCH_NGINX:-/usr/sbin/nginx}
+unset NGINX
+SO=${DEVICE_AUTH_MODULE:-$repo/build/ngx_http_device_auth_module.so}
+LUA_MODULES=${LUA_MODULES:-/usr/lib/nginx/modules}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
@@ -188,11 +196,7 @@ error_log $d/error.log warn;
 events { worker_connections $wc; }
 http {
     access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
+$(temp_paths "$d")
     $http
 
     server {

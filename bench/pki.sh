@@ -1,4 +1,5 @@
-# bench/pki.sh: shared by bench/lib.sh and bench/selftest.sh (sourced).
+# bench/pki.sh: shared by bench/lib.sh and bench/selftest.sh (sourced):
+# the test PKI, free ports, pieces of nginx.conf.
 
 free_port() {
     perl -MIO::Socket::INET -e '
@@ -6,6 +7,13 @@ free_port() {
                                       LocalPort => 0, ReuseAddr => 1)
             or die "no port: $!";
         print $s->sockport, "\n";'
+}
+
+# the http{} temp paths of an nginx under dir, so that no instance writes
+# into Debian's /var/lib/nginx
+temp_paths() {    # dir
+    printf '    %s_temp_path %s/tmp/%s;\n' client_body "$1" body \
+        proxy "$1" proxy fastcgi "$1" fastcgi uwsgi "$1" uwsgi scgi "$1" scgi
 }
 
 # root -> signer (the devices are made from it by loadgen) and

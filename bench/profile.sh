@@ -28,12 +28,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-# not "NGINX": nginx reads that environment variable (sockets inherited
-# on a binary upgrade), and then stays in the foreground
-NGINX_BIN=${BENCH_NGINX:-/usr/sbin/nginx}
-unset NGINX
-SO=${DEVICE_AUTH_MODULE:-$repo/build/ngx_http_device_auth_module.so}
-LUA_MODULES=${LUA_MODULES:-/usr/lib/nginx/modules}
 STATE=${BENCH_STATE:-$repo/build/bench}
 LOADGEN=$here/loadgen
 TLS=${BENCH_TLS:-1.3}
@@ -149,11 +143,7 @@ error_log $d/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
+$(temp_paths "$d")
     $http
     server {
         listen 127.0.0.1:$port ssl;

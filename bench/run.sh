@@ -55,12 +55,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-# not "NGINX": nginx reads that environment variable (sockets inherited
-# on a binary upgrade), and then stays in the foreground
-NGINX_BIN=${BENCH_NGINX:-/usr/sbin/nginx}
-unset NGINX
-SO=${DEVICE_AUTH_MODULE:-$repo/build/ngx_http_device_auth_module.so}
-LUA_MODULES=${LUA_MODULES:-/usr/lib/nginx/modules}
 QUICK=${BENCH_QUICK:-0}
 
 if [ "$QUICK" = 1 ]; then

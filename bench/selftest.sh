@@ -56,11 +56,7 @@ error_log $d/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
+$(temp_paths "$d")
     server {
         listen 127.0.0.1:$2 ssl;
         ssl_certificate $pki/server.pem;
