@@ -172,7 +172,17 @@ EOF
         -c 2 -n "$n" -w 0 -t 60000 -q "$@" \
         --json "$OUT/callgrind-$name-$what.loadgen.json" \
         "https://127.0.0.1:$port/" || say "profile: loadgen failed ($name)"
-    kill -QUIT "$pid"
+    # nginx without a master checks for a signal only between event loop
+    # iterations: a QUIT that lands just before epoll_wait waits for the
+    # next event, which never comes (slow under valgrind); send it again
+    # after 10 s, time enough for callgrind to write its output
+    while alive "$pid"; do
+        kill -QUIT "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.2
+        done
+    done
     wait "$pid" || true
     BG_PID=""
 }
