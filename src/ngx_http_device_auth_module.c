@@ -20,15 +20,6 @@
 #include "ngx_device_auth_address.h"
 
 
-typedef struct {
-    ngx_device_auth_bundle_t  *roots;
-    ngx_device_auth_bundle_t  *signers;
-    ngx_int_t                  depth;
-    ngx_uint_t                 profile;
-    ngx_device_auth_policy_t  *policy;
-} ngx_http_device_auth_policy_cache_t;
-
-
 static ngx_int_t ngx_http_device_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_device_auth_init(ngx_conf_t *cf);
 static void *ngx_http_device_auth_create_main_conf(ngx_conf_t *cf);
@@ -347,6 +338,8 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&dmcf->policies, cf->pool, 2,
                           sizeof(ngx_http_device_auth_policy_cache_t))
+           != NGX_OK
+        || ngx_array_init(&dmcf->contexts, cf->pool, 2, sizeof(void *))
            != NGX_OK)
     {
         return NULL;

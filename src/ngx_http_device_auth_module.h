@@ -36,9 +36,22 @@
 typedef struct ngx_http_device_auth_redis_s  ngx_http_device_auth_redis_t;
 
 
+/* the policies of a configuration, one per distinct set of pins */
+
+typedef struct {
+    ngx_device_auth_bundle_t   *roots;
+    ngx_device_auth_bundle_t   *signers;
+    ngx_int_t                   depth;
+    ngx_uint_t                  profile;
+    ngx_device_auth_policy_t   *policy;
+} ngx_http_device_auth_policy_cache_t;
+
+
 typedef struct {
     ngx_array_t                 prefixes;     /* of ngx_str_t, normalized */
-    ngx_array_t                 policies;     /* shared between servers */
+    ngx_array_t                 policies;     /* of ..._policy_cache_t */
+    ngx_array_t                 contexts;     /* of ..._ssl_ctx_t *: the
+                                                 device_auth servers' */
 
     /* device_auth_redis */
     ngx_str_t                   redis_addr;   /* "host:port" or unix path */
