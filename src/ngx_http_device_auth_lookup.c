@@ -147,8 +147,11 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     /* the place, for the sighting and the log */
 
-    if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK
+        || ngx_http_device_auth_fault("location"))
+    {
+        return ngx_http_device_auth_internal_error(ctx, "cannot evaluate "
+                                                   "device_auth_location");
     }
 
     if (location.len == 0) {
@@ -177,10 +180,31 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         lookup = ngx_queue_data(q, ngx_http_device_auth_lookup_t, link);
 
     } else {
-        lookup = ngx_alloc(sizeof(ngx_http_device_auth_lookup_t), redis->log);
+        lookup = ngx_http_device_auth_fault("lookup") ? NULL
+                 : ngx_alloc(sizeof(ngx_http_device_auth_lookup_t),
+                             redis->log);
         if (lookup == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_http_device_auth_internal_error(ctx, "out of memory "
+                                                       "for a lookup");
         }
+    }
+
+    /* the connection's lookup in flight is forgotten when it closes */
+
+    if (dlcf->recheck && dc->pending == NULL && !dc->cleanup) {
+        c = ngx_ssl_get_connection(r->connection->ssl->connection);
+
+        cln = ngx_http_device_auth_fault("conn_cleanup") ? NULL
+              : ngx_pool_cleanup_add(c->pool, 0);
+        if (cln == NULL) {
+            ngx_queue_insert_head(&redis->free, &lookup->link);
+            return ngx_http_device_auth_internal_error(ctx, "out of memory "
+                                                       "for a lookup");
+        }
+
+        cln->handler = ngx_http_device_auth_conn_cleanup;
+        cln->data = dc;
+        dc->cleanup = 1;
     }
 
     ngx_memzero(lookup, sizeof(ngx_http_device_auth_lookup_t));
@@ -212,19 +236,6 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_add_timer(&lookup->timer, dmcf->redis_timeout);
 
     if (dlcf->recheck && dc->pending == NULL) {
-        if (!dc->cleanup) {
-            c = ngx_ssl_get_connection(r->connection->ssl->connection);
-
-            cln = ngx_pool_cleanup_add(c->pool, 0);
-            if (cln == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            cln->handler = ngx_http_device_auth_conn_cleanup;
-            cln->data = dc;
-            dc->cleanup = 1;
-        }
-
         dc->pending = lookup;
         lookup->dc = dc;
     }

@@ -54,6 +54,9 @@ static void ngx_http_device_auth_cleanup_bundle(void *data);
 static void ngx_http_device_auth_cleanup_policy(void *data);
 
 
+u_char  ngx_http_device_auth_fault_point[32];
+
+
 static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
     ngx_http_device_auth_check_num, 0, 16
 };
@@ -151,6 +154,13 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_device_auth_srv_conf_t, profile),
       &ngx_http_device_auth_profiles },
+
+    { ngx_string("device_auth_early_data"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, early_data),
+      NULL },
 
     { ngx_string("device_auth_header_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -288,8 +298,17 @@ ngx_http_device_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_device_auth_init(ngx_conf_t *cf)
 {
+    char                       *fault;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    /* read by the master: workers inherit it, whatever "env" says */
+
+    fault = getenv("DEVICE_AUTH_FAULT");
+
+    ngx_cpystrn(ngx_http_device_auth_fault_point,
+                (u_char *) (fault ? fault : ""),
+                sizeof(ngx_http_device_auth_fault_point));
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -540,6 +559,7 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
      */
 
     dlcf->enable = NGX_CONF_UNSET;
+    dlcf->early_data = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
     dlcf->fail_mode = NGX_CONF_UNSET_UINT;
     dlcf->recheck = NGX_CONF_UNSET_MSEC;
@@ -564,6 +584,7 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     static ngx_str_t                   remote_addr = ngx_string("$remote_addr");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->early_data, prev->early_data, 0);
     ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
                               NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
     ngx_conf_merge_msec_value(conf->recheck, prev->recheck, 0);
