@@ -135,7 +135,7 @@ FUZZ_PACKAGES  := clang-14 libclang-rt-14-dev libssl-dev libhiredis-dev \
                   openssl perl
 FUZZ_CC        ?= clang-14
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply
+FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp
 FUZZ_BUILD     := $(BUILD)/fuzz
 FUZZ_SEEDS     := $(BUILD)/fuzz-seeds
 FUZZ_CORPUS    := $(BUILD)/fuzz-corpus
@@ -152,9 +152,11 @@ FUZZ_ENV       := ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
 FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c
 FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
 FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c
+FUZZ_SRC_fuzz_resp     := src/ngx_device_auth_resp.c
 FUZZ_OPTS_fuzz_cert    := -max_len=8192 -dict=fuzz/fuzz_cert.dict
 FUZZ_OPTS_fuzz_address := -max_len=1024 -dict=fuzz/fuzz_address.dict
 FUZZ_OPTS_fuzz_reply   := -max_len=4096 -dict=fuzz/fuzz_reply.dict
+FUZZ_OPTS_fuzz_resp    := -max_len=4096 -dict=fuzz/fuzz_reply.dict
 
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 
@@ -181,9 +183,10 @@ $(FUZZ_BUILD)/fuzz_cert_pins.h: $(wildcard fuzz/seeds/cert/root-*.pem) \
 
 $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
+                 src/ngx_device_auth_resp.h \
                  $(FUZZ_SRC_fuzz_cert) $(FUZZ_SRC_fuzz_address) \
-                 $(FUZZ_SRC_fuzz_reply) $(FUZZ_BUILD)/fuzz_cert_pins.h \
-                 | fuzz-deps
+                 $(FUZZ_SRC_fuzz_reply) $(FUZZ_SRC_fuzz_resp) \
+                 $(FUZZ_BUILD)/fuzz_cert_pins.h | fuzz-deps
 	mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 
@@ -205,6 +208,7 @@ fuzz: fuzz-build fuzz-seeds
 	    fuzz_cert)    opts="$(FUZZ_OPTS_fuzz_cert)" ;; \
 	    fuzz_address) opts="$(FUZZ_OPTS_fuzz_address)" ;; \
 	    fuzz_reply)   opts="$(FUZZ_OPTS_fuzz_reply)" ;; \
+	    fuzz_resp)    opts="$(FUZZ_OPTS_fuzz_resp)" ;; \
 	    esac; \
 	    log=$(FUZZ_LOGS)/$$t.log; \
 	    reg=fuzz/regressions/$$t; [ -d $$reg ] || reg=; \
