@@ -17,7 +17,7 @@ TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
-                libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
+                libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
                 perl
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
