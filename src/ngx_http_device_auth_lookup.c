@@ -600,9 +600,12 @@ ngx_http_device_auth_lookup_resolve(ngx_http_device_auth_lookup_t *lookup,
         dc->pending = NULL;
         lookup->dc = NULL;
 
-        if (v->status == NGX_DEVICE_AUTH_V_OK
-            || v->status == NGX_DEVICE_AUTH_V_DUPLICATE)
-        {
+        /*
+         * only an "ok" is kept: a clone's "duplicate" is a refusal where
+         * the action is deny, and its reason (the places) is not kept
+         */
+
+        if (v->status == NGX_DEVICE_AUTH_V_OK) {
             dc->verdict = v->status;
             dc->verdict_conf = lookup->conf;
             dc->verdict_time = ngx_current_msec;
@@ -682,9 +685,7 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
 
     /* a device refused anywhere loses the verdict its connection keeps */
 
-    if (v->status != NGX_DEVICE_AUTH_V_OK
-        && v->status != NGX_DEVICE_AUTH_V_DUPLICATE)
-    {
+    if (v->status != NGX_DEVICE_AUTH_V_OK) {
         ctx->dc->verdict_valid = 0;
     }
 
