@@ -238,11 +238,16 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
         ngx_str_null(&ctx->location);
     }
 
+    /*
+     * A certificate that did not pass only claims its serial: a SIEM that
+     * correlates by serial must not take it for the device's.
+     */
+
     if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
         ngx_log_error(dlcf->log_level, r->connection->log, 0,
                       "device_auth: device rejected with %i (%V): "
-                      "serial %V, subject \"%V\", location \"%V\", "
-                      "reason: %V",
+                      "claimed serial %V, subject \"%V\", "
+                      "location \"%V\", reason: %V",
                       rc, &ctx->status,
                       (dc && dc->serial.len) ? &dc->serial : &none,
                       (dc && dc->subject.len) ? &dc->subject : &none,

@@ -82,7 +82,7 @@ for my $point (sort keys %fault) {
         ok(!$r->{headers}{'x-echo'}, "$point, request $n: upstream not "
            . 'reached');
         like($t->read_error_log($mark),
-             qr/device rejected with 500 \(error\): serial (?:[0-9A-F]{18}|-), .*reason: \Q$why\E/,
+             qr/device rejected with 500 \(error\): (?:serial [0-9A-F]{18}|claimed serial -), .*reason: \Q$why\E/,
              "$point, request $n: logged with the reason");
     }
 
