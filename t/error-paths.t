@@ -89,6 +89,15 @@ for my $point (sort keys %fault) {
     $t->check_error_log();
 }
 
+# a failure while the TLS contexts are set up: nginx -t says where
+{
+    local $ENV{DEVICE_AUTH_FAULT} = 'ca_names';
+    my ($ok, $out) = $t->test_config();
+    ok(!$ok, 'TLS setup failure: nginx -t fails');
+    like($out, qr/\[emerg\] "device_auth" in \S+nginx\.conf:\d+: cannot set up the verification of client certificates/,
+         'TLS setup failure: nginx -t names the directive');
+}
+
 # and without a fault the same configuration lets the device through
 $t->run();
 my $r = $t->https_get(device => 'dev1', path => '/recheck/');
