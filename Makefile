@@ -22,6 +22,10 @@ DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
 
+# a module of the tests, built beside this one: a rewrite handler loaded
+# after device_auth (t/module-order.t)
+ORDER_FIXTURE := $(CURDIR)/t/fixtures/order_module
+
 CC          ?= cc
 TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
 
@@ -61,14 +65,15 @@ $(BUILD)/nginx-src/configure: | deps
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx-src
 
-$(BUILD)/Makefile: config $(BUILD)/nginx-src/configure
+$(BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(BUILD)/nginx-src/configure
 	cd $(BUILD)/nginx-src && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
 	            -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
 	            $(EXTRA_CFLAGS)" \
 	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC $(EXTRA_LDFLAGS)" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(BUILD) \
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 
@@ -80,7 +85,8 @@ $(SCRIPT_H): src/ngx_http_device_auth_script.lua
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
 	  echo '    ;'; } > $@.tmp && mv $@.tmp $@
 
-$(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS)
+$(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS) \
+           $(wildcard $(ORDER_FIXTURE)/*.c)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
@@ -378,7 +384,7 @@ $(NGX_ORIG_SRC)/configure: $(NGX_ORIG) $(NGX_PATCHES)
 
 # nginx and the module in one configure, so that both are instrumented;
 # feature tests run with leak detection off (some of them leak on purpose)
-$(ASAN_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure \
+$(ASAN_BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(NGX_ORIG_SRC)/configure \
                         $(NGX_SRC)/conf_flags $(ASAN_BUILD)/.flags
 	mkdir -p $(ASAN_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
@@ -386,7 +392,8 @@ $(ASAN_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure \
 	        --with-cc=$(ASAN_CC) \
 	        --with-cc-opt="-g -O1 $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) -fPIC" \
 	        --with-ld-opt="$(ASAN_LD_OPT)" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(ASAN_BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(ASAN_BUILD) \
 	        > $(ASAN_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(ASAN_BUILD)/configure.log; exit 1; }
 
@@ -432,13 +439,15 @@ test-asan: asan-build tools $(T_PKI)/.done
 	     "$$(echo $$reports | wc -w) sanitizer report(s)"; \
 	[ $$rc = 0 ] && [ -z "$$reports" ]
 
-$(VG_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure $(NGX_SRC)/conf_flags
+$(VG_BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(NGX_ORIG_SRC)/configure \
+                      $(NGX_SRC)/conf_flags
 	mkdir -p $(VG_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(VG_CFLAGS)" \
 	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(VG_BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(VG_BUILD) \
 	        > $(VG_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(VG_BUILD)/configure.log; exit 1; }
 

@@ -8,6 +8,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <dlfcn.h>
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ssl.h"
@@ -48,6 +49,10 @@ static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
     void *post, void *data);
 static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
     const char *src, ngx_str_t *dst);
+static ngx_int_t ngx_http_device_auth_init_module(ngx_cycle_t *cycle);
+static void ngx_http_device_auth_check_order(ngx_cycle_t *cycle,
+    ngx_http_core_main_conf_t *cmcf, ngx_uint_t phase,
+    ngx_http_handler_pt handler, char *name);
 static ngx_int_t ngx_http_device_auth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_cleanup_bundle(void *data);
@@ -278,7 +283,7 @@ ngx_module_t  ngx_http_device_auth_module = {
     ngx_http_device_auth_commands,         /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_device_auth_init_module,      /* init module */
     ngx_http_device_auth_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -909,6 +914,71 @@ ngx_http_device_auth_strdup(ngx_pool_t *pool, const char *src, ngx_str_t *dst)
     ngx_memcpy(dst->data, src, dst->len + 1);
 
     return NGX_OK;
+}
+
+
+/*
+ * nginx runs the handlers of a phase in the reverse order of their
+ * registration, and modules register in the order of "load_module": a
+ * module loaded after this one (Lua's rewrite_by_lua, ...) runs first in
+ * the rewrite phase and may answer before device_auth decided, or see
+ * forged headers in the post-read phase before they are removed.  Said at
+ * nginx -t and at every start, once all modules registered.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_device_auth_check_order(cycle, cmcf, NGX_HTTP_POST_READ_PHASE,
+                                     ngx_http_device_auth_strip_handler,
+                                     "post-read");
+    ngx_http_device_auth_check_order(cycle, cmcf,
+                                     NGX_HTTP_SERVER_REWRITE_PHASE,
+                                     ngx_http_device_auth_restrip_handler,
+                                     "server rewrite");
+    ngx_http_device_auth_check_order(cycle, cmcf, NGX_HTTP_REWRITE_PHASE,
+                                     ngx_http_device_auth_handler,
+                                     "rewrite");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_device_auth_check_order(ngx_cycle_t *cycle,
+    ngx_http_core_main_conf_t *cmcf, ngx_uint_t phase,
+    ngx_http_handler_pt handler, char *name)
+{
+    Dl_info               info;
+    ngx_uint_t            i, n;
+    ngx_http_handler_pt  *h;
+
+    h = cmcf->phases[phase].handlers.elts;
+    n = cmcf->phases[phase].handlers.nelts;
+
+    for (i = 0; i < n && h[i] != handler; i++) { /* void */ }
+
+    for (i++; i < n; i++) {
+        ngx_memzero(&info, sizeof(Dl_info));
+        (void) dladdr((void *) h[i], &info);
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "device_auth: a handler of \"%s\"%s%s%s runs in the "
+                      "%s phase before device_auth: load that module "
+                      "before ngx_http_device_auth_module",
+                      info.dli_fname ? info.dli_fname : "another module",
+                      info.dli_sname ? " (" : "",
+                      info.dli_sname ? info.dli_sname : "",
+                      info.dli_sname ? ")" : "", name);
+    }
 }
 
 
