@@ -1,14 +1,18 @@
 
 /*
- * The device verdict from the Redis script's reply.
+ * Replies of Redis.
  *
- * The script answers { status, reason, places, cause, serial }.  Anything
- * else, from an error reply to a reply of another shape (a script changed
- * by hand, a proxy in between), is an error, which the fail mode handles;
- * it is never read as a good verdict.  A reply for another serial than the
- * lookup's means that replies and lookups are no longer paired (a reply
- * too many or too few on the connection): it is told apart, so that the
- * connection can be dropped.
+ * The device script answers { serial, fetched, revoked, pttl, registered,
+ * sight, places, reason, event }.  Anything else, from an error reply to a
+ * reply of another shape (a script changed by hand, a proxy in between),
+ * is an error, which the fail mode handles; it is never read as a fact.  A
+ * reply for another serial than the one asked about means that replies
+ * and commands are no longer paired (a reply too many or too few on the
+ * connection): it is told apart, so that the connection can be dropped.
+ *
+ * The invalidation channel's messages (RESP2, hiredis 0.14) are arrays:
+ * ["subscribe", channel, n], ["message", channel, [keys] or nil] (nil:
+ * everything, after FLUSHALL or FLUSHDB), ["pong", ""].
  */
 
 
@@ -17,199 +21,321 @@
 #include "ngx_device_auth_reply.h"
 
 
-static void ngx_device_auth_reply_text(ngx_device_auth_verdict_t *v,
-    const char *prefix, const char *s, size_t len);
-static void ngx_device_auth_reply_text_append(ngx_device_auth_verdict_t *v,
-    const char *s);
+#define NGX_DEVICE_AUTH_DEVICE_REPLY  9
 
 
-static const struct {
-    const char  *name;
-    int          status;
-} ngx_device_auth_verdicts[] = {
-    { "ok", NGX_DEVICE_AUTH_V_OK },
-    { "revoked", NGX_DEVICE_AUTH_V_REVOKED },
-    { "signer_revoked", NGX_DEVICE_AUTH_V_SIGNER_REVOKED },
-    { "unregistered", NGX_DEVICE_AUTH_V_UNREGISTERED },
-    { "quarantined", NGX_DEVICE_AUTH_V_QUARANTINED },
-    { "duplicate", NGX_DEVICE_AUTH_V_DUPLICATE },
-    { NULL, 0 }
-};
+static int ngx_device_auth_reply_is(const redisReply *r, const char *s);
+static int ngx_device_auth_reply_int(const redisReply *r, long long min,
+    long long max, long long *n);
 
 
-void
-ngx_device_auth_reply_parse(const redisReply *reply, const char *serial,
-    size_t serial_len, ngx_device_auth_verdict_t *v)
+/*
+ * NGX_DEVICE_AUTH_V_OK with the reply read into d; otherwise the error
+ * (V_ERROR, V_NOSCRIPT, V_DESYNC) with its reason in err.
+ */
+
+int
+ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
+    size_t serial_len, ngx_device_auth_device_reply_t *d,
+    ngx_device_auth_verdict_t *err)
 {
     int                i;
-    const redisReply  *e;
+    long long          n;
+    const redisReply  *e, *sight;
 
-    memset(v, 0, sizeof(ngx_device_auth_verdict_t));
-    v->status = NGX_DEVICE_AUTH_V_ERROR;
+    memset(d, 0, sizeof(ngx_device_auth_device_reply_t));
+    memset(err, 0, sizeof(ngx_device_auth_verdict_t));
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return ngx_device_auth_reply_error(reply, err);
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != NGX_DEVICE_AUTH_DEVICE_REPLY
+        || reply->element == NULL)
+    {
+        goto unexpected;
+    }
+
+    for (i = 0; i < NGX_DEVICE_AUTH_DEVICE_REPLY; i++) {
+        if (reply->element[i] == NULL) {
+            goto unexpected;
+        }
+    }
+
+    /* the serial first: a reply of another lookup says nothing of this */
+
+    e = reply->element[0];
+
+    if (e->type != REDIS_REPLY_STRING || e->str == NULL
+        || e->len != serial_len || memcmp(e->str, serial, serial_len) != 0)
+    {
+        err->status = NGX_DEVICE_AUTH_V_DESYNC;
+
+        if (e->type == REDIS_REPLY_STRING && e->str) {
+            ngx_device_auth_verdict_text(err, "reply of another lookup "
+                                         "(serial ", e->str, e->len);
+        } else {
+            ngx_device_auth_verdict_text(err, "reply of another lookup "
+                                         "(serial ?", NULL, 0);
+        }
+
+        ngx_device_auth_verdict_append(err, ")", 1);
+        return err->status;
+    }
+
+    if (ngx_device_auth_reply_int(reply->element[1], 0, 1, &n) != 0) {
+        goto unexpected;
+    }
+
+    d->fetched = (int) n;
+
+    e = reply->element[2];
+
+    if (e->type == REDIS_REPLY_STRING && e->str) {
+        d->revoked.data = e->str;
+        d->revoked.len = e->len;
+
+    } else if (e->type != REDIS_REPLY_NIL) {
+        goto unexpected;
+    }
+
+    if (ngx_device_auth_reply_int(reply->element[3], -2, 1LL << 53,
+                                  &d->pttl)
+        != 0
+        || ngx_device_auth_reply_int(reply->element[4], 0, 1, &n) != 0)
+    {
+        goto unexpected;
+    }
+
+    d->registered = (int) n;
+
+    sight = reply->element[5];
+
+    if (ngx_device_auth_reply_is(sight, "")) {
+        d->sight = NGX_DEVICE_AUTH_SIGHT_NONE;
+
+    } else if (ngx_device_auth_reply_is(sight, "ok")) {
+        d->sight = NGX_DEVICE_AUTH_SIGHT_OK;
+
+    } else if (ngx_device_auth_reply_is(sight, "duplicate")) {
+        d->sight = NGX_DEVICE_AUTH_SIGHT_DUPLICATE;
+
+    } else if (ngx_device_auth_reply_is(sight, "quarantined")) {
+        d->sight = NGX_DEVICE_AUTH_SIGHT_QUARANTINED;
+
+    } else {
+        goto unexpected;
+    }
+
+    if (ngx_device_auth_reply_int(reply->element[6], 0, 1LL << 31,
+                                  &d->places)
+        != 0)
+    {
+        goto unexpected;
+    }
+
+    e = reply->element[7];
+
+    if (e->type != REDIS_REPLY_STRING || e->str == NULL) {
+        goto unexpected;
+    }
+
+    d->reason.data = e->str;
+    d->reason.len = e->len;
+
+    e = reply->element[8];
+
+    for (i = 0; i < NGX_DEVICE_AUTH_EV_N; i++) {
+        if (ngx_device_auth_reply_is(e, ngx_device_auth_event_name(i))) {
+            break;
+        }
+    }
+
+    if (i == NGX_DEVICE_AUTH_EV_N) {
+        goto unexpected;
+    }
+
+    d->event = i;
+
+    /* what cannot be: a quarantine that left no revocation */
+
+    if (d->sight == NGX_DEVICE_AUTH_SIGHT_QUARANTINED && !d->revoked.data) {
+        goto unexpected;
+    }
+
+    return NGX_DEVICE_AUTH_V_OK;
+
+unexpected:
+
+    memset(d, 0, sizeof(ngx_device_auth_device_reply_t));
+    err->status = NGX_DEVICE_AUTH_V_ERROR;
+    ngx_device_auth_verdict_text(err, "unexpected reply from the script",
+                                 NULL, 0);
+
+    return err->status;
+}
+
+
+/* a GET: the value, or absent (nil); anything else is an error */
+
+int
+ngx_device_auth_reply_get(const redisReply *reply,
+    ngx_device_auth_text_t *value, ngx_device_auth_verdict_t *err)
+{
+    memset(err, 0, sizeof(ngx_device_auth_verdict_t));
+
+    value->data = NULL;
+    value->len = 0;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return ngx_device_auth_reply_error(reply, err);
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        return NGX_DEVICE_AUTH_V_OK;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING && reply->str) {
+        value->data = reply->str;
+        value->len = reply->len;
+        return NGX_DEVICE_AUTH_V_OK;
+    }
+
+    err->status = NGX_DEVICE_AUTH_V_ERROR;
+    ngx_device_auth_verdict_text(err, "unexpected reply to GET", NULL, 0);
+
+    return err->status;
+}
+
+
+/* no reply (the connection was lost), or an error reply */
+
+int
+ngx_device_auth_reply_error(const redisReply *reply,
+    ngx_device_auth_verdict_t *err)
+{
+    memset(err, 0, sizeof(ngx_device_auth_verdict_t));
+    err->status = NGX_DEVICE_AUTH_V_ERROR;
 
     if (reply == NULL) {
-        ngx_device_auth_reply_text(v, "no reply: connection lost", NULL, 0);
-        return;
+        ngx_device_auth_verdict_text(err, "no reply: connection lost", NULL,
+                                     0);
+        return err->status;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
         if (reply->str && reply->len >= 8
             && memcmp(reply->str, "NOSCRIPT", 8) == 0)
         {
-            v->status = NGX_DEVICE_AUTH_V_NOSCRIPT;
+            err->status = NGX_DEVICE_AUTH_V_NOSCRIPT;
         }
 
-        ngx_device_auth_reply_text(v, "redis error: ", reply->str,
-                                   reply->str ? reply->len : 0);
-        return;
+        ngx_device_auth_verdict_text(err, "redis error: ", reply->str,
+                                     reply->str ? reply->len : 0);
+        return err->status;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5
-        || reply->element == NULL)
+    ngx_device_auth_verdict_text(err, "unexpected reply", NULL, 0);
+
+    return err->status;
+}
+
+
+/* a message on the invalidation channel; keys, n: the keys invalidated */
+
+int
+ngx_device_auth_reply_push(const redisReply *reply,
+    const redisReply *const **keys, size_t *n)
+{
+    size_t             i;
+    const redisReply  *e;
+
+    *keys = NULL;
+    *n = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->element == NULL || reply->elements < 2)
     {
-        ngx_device_auth_reply_text(v, "unexpected reply from the script",
-                                   NULL, 0);
-        return;
+        return NGX_DEVICE_AUTH_PUSH_BAD;
     }
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < reply->elements; i++) {
         if (reply->element[i] == NULL) {
-            ngx_device_auth_reply_text(v, "unexpected reply from the script",
-                                       NULL, 0);
-            return;
+            return NGX_DEVICE_AUTH_PUSH_BAD;
         }
     }
 
-    e = reply->element[4];
-
-    if (e->type != REDIS_REPLY_STRING || e->str == NULL
-        || e->len != serial_len || memcmp(e->str, serial, serial_len) != 0)
+    if (reply->elements == 2 && ngx_device_auth_reply_is(reply->element[0],
+                                                         "pong"))
     {
-        v->status = NGX_DEVICE_AUTH_V_DESYNC;
-        ngx_device_auth_reply_text(v, "reply of another lookup (serial ",
-                                   e->type == REDIS_REPLY_STRING && e->str
-                                   ? e->str : "?",
-                                   e->type == REDIS_REPLY_STRING && e->str
-                                   ? e->len : 1);
-        ngx_device_auth_reply_text_append(v, ")");
-        return;
+        return NGX_DEVICE_AUTH_PUSH_PONG;
     }
 
-    e = reply->element[0];
-
-    if (e->type == REDIS_REPLY_STRING && e->str) {
-        for (i = 0; ngx_device_auth_verdicts[i].name; i++) {
-            if (e->len == strlen(ngx_device_auth_verdicts[i].name)
-                && memcmp(e->str, ngx_device_auth_verdicts[i].name, e->len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (ngx_device_auth_verdicts[i].name == NULL) {
-            ngx_device_auth_reply_text(v, "unknown verdict from the script: ",
-                                       e->str, e->len);
-            return;
-        }
-
-        v->status = ngx_device_auth_verdicts[i].status;
-
-    } else {
-        ngx_device_auth_reply_text(v, "unexpected reply from the script",
-                                   NULL, 0);
-        return;
+    if (reply->elements != 3
+        || !ngx_device_auth_reply_is(reply->element[1],
+                                     NGX_DEVICE_AUTH_INVALIDATE_CHANNEL))
+    {
+        return NGX_DEVICE_AUTH_PUSH_BAD;
     }
 
-    e = reply->element[1];
+    if (ngx_device_auth_reply_is(reply->element[0], "subscribe")) {
+        return reply->element[2]->type == REDIS_REPLY_INTEGER
+               ? NGX_DEVICE_AUTH_PUSH_SUBSCRIBED : NGX_DEVICE_AUTH_PUSH_BAD;
+    }
 
-    if (e->type == REDIS_REPLY_STRING && e->str) {
-        ngx_device_auth_reply_text(v, "", e->str, e->len);
+    if (!ngx_device_auth_reply_is(reply->element[0], "message")) {
+        return NGX_DEVICE_AUTH_PUSH_BAD;
     }
 
     e = reply->element[2];
 
-    if (e->type == REDIS_REPLY_INTEGER) {
-        v->places = e->integer;
+    if (e->type == REDIS_REPLY_NIL) {
+        return NGX_DEVICE_AUTH_PUSH_FLUSH;
     }
 
-    e = reply->element[3];
-
-    if (e->type == REDIS_REPLY_STRING && e->str) {
-        if (e->len == 18 && memcmp(e->str, "signer_compromised", 18) == 0) {
-            v->cause = NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED;
-
-        } else if (e->len == 8 && memcmp(e->str, "registry", 8) == 0) {
-            v->cause = NGX_DEVICE_AUTH_CAUSE_REGISTRY;
-        }
+    if (e->type != REDIS_REPLY_ARRAY || e->element == NULL) {
+        return NGX_DEVICE_AUTH_PUSH_BAD;
     }
-}
 
-
-const char *
-ngx_device_auth_verdict_name(int status)
-{
-    int  i;
-
-    for (i = 0; ngx_device_auth_verdicts[i].name; i++) {
-        if (ngx_device_auth_verdicts[i].status == status) {
-            return ngx_device_auth_verdicts[i].name;
+    for (i = 0; i < e->elements; i++) {
+        if (e->element[i] == NULL || e->element[i]->type != REDIS_REPLY_STRING
+            || e->element[i]->str == NULL)
+        {
+            return NGX_DEVICE_AUTH_PUSH_BAD;
         }
     }
 
-    return "error";
+    *keys = (const redisReply *const *) e->element;
+    *n = e->elements;
+
+    return NGX_DEVICE_AUTH_PUSH_INVALIDATE;
 }
 
 
-/* reasons are set by hand with redis-cli: escape what is not printable */
-
-static void
-ngx_device_auth_reply_text(ngx_device_auth_verdict_t *v, const char *prefix,
-    const char *s, size_t len)
+static int
+ngx_device_auth_reply_is(const redisReply *r, const char *s)
 {
-    size_t             i, n;
-    unsigned char      c;
-    static const char  hex[] = "0123456789abcdef";
+    size_t  len;
 
-    n = strlen(prefix);
-    if (n > sizeof(v->reason) - 1) {
-        n = sizeof(v->reason) - 1;
-    }
+    len = strlen(s);
 
-    memcpy(v->reason, prefix, n);
-
-    for (i = 0; s && i < len && n + 4 < sizeof(v->reason); i++) {
-        c = (unsigned char) s[i];
-
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            v->reason[n++] = (char) c;
-            continue;
-        }
-
-        v->reason[n++] = '\\';
-        v->reason[n++] = 'x';
-        v->reason[n++] = hex[c >> 4];
-        v->reason[n++] = hex[c & 0xf];
-    }
-
-    v->reason[n] = '\0';
-    v->reason_len = n;
+    return r->type == REDIS_REPLY_STRING && r->str && r->len == len
+           && memcmp(r->str, s, len) == 0;
 }
 
 
-static void
-ngx_device_auth_reply_text_append(ngx_device_auth_verdict_t *v,
-    const char *s)
+static int
+ngx_device_auth_reply_int(const redisReply *r, long long min, long long max,
+    long long *n)
 {
-    size_t  n;
-
-    n = strlen(s);
-
-    if (n > sizeof(v->reason) - 1 - v->reason_len) {
-        n = sizeof(v->reason) - 1 - v->reason_len;
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < min
+        || r->integer > max)
+    {
+        return -1;
     }
 
-    memcpy(v->reason + v->reason_len, s, n);
-    v->reason_len += n;
-    v->reason[v->reason_len] = '\0';
+    *n = r->integer;
+
+    return 0;
 }

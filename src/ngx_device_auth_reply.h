@@ -1,7 +1,8 @@
 
 /*
- * The device verdict from the Redis script's reply.  Plain C over hiredis'
- * reply type, no nginx types, so any reply shape can be fuzzed.
+ * Replies of Redis, read into what the edge holds: the device script's,
+ * a signer fact's, and the invalidation channel's messages.  Plain C over
+ * hiredis' reply type, no nginx types, so any reply shape can be fuzzed.
  */
 
 
@@ -12,38 +13,43 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 
+#include "ngx_device_auth_decide.h"
 
-#define NGX_DEVICE_AUTH_V_OK              0
-#define NGX_DEVICE_AUTH_V_REVOKED         1
-#define NGX_DEVICE_AUTH_V_SIGNER_REVOKED  2
-#define NGX_DEVICE_AUTH_V_UNREGISTERED    3
-#define NGX_DEVICE_AUTH_V_QUARANTINED     4
-#define NGX_DEVICE_AUTH_V_DUPLICATE       5
-#define NGX_DEVICE_AUTH_V_NOSCRIPT        6   /* script not cached: EVAL */
-#define NGX_DEVICE_AUTH_V_ERROR           7   /* error or unexpected reply */
-#define NGX_DEVICE_AUTH_V_DESYNC          8   /* another lookup's reply */
 
-#define NGX_DEVICE_AUTH_CAUSE_NONE               0
-#define NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED 1
-#define NGX_DEVICE_AUTH_CAUSE_REGISTRY           2
+/* a message of the invalidation channel */
+#define NGX_DEVICE_AUTH_PUSH_BAD          0
+#define NGX_DEVICE_AUTH_PUSH_SUBSCRIBED   1
+#define NGX_DEVICE_AUTH_PUSH_INVALIDATE   2   /* these keys changed */
+#define NGX_DEVICE_AUTH_PUSH_FLUSH        3   /* every key changed */
+#define NGX_DEVICE_AUTH_PUSH_PONG         4
 
-#define NGX_DEVICE_AUTH_REPLY_REASON_MAX  256
+#define NGX_DEVICE_AUTH_INVALIDATE_CHANNEL  "__redis__:invalidate"
 
+
+/* the device script's reply; texts point into the reply */
 
 typedef struct {
-    int         status;                   /* NGX_DEVICE_AUTH_V_* */
-    int         cause;                    /* NGX_DEVICE_AUTH_CAUSE_* */
-    long long   places;
+    int                      fetched;     /* the facts below were read */
+    ngx_device_auth_text_t   revoked;
+    long long                pttl;        /* of revoked, ms; -1: none */
+    int                      registered;
 
-    /* printable ASCII only: it goes to the error log and variables */
-    size_t      reason_len;
-    char        reason[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
-} ngx_device_auth_verdict_t;
+    int                      sight;       /* NGX_DEVICE_AUTH_SIGHT_* */
+    long long                places;
+    ngx_device_auth_text_t   reason;      /* of the sighting */
+    int                      event;       /* NGX_DEVICE_AUTH_EV_* due */
+} ngx_device_auth_device_reply_t;
 
 
-void ngx_device_auth_reply_parse(const redisReply *reply,
-    const char *serial, size_t serial_len, ngx_device_auth_verdict_t *v);
-const char *ngx_device_auth_verdict_name(int status);
+int ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
+    size_t serial_len, ngx_device_auth_device_reply_t *d,
+    ngx_device_auth_verdict_t *err);
+int ngx_device_auth_reply_get(const redisReply *reply,
+    ngx_device_auth_text_t *value, ngx_device_auth_verdict_t *err);
+int ngx_device_auth_reply_push(const redisReply *reply,
+    const redisReply *const **keys, size_t *n);
+int ngx_device_auth_reply_error(const redisReply *reply,
+    ngx_device_auth_verdict_t *err);
 
 
 #endif /* _NGX_DEVICE_AUTH_REPLY_H_INCLUDED_ */

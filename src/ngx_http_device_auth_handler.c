@@ -76,12 +76,22 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
     if (ctx) {
         /*
-         * decided, or waiting for its lookup (the request runs the phases
-         * again when it is woken); a context is never left undecided, so
-         * nothing can wait with no lookup to wake it
+         * decided; waiting for a Redis operation that will wake it; or
+         * woken by one, to check again.  A context is never left waiting
+         * with nothing to wake it.
          */
 
-        return ctx->state == NGX_HTTP_DEVICE_AUTH_DONE ? ctx->rc : NGX_DONE;
+        switch (ctx->state) {
+
+        case NGX_HTTP_DEVICE_AUTH_DONE:
+            return ctx->rc;
+
+        case NGX_HTTP_DEVICE_AUTH_WAITING:
+            return NGX_DONE;
+
+        default:
+            return ngx_http_device_auth_lookup(r, ctx);
+        }
     }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_device_auth_ctx_t));
@@ -350,10 +360,10 @@ ngx_http_device_auth_ctx_cleanup(void *data)
 {
     ngx_http_device_auth_ctx_t *ctx = data;
 
-    /* the request is gone: its lookup, if any, must not wake it */
+    /* the request is gone: its operation, if any, must not wake it */
 
     if (ctx->state == NGX_HTTP_DEVICE_AUTH_WAITING) {
-        ngx_queue_remove(&ctx->queue);
+        ngx_queue_remove(&ctx->waiter.queue);
         ctx->state = NGX_HTTP_DEVICE_AUTH_DONE;
     }
 }

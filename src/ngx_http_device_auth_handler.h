@@ -16,10 +16,11 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ssl.h"
+#include "ngx_http_device_auth_ops.h"
 
 
-#define NGX_HTTP_DEVICE_AUTH_NEW      0
-#define NGX_HTTP_DEVICE_AUTH_WAITING  1
+#define NGX_HTTP_DEVICE_AUTH_NEW      0   /* to check (again) */
+#define NGX_HTTP_DEVICE_AUTH_WAITING  1   /* for a Redis operation */
 #define NGX_HTTP_DEVICE_AUTH_DONE     2
 
 /* what device_auth decided; see ngx_http_device_auth_status_names */
@@ -50,10 +51,18 @@ typedef struct {
     ngx_str_t                       status;      /* $device_auth_status */
     ngx_str_t                       reason;      /* $device_auth_reason */
     ngx_str_t                       location;    /* device_auth_location */
-    unsigned                        early_data:1;  /* came in 0-RTT */
 
-    ngx_queue_t                     queue;       /* in a lookup's waiters */
-    ngx_http_device_auth_lookup_t  *lookup;
+    /* what the Redis operations it waited for brought */
+    ngx_http_device_auth_op_waiter_t  waiter;
+    ngx_str_t                       failure;
+    ngx_str_t                       sight_reason;
+    int                             sight;
+
+    unsigned                        early_data:1;  /* came in 0-RTT */
+    unsigned                        failed:1;
+    unsigned                        device_read:1; /* for this request */
+    unsigned                        signer_read:1;
+    unsigned                        sighted:1;
 } ngx_http_device_auth_ctx_t;
 
 

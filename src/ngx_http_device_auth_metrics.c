@@ -29,10 +29,15 @@ typedef struct {
     ngx_atomic_t  latency_count;
     ngx_atomic_t  latency_usec;
     ngx_atomic_t  reconnects;
-    ngx_atomic_t  cache_hits;
+    ngx_atomic_t  cache[NGX_HTTP_DEVICE_AUTH_CM_N];
     ngx_atomic_t  forged;
     ngx_atomic_t  inflight;
     ngx_atomic_t  ready;
+    ngx_atomic_t  links;
+
+    /* per worker: when its invalidation link last proved alive (ms);
+     * 0: no link */
+    ngx_atomic_t  alive[NGX_HTTP_DEVICE_AUTH_WORKERS_MAX];
 } ngx_http_device_auth_shm_t;
 
 
@@ -65,6 +70,23 @@ static char  *ngx_http_device_auth_decision_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
     "redis_error",
     "too_early"
 };
+
+
+static char  *ngx_http_device_auth_cache_names[NGX_HTTP_DEVICE_AUTH_CM_N] = {
+    "hit",
+    "miss",
+    "invalidation",
+    "eviction",
+    "flush",
+    "grace"
+};
+
+
+/* what this worker added to the gauges, to take it away again */
+
+static ngx_uint_t  ngx_http_device_auth_shown_inflight;
+static ngx_uint_t  ngx_http_device_auth_shown_ready;
+static ngx_uint_t  ngx_http_device_auth_shown_link;
 
 
 static char  *ngx_http_device_auth_redis_error_names[] = {
@@ -175,16 +197,62 @@ ngx_http_device_auth_metrics_forged(ngx_http_request_t *r)
 
 
 void
-ngx_http_device_auth_metrics_cache_hit(ngx_http_request_t *r)
+ngx_http_device_auth_metrics_cache(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t kind)
 {
-    ngx_http_device_auth_shm_t        *sh;
-    ngx_http_device_auth_main_conf_t  *dmcf;
+    ngx_http_device_auth_shm_t  *sh;
 
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
     sh = ngx_http_device_auth_shm(dmcf);
 
-    if (sh) {
-        (void) ngx_atomic_fetch_add(&sh->cache_hits, 1);
+    if (sh && kind < NGX_HTTP_DEVICE_AUTH_CM_N) {
+        (void) ngx_atomic_fetch_add(&sh->cache[kind], 1);
+    }
+}
+
+
+/* the worker's invalidation link went up or down */
+
+void
+ngx_http_device_auth_metrics_link(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t up)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh == NULL) {
+        return;
+    }
+
+    if (up != ngx_http_device_auth_shown_link) {
+        (void) ngx_atomic_fetch_add(&sh->links,
+                             (ngx_atomic_int_t) up
+                             - (ngx_atomic_int_t)
+                               ngx_http_device_auth_shown_link);
+        ngx_http_device_auth_shown_link = up;
+    }
+
+    if (ngx_worker < NGX_HTTP_DEVICE_AUTH_WORKERS_MAX) {
+        sh->alive[ngx_worker] = up ? (ngx_atomic_uint_t) ngx_current_msec
+                                   : 0;
+    }
+}
+
+
+/* its subscriber heard from Redis: a message, or the answer to a PING */
+
+void
+ngx_http_device_auth_metrics_link_alive(
+    ngx_http_device_auth_main_conf_t *dmcf)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh && ngx_worker < NGX_HTTP_DEVICE_AUTH_WORKERS_MAX
+        && sh->alive[ngx_worker])
+    {
+        sh->alive[ngx_worker] = (ngx_atomic_uint_t) ngx_current_msec;
     }
 }
 
@@ -251,28 +319,28 @@ void
 ngx_http_device_auth_metrics_worker(ngx_http_device_auth_main_conf_t *dmcf,
     ngx_uint_t inflight, ngx_uint_t ready)
 {
-    ngx_http_device_auth_redis_t  *redis;
-    ngx_http_device_auth_shm_t    *sh;
+    ngx_http_device_auth_shm_t  *sh;
 
     sh = ngx_http_device_auth_shm(dmcf);
-    redis = dmcf->redis;
 
-    if (sh == NULL || redis == NULL) {
+    if (sh == NULL) {
         return;
     }
 
-    if (inflight != redis->shown_inflight) {
+    if (inflight != ngx_http_device_auth_shown_inflight) {
         (void) ngx_atomic_fetch_add(&sh->inflight,
                              (ngx_atomic_int_t) inflight
-                             - (ngx_atomic_int_t) redis->shown_inflight);
-        redis->shown_inflight = inflight;
+                             - (ngx_atomic_int_t)
+                               ngx_http_device_auth_shown_inflight);
+        ngx_http_device_auth_shown_inflight = inflight;
     }
 
-    if (ready != redis->shown_ready) {
+    if (ready != ngx_http_device_auth_shown_ready) {
         (void) ngx_atomic_fetch_add(&sh->ready,
                              (ngx_atomic_int_t) ready
-                             - (ngx_atomic_int_t) redis->shown_ready);
-        redis->shown_ready = ready;
+                             - (ngx_atomic_int_t)
+                               ngx_http_device_auth_shown_ready);
+        ngx_http_device_auth_shown_ready = ready;
     }
 }
 
@@ -296,7 +364,9 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
     size_t                             size;
     ngx_int_t                          rc;
     ngx_buf_t                         *b;
+    ngx_msec_t                         now;
     ngx_uint_t                         i, j, cumulative;
+    ngx_msec_int_t                     age;
     ngx_chain_t                        out;
     ngx_http_device_auth_shm_t        *sh;
     ngx_http_device_auth_main_conf_t  *dmcf;
@@ -415,17 +485,52 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
             "connection attempts after a failure or a loss.\n"
             "# TYPE nginx_device_auth_redis_reconnects_total counter\n"
             "nginx_device_auth_redis_reconnects_total %uA\n"
-            "# HELP nginx_device_auth_verdict_cache_hits_total Requests "
-            "decided by a connection's fresh verdict "
-            "(device_auth_recheck).\n"
-            "# TYPE nginx_device_auth_verdict_cache_hits_total counter\n"
-            "nginx_device_auth_verdict_cache_hits_total %uA\n"
             "# HELP nginx_device_auth_forged_headers_total Client headers "
             "removed because they carried the identity header prefix.\n"
             "# TYPE nginx_device_auth_forged_headers_total counter\n"
-            "nginx_device_auth_forged_headers_total %uA\n",
-            sh->inflight, sh->ready, sh->reconnects, sh->cache_hits,
-            sh->forged);
+            "nginx_device_auth_forged_headers_total %uA\n"
+            "# HELP nginx_device_auth_invalidation_links_up Workers whose "
+            "device state Redis keeps current (invalidation link up).\n"
+            "# TYPE nginx_device_auth_invalidation_links_up gauge\n"
+            "nginx_device_auth_invalidation_links_up %uA\n",
+            sh->inflight, sh->ready, sh->reconnects, sh->forged, sh->links);
+
+    p = ngx_slprintf(p, b->end,
+            "# HELP nginx_device_auth_cache_total The device state cache of "
+            "the workers: decisions from it (hit), Redis asked (miss), keys "
+            "invalidated, entries evicted, caches flushed, decisions in the "
+            "grace.\n"
+            "# TYPE nginx_device_auth_cache_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_CM_N; i++) {
+        p = ngx_slprintf(p, b->end,
+                         "nginx_device_auth_cache_total{event=\"%s\"} %uA\n",
+                         ngx_http_device_auth_cache_names[i], sh->cache[i]);
+    }
+
+    p = ngx_slprintf(p, b->end,
+            "# HELP nginx_device_auth_invalidation_link_age_seconds Since "
+            "a worker's invalidation link last heard from Redis.\n"
+            "# TYPE nginx_device_auth_invalidation_link_age_seconds gauge\n");
+
+    now = ngx_current_msec;
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_WORKERS_MAX; i++) {
+        if (sh->alive[i] == 0) {
+            continue;
+        }
+
+        age = (ngx_msec_int_t) (now - (ngx_msec_t) sh->alive[i]);
+        if (age < 0) {
+            age = 0;
+        }
+
+        p = ngx_slprintf(p, b->end,
+                         "nginx_device_auth_invalidation_link_age_seconds"
+                         "{worker=\"%ui\"} %ui.%03ui\n",
+                         i, (ngx_uint_t) age / 1000,
+                         (ngx_uint_t) age % 1000);
+    }
 
     b->last = p;
     b->last_buf = (r == r->main) ? 1 : 0;

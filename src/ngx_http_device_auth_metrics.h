@@ -27,6 +27,15 @@
 
 #define NGX_HTTP_DEVICE_AUTH_WORKERS_MAX       64
 
+/* what the device state cache of the workers saw */
+#define NGX_HTTP_DEVICE_AUTH_CM_HIT            0   /* decided from it */
+#define NGX_HTTP_DEVICE_AUTH_CM_MISS           1   /* asked Redis */
+#define NGX_HTTP_DEVICE_AUTH_CM_INVALIDATION   2   /* a key pushed */
+#define NGX_HTTP_DEVICE_AUTH_CM_EVICTION       3   /* dropped for room */
+#define NGX_HTTP_DEVICE_AUTH_CM_FLUSH          4   /* all forgotten */
+#define NGX_HTTP_DEVICE_AUTH_CM_GRACE          5   /* decided in the grace */
+#define NGX_HTTP_DEVICE_AUTH_CM_N              6
+
 
 ngx_int_t ngx_http_device_auth_metrics_zone(ngx_conf_t *cf,
     ngx_http_device_auth_main_conf_t *dmcf);
@@ -36,7 +45,12 @@ char *ngx_http_device_auth_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_device_auth_metrics_decision(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t allowed, ngx_uint_t cert_reason);
 void ngx_http_device_auth_metrics_forged(ngx_http_request_t *r);
-void ngx_http_device_auth_metrics_cache_hit(ngx_http_request_t *r);
+void ngx_http_device_auth_metrics_cache(
+    ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t kind);
+void ngx_http_device_auth_metrics_link(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t up);
+void ngx_http_device_auth_metrics_link_alive(
+    ngx_http_device_auth_main_conf_t *dmcf);
 void ngx_http_device_auth_metrics_redis_error(
     ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t kind);
 void ngx_http_device_auth_metrics_latency(

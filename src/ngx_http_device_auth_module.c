@@ -15,9 +15,9 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_variables.h"
 #include "ngx_http_device_auth_handler.h"
-#include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_link.h"
+#include "ngx_http_device_auth_ops.h"
 #include "ngx_http_device_auth_metrics.h"
-#include "ngx_http_device_auth_lookup.h"
 #include "ngx_device_auth_address.h"
 
 
@@ -39,6 +39,8 @@ static ngx_device_auth_policy_t *ngx_http_device_auth_policy(ngx_conf_t *cf,
 static char *ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_device_auth_removed(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_device_auth_set_enum(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_device_auth_check_num(ngx_conf_t *cf, void *post,
@@ -96,6 +98,11 @@ static ngx_conf_post_t  ngx_http_device_auth_redis_prefix_post = {
 
 static ngx_conf_num_bounds_t  ngx_http_device_auth_limit_bounds = {
     ngx_http_device_auth_check_num, 0, 100
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_cache_bounds = {
+    ngx_http_device_auth_check_num, 16, 100000000
 };
 
 
@@ -216,11 +223,27 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       offsetof(ngx_http_device_auth_loc_conf_t, fail_mode),
       &ngx_http_device_auth_fail_modes },
 
-    { ngx_string("device_auth_recheck"),
+    { ngx_string("device_auth_grace"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_device_auth_loc_conf_t, recheck),
+      offsetof(ngx_http_device_auth_loc_conf_t, grace),
+      NULL },
+
+    { ngx_string("device_auth_cache_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, cache_size),
+      &ngx_http_device_auth_cache_bounds },
+
+    /* not released in any version: said so, rather than "unknown" */
+
+    { ngx_string("device_auth_recheck"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_removed,
+      0,
+      0,
       NULL },
 
     { ngx_string("device_auth_registry"),
@@ -387,10 +410,11 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
      *
      *     dmcf->redis_addr = { 0, NULL };
      *     dmcf->redis_prefix = { 0, NULL };
-     *     dmcf->redis = NULL;
+     *     dmcf->link = NULL;
      */
 
     dmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->cache_size = NGX_CONF_UNSET_UINT;
 
     return dmcf;
 }
@@ -402,6 +426,10 @@ ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_device_auth_main_conf_t *dmcf = conf;
 
     ngx_conf_init_msec_value(dmcf->redis_timeout, 200);
+    ngx_conf_init_uint_value(dmcf->cache_size, 100000);
+
+    /* events name the edge that decided */
+    dmcf->edge = cf->cycle->hostname;
 
     if (dmcf->redis_prefix.data == NULL) {
         ngx_str_set(&dmcf->redis_prefix, "device_auth:");
@@ -567,7 +595,7 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
     dlcf->early_data = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
     dlcf->fail_mode = NGX_CONF_UNSET_UINT;
-    dlcf->recheck = NGX_CONF_UNSET_MSEC;
+    dlcf->grace = NGX_CONF_UNSET_MSEC;
     dlcf->registry = NGX_CONF_UNSET;
     dlcf->location = NGX_CONF_UNSET_PTR;
     dlcf->dup_window = NGX_CONF_UNSET_MSEC;
@@ -592,7 +620,7 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->early_data, prev->early_data, 0);
     ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
                               NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
-    ngx_conf_merge_msec_value(conf->recheck, prev->recheck, 0);
+    ngx_conf_merge_msec_value(conf->grace, prev->grace, 30000);
     ngx_conf_merge_value(conf->registry, prev->registry, 0);
     ngx_conf_merge_msec_value(conf->dup_window, prev->dup_window, 600000);
     ngx_conf_merge_value(conf->dup_limit, prev->dup_limit, 3);
@@ -628,10 +656,6 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         dscf = ngx_http_conf_get_module_srv_conf(cf,
                                                  ngx_http_device_auth_module);
         dscf->needed = 1;
-    }
-
-    if (ngx_http_device_auth_lookup_prepare(cf, conf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
     }
 
     return ngx_http_device_auth_headers_prepare(cf, conf);
@@ -853,6 +877,7 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     int                         argc;
     char                        err[NGX_DEVICE_AUTH_ERR_MAX];
     size_t                      lens[8];
+    ngx_url_t                   u;
     ngx_str_t                  *value;
     ngx_uint_t                  i;
     const char                 *argv[8];
@@ -886,6 +911,44 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     dmcf->redis_port = a.port;
     dmcf->redis_db = a.db;
 
+    /*
+     * The address as nginx connects to it, for the subscriber: an IP
+     * literal or a unix path (the parser refused host names), no DNS.
+     */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    if (a.port) {
+        u.url.len = ngx_strlen(a.host) + NGX_INT_T_LEN + 4;
+        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
+        if (u.url.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        u.url.len = ngx_sprintf(u.url.data,
+                                ngx_strchr(a.host, ':') ? "[%s]:%d" : "%s:%d",
+                                a.host, a.port)
+                    - u.url.data;
+
+    } else {
+        u.url.len = ngx_strlen(a.path) + 5;
+        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
+        if (u.url.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(u.url.data, "unix:%s", a.path);
+    }
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": "
+                           "\"%V\": %s", &u.url,
+                           u.err ? u.err : "no address");
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->redis_peer = u.addrs[0];
+
     /* NUL-terminated: hiredis takes C strings */
 
     if (ngx_http_device_auth_strdup(cf->pool, a.port ? a.host : a.path,
@@ -899,6 +962,18 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_device_auth_removed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" is no longer needed: each worker caches the "
+                       "device state and Redis pushes its changes; remove "
+                       "it (docs/directives.md)", &cmd->name);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -1002,7 +1077,7 @@ ngx_http_device_auth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_device_auth_redis_init(cycle, dmcf);
+    return ngx_http_device_auth_link_init(cycle, dmcf);
 }
 
 
@@ -1014,8 +1089,9 @@ ngx_http_device_auth_exit_process(ngx_cycle_t *cycle)
     dmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_device_auth_module);
 
-    if (dmcf && dmcf->redis) {
-        ngx_http_device_auth_redis_exit(dmcf->redis);
+    if (dmcf && dmcf->link) {
+        ngx_http_device_auth_link_exit(dmcf->link);
+        ngx_http_device_auth_op_cleanup(dmcf->link);
     }
 }
 

@@ -35,6 +35,7 @@
 
 
 typedef struct ngx_http_device_auth_redis_s  ngx_http_device_auth_redis_t;
+typedef struct ngx_http_device_auth_link_s   ngx_http_device_auth_link_t;
 
 
 /* the policies of a configuration, one per distinct set of pins */
@@ -76,10 +77,14 @@ typedef struct {
     ngx_int_t                   redis_db;
     ngx_msec_t                  redis_timeout;
     ngx_str_t                   redis_prefix;
+    ngx_addr_t                  redis_peer;   /* for the subscriber */
+
+    /* device_auth_cache_size: devices (and signers) per worker */
+    ngx_uint_t                  cache_size;
 
     ngx_str_t                   edge;         /* host name, for events */
 
-    ngx_http_device_auth_redis_t  *redis;     /* per worker */
+    ngx_http_device_auth_link_t  *link;       /* per worker */
     ngx_shm_zone_t             *metrics;
 } ngx_http_device_auth_main_conf_t;
 
@@ -108,15 +113,12 @@ typedef struct {
     ngx_uint_t                  log_level;
 
     ngx_uint_t                  fail_mode;
-    ngx_msec_t                  recheck;
+    ngx_msec_t                  grace;
     ngx_flag_t                  registry;
     ngx_http_complex_value_t   *location;
     ngx_msec_t                  dup_window;
     ngx_int_t                   dup_limit;
     ngx_uint_t                  dup_action;
-
-    /* the script's arguments that depend on the location only, in RESP */
-    ngx_str_t                   redis_args;
 } ngx_http_device_auth_loc_conf_t;
 
 

@@ -1,22 +1,27 @@
 
 /*
- * One hiredis async connection per worker, driven by nginx's event loop.
+ * The command connection of a worker to Redis: hiredis' async API, driven
+ * by nginx's event loop.
  *
  * hiredis asks for read and write interest through addRead, delRead,
  * addWrite and delWrite; they map onto level-triggered events of an nginx
  * connection wrapping hiredis' socket, because hiredis reads at most 16k
  * per call and expects to be called again while data is pending.  hiredis
  * 0.14 has no timeouts: the connect and handshake timeout is a timer here,
- * and each lookup has its own (see the lookup).  Every command of every
+ * and each command of the operations has its own.  Every command of every
  * request of the worker is pipelined on this one connection.
  *
- * On connect: AUTH and SELECT when configured, then SCRIPT LOAD.  Nothing
- * else is sent before all of them succeeded (a lookup sent behind a
- * refused SELECT would run in db 0): lookups made meanwhile wait, and are
- * sent when the connection is ready.  A lost connection fails what is in
- * flight (the fail mode decides) and is reopened with exponential backoff;
- * the timers are cancelable so that a graceful reload or shutdown never
- * waits for Redis.
+ * On connect: AUTH and SELECT when configured, SCRIPT LOAD, then CLIENT
+ * TRACKING, which makes Redis push the invalidation of the keys read after
+ * "CLIENT CACHING yes" to the worker's subscriber (OPTIN: only the facts
+ * the cache keeps; NOLOOP: not the keys this connection writes itself).
+ * Nothing else is sent before all of them succeeded (a command queued
+ * behind a refused SELECT would run in db 0).  A lost connection fails
+ * what is in flight and is reopened with exponential backoff; the timers
+ * are cancelable so that a graceful reload or shutdown never waits.  A
+ * PING every max(device_auth_redis_timeout, 1s) must be answered before
+ * the next: a silent peer would otherwise keep a tracking connection that
+ * Redis no longer has.
  *
  * The bytes Redis sends are read here, not by hiredis: they are framed
  * (ngx_device_auth_resp.c) and counted against the commands sent before
@@ -33,21 +38,26 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_redis.h"
-#include "ngx_http_device_auth_lookup.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_http_device_auth_script.h"
 
 
-#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN   100
-#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MAX   5000
+#define NGX_HTTP_DEVICE_AUTH_STEP_AUTH      "AUTH"
+#define NGX_HTTP_DEVICE_AUTH_STEP_SELECT    "SELECT"
+#define NGX_HTTP_DEVICE_AUTH_STEP_LOAD      "SCRIPT LOAD"
+#define NGX_HTTP_DEVICE_AUTH_STEP_UNTRACK   "CLIENT TRACKING off"
+#define NGX_HTTP_DEVICE_AUTH_STEP_TRACK     "CLIENT TRACKING on"
 
 
-static void ngx_http_device_auth_redis_connect(
-    ngx_http_device_auth_redis_t *redis);
 static void ngx_http_device_auth_redis_schedule(
     ngx_http_device_auth_redis_t *redis);
 static void ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_ping_handler(ngx_event_t *ev);
+static void ngx_http_device_auth_redis_pong(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_msec_t ngx_http_device_auth_redis_interval(
+    ngx_http_device_auth_redis_t *redis);
 static void ngx_http_device_auth_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_device_auth_redis_write_handler(ngx_event_t *ev);
 static void ngx_http_device_auth_redis_add_read(void *data);
@@ -61,13 +71,11 @@ static void ngx_http_device_auth_redis_disconnected(
     const redisAsyncContext *ac, int status);
 static void ngx_http_device_auth_redis_handshake(redisAsyncContext *ac,
     void *r, void *privdata);
-static void ngx_http_device_auth_redis_down(
-    ngx_http_device_auth_redis_t *redis, const char *fmt, ...);
 static ngx_int_t ngx_http_device_auth_redis_command(
-    ngx_http_device_auth_redis_t *redis, const char *name,
+    ngx_http_device_auth_redis_t *redis, const char *step,
     const char *fmt, ...);
-static void ngx_http_device_auth_redis_wake(
-    ngx_http_device_auth_redis_t *redis, ngx_int_t rc);
+static void ngx_http_device_auth_redis_track(
+    ngx_http_device_auth_redis_t *redis);
 
 
 const char    *ngx_http_device_auth_script = ngx_http_device_auth_script_src;
@@ -75,59 +83,40 @@ const size_t   ngx_http_device_auth_script_len =
                                   sizeof(ngx_http_device_auth_script_src) - 1;
 
 
-ngx_int_t
-ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
-    ngx_http_device_auth_main_conf_t *dmcf)
+void
+ngx_http_device_auth_redis_init(ngx_http_device_auth_redis_t *redis,
+    ngx_cycle_t *cycle, ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_http_device_auth_redis_handlers_t *handlers)
 {
-    u_char                         md[SHA_DIGEST_LENGTH];
-    ngx_device_auth_resp_t         head;
-    ngx_http_device_auth_redis_t  *redis;
+    u_char  md[SHA_DIGEST_LENGTH];
 
-    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_device_auth_redis_t));
-    if (redis == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_memzero(redis, sizeof(ngx_http_device_auth_redis_t));
 
     redis->log = cycle->log;
     redis->conf = dmcf;
+    redis->handlers = *handlers;
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
-    ngx_queue_init(&redis->free);
-    ngx_queue_init(&redis->waiting);
+    redis->redirect = -1;
 
     SHA1((u_char *) ngx_http_device_auth_script,
          ngx_http_device_auth_script_len, md);
     ngx_hex_dump(redis->sha, md, SHA_DIGEST_LENGTH);
 
-    ngx_device_auth_resp_init(&head, redis->head, sizeof(redis->head));
-    ngx_device_auth_resp_array(&head, 20);
-    ngx_device_auth_resp_bulk(&head, "EVALSHA", 7);
-    ngx_device_auth_resp_bulk(&head, redis->sha,
-                              NGX_HTTP_DEVICE_AUTH_SHA1_LEN);
-    ngx_device_auth_resp_bulk(&head, "7", 1);
-
-    redis->head_len = ngx_device_auth_resp_len(&head);
-
-    if (redis->head_len == 0) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "device_auth: lookup command head does not fit");
-        return NGX_ERROR;
-    }
-
     redis->reconnect.handler = ngx_http_device_auth_redis_reconnect_handler;
-    redis->reconnect.data = redis;
-    redis->reconnect.log = cycle->log;
-    redis->reconnect.cancelable = 1;
-
     redis->timeout.handler = ngx_http_device_auth_redis_timeout_handler;
+    redis->ping.handler = ngx_http_device_auth_redis_ping_handler;
+
+    redis->reconnect.data = redis;
     redis->timeout.data = redis;
+    redis->ping.data = redis;
+
+    redis->reconnect.log = cycle->log;
     redis->timeout.log = cycle->log;
+    redis->ping.log = cycle->log;
+
+    redis->reconnect.cancelable = 1;
     redis->timeout.cancelable = 1;
-
-    dmcf->redis = redis;
-
-    ngx_http_device_auth_redis_connect(redis);
-
-    return NGX_OK;
+    redis->ping.cancelable = 1;
 }
 
 
@@ -144,28 +133,34 @@ ngx_http_device_auth_redis_exit(ngx_http_device_auth_redis_t *redis)
         ngx_del_timer(&redis->timeout);
     }
 
+    if (redis->ping.timer_set) {
+        ngx_del_timer(&redis->ping);
+    }
+
     if (redis->ac) {
         redisAsyncFree(redis->ac);
     }
 
-    ngx_http_device_auth_lookup_cleanup(redis);
     ngx_http_device_auth_metrics_worker(redis->conf, 0, 0);
 }
 
 
-/*
- * NGX_DECLINED: no usable connection now; the caller fails fast rather
- * than queue behind a reconnect.
- */
+ngx_uint_t
+ngx_http_device_auth_redis_ready(ngx_http_device_auth_redis_t *redis)
+{
+    return redis->state == NGX_HTTP_DEVICE_AUTH_REDIS_READY
+           && redis->ac != NULL
+           && !(redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING));
+}
+
+
+/* NGX_DECLINED: not ready now; the caller does not queue behind it */
 
 ngx_int_t
 ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
     redisCallbackFn *fn, void *privdata, u_char *cmd, size_t len)
 {
-    if (redis->ac == NULL
-        || redis->state != NGX_HTTP_DEVICE_AUTH_REDIS_READY
-        || (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
-    {
+    if (!ngx_http_device_auth_redis_ready(redis)) {
         return NGX_DECLINED;
     }
 
@@ -176,62 +171,8 @@ ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
     }
 
     redis->sent++;
-    redis->inflight++;
-    ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
-                                        redis->state
-                                        == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
 
     return NGX_OK;
-}
-
-
-/*
- * NGX_OK: ready, send now; NGX_AGAIN: the handshake is under way, the
- * waiter's handler is called when it succeeds (NGX_OK) or fails; NGX_DECLINED:
- * no connection now (the caller fails fast rather than wait for a reconnect).
- */
-
-ngx_int_t
-ngx_http_device_auth_redis_wait(ngx_http_device_auth_redis_t *redis,
-    ngx_http_device_auth_redis_waiter_t *w)
-{
-    if (redis->ac == NULL
-        || (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
-    {
-        return NGX_DECLINED;
-    }
-
-    switch (redis->state) {
-
-    case NGX_HTTP_DEVICE_AUTH_REDIS_READY:
-        return NGX_OK;
-
-    case NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING:
-        ngx_queue_insert_tail(&redis->waiting, &w->queue);
-        return NGX_AGAIN;
-
-    default:
-        return NGX_DECLINED;
-    }
-}
-
-
-/* the waiters learn how the handshake ended; each leaves the queue first */
-
-static void
-ngx_http_device_auth_redis_wake(ngx_http_device_auth_redis_t *redis,
-    ngx_int_t rc)
-{
-    ngx_queue_t                          *q;
-    ngx_http_device_auth_redis_waiter_t  *w;
-
-    while (!ngx_queue_empty(&redis->waiting)) {
-        q = ngx_queue_head(&redis->waiting);
-        ngx_queue_remove(q);
-
-        w = ngx_queue_data(q, ngx_http_device_auth_redis_waiter_t, queue);
-        w->handler(w->data, rc);
-    }
 }
 
 
@@ -255,14 +196,30 @@ ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
 }
 
 
-static void
-ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
+/*
+ * Connects, with the subscriber that is to get the invalidations; from
+ * the reconnect timer, with the last one given, unless the subscriber is
+ * gone meanwhile (-1): its owner then connects again with the next one.
+ */
+
+void
+ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
+    long long redirect)
 {
     ngx_connection_t                  *c;
     redisAsyncContext                 *ac;
     ngx_http_device_auth_main_conf_t  *dmcf;
 
     dmcf = redis->conf;
+    redis->redirect = redirect;
+
+    if (redis->ac || redirect < 0 || redis->exiting) {
+        return;
+    }
+
+    if (redis->reconnect.timer_set) {
+        ngx_del_timer(&redis->reconnect);
+    }
 
     if (dmcf->redis_port) {
         ac = redisAsyncConnect((char *) dmcf->redis_host.data,
@@ -280,9 +237,9 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     }
 
     if (ac->err) {
-        ngx_http_device_auth_redis_down(redis, "cannot connect to redis at "
-                                        "\"%V\": %s", &dmcf->redis_addr,
-                                        ac->errstr);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "cannot connect to redis at \"%V\": %s",
+                                    &dmcf->redis_addr, ac->errstr);
 
         redisAsyncFree(ac);
         ngx_http_device_auth_redis_schedule(redis);
@@ -307,6 +264,7 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING;
     redis->sent = 0;
     redis->replies = 0;
+    redis->pings = 0;
     ngx_device_auth_resp_scan_init(&redis->scan);
 
     ac->data = redis;
@@ -323,20 +281,22 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
 
     ngx_add_timer(&redis->timeout, dmcf->redis_timeout);
 
-    /* pipelined behind the connect; lookups wait until all succeeded */
+    /* pipelined behind the connect; nothing else before they succeeded */
 
     if (dmcf->redis_password.len) {
         if (dmcf->redis_user.len) {
-            if (ngx_http_device_auth_redis_command(redis, "AUTH",
-                                                   "AUTH %s %s",
-                                                   dmcf->redis_user.data,
-                                                   dmcf->redis_password.data)
+            if (ngx_http_device_auth_redis_command(redis,
+                                                 NGX_HTTP_DEVICE_AUTH_STEP_AUTH,
+                                                 "AUTH %s %s",
+                                                 dmcf->redis_user.data,
+                                                 dmcf->redis_password.data)
                 != NGX_OK)
             {
                 return;
             }
 
-        } else if (ngx_http_device_auth_redis_command(redis, "AUTH",
+        } else if (ngx_http_device_auth_redis_command(redis,
+                                                 NGX_HTTP_DEVICE_AUTH_STEP_AUTH,
                                                  "AUTH %s",
                                                  dmcf->redis_password.data)
                    != NGX_OK)
@@ -346,17 +306,72 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     }
 
     if (dmcf->redis_db
-        && ngx_http_device_auth_redis_command(redis, "SELECT", "SELECT %d",
-                                              (int) dmcf->redis_db)
+        && ngx_http_device_auth_redis_command(redis,
+                                              NGX_HTTP_DEVICE_AUTH_STEP_SELECT,
+                                              "SELECT %d", (int) dmcf->redis_db)
            != NGX_OK)
     {
         return;
     }
 
-    (void) ngx_http_device_auth_redis_command(redis, "SCRIPT LOAD",
-                                              "SCRIPT LOAD %b",
-                                              ngx_http_device_auth_script,
-                                              ngx_http_device_auth_script_len);
+    if (ngx_http_device_auth_redis_command(redis,
+                                           NGX_HTTP_DEVICE_AUTH_STEP_LOAD,
+                                           "SCRIPT LOAD %b",
+                                           ngx_http_device_auth_script,
+                                           ngx_http_device_auth_script_len)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_device_auth_redis_track(redis);
+}
+
+
+/*
+ * The subscriber was replaced: tracking is redirected to the new one (off,
+ * then on: Redis does not change the redirect of a tracking client).  The
+ * connection stays up; the owner hears "ready" when it is done.
+ */
+
+void
+ngx_http_device_auth_redis_retrack(ngx_http_device_auth_redis_t *redis,
+    long long redirect)
+{
+    redis->redirect = redirect;
+
+    if (!ngx_http_device_auth_redis_ready(redis) || redirect < 0) {
+        return;
+    }
+
+    redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING;
+
+    if (redis->ping.timer_set) {
+        ngx_del_timer(&redis->ping);
+    }
+
+    ngx_add_timer(&redis->timeout, redis->conf->redis_timeout);
+
+    if (ngx_http_device_auth_redis_command(redis,
+                                           NGX_HTTP_DEVICE_AUTH_STEP_UNTRACK,
+                                           "CLIENT TRACKING off")
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_device_auth_redis_track(redis);
+}
+
+
+static void
+ngx_http_device_auth_redis_track(ngx_http_device_auth_redis_t *redis)
+{
+    (void) ngx_http_device_auth_redis_command(redis,
+                                              NGX_HTTP_DEVICE_AUTH_STEP_TRACK,
+                                              "CLIENT TRACKING on REDIRECT "
+                                              "%lld OPTIN NOLOOP",
+                                              redis->redirect);
 }
 
 
@@ -364,20 +379,20 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
 
 static ngx_int_t
 ngx_http_device_auth_redis_command(ngx_http_device_auth_redis_t *redis,
-    const char *name, const char *fmt, ...)
+    const char *step, const char *fmt, ...)
 {
     int      rc;
     va_list  args;
 
     va_start(args, fmt);
     rc = redisvAsyncCommand(redis->ac, ngx_http_device_auth_redis_handshake,
-                            (void *) name, fmt, args);
+                            (void *) step, fmt, args);
     va_end(args);
 
     if (rc != REDIS_OK) {
-        ngx_http_device_auth_redis_down(redis, "cannot send \"%s\" to redis "
-                                        "at \"%V\"", name,
-                                        &redis->conf->redis_addr);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "cannot send \"%s\" to redis at \"%V\"",
+                                    step, &redis->conf->redis_addr);
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
         redisAsyncFree(redis->ac);
         return NGX_ERROR;
@@ -395,52 +410,59 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 {
     redisReply *reply = r;
 
+    char                          *step;
     ngx_http_device_auth_redis_t  *redis;
 
     redis = ac->data;
+    step = privdata;
 
     if (reply == NULL) {
         return;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_device_auth_redis_down(redis, "redis \"%s\" failed at "
-                                        "\"%V\": %*s", (char *) privdata,
-                                        &redis->conf->redis_addr,
-                                        ngx_min(reply->len, 128), reply->str);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "redis \"%s\" failed at \"%V\": %*s",
+                                    step, &redis->conf->redis_addr,
+                                    ngx_min(reply->len, 128), reply->str);
 
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
         redisAsyncFree(redis->ac);
         return;
     }
 
-    if (ngx_strcmp(privdata, "SCRIPT LOAD") != 0) {
+    if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_LOAD) == 0) {
 
-        /* AUTH and SELECT say +OK, or they did not do what was asked */
-
-        if (reply->type != REDIS_REPLY_STATUS || reply->len != 2
-            || ngx_strncmp(reply->str, "OK", 2) != 0)
+        if (reply->type != REDIS_REPLY_STRING
+            || reply->len != NGX_HTTP_DEVICE_AUTH_SHA1_LEN
+            || ngx_strncasecmp((u_char *) reply->str, redis->sha,
+                               NGX_HTTP_DEVICE_AUTH_SHA1_LEN)
+               != 0)
         {
-            ngx_http_device_auth_redis_down(redis, "unexpected reply to "
-                                            "\"%s\" from redis at \"%V\"",
-                                            (char *) privdata,
-                                            &redis->conf->redis_addr);
+            ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                        "unexpected reply to \"%s\" from "
+                                        "redis at \"%V\"", step,
+                                        &redis->conf->redis_addr);
             ngx_http_device_auth_redis_reset(redis, "handshake failed");
         }
 
         return;
     }
 
-    if (reply->type != REDIS_REPLY_STRING
-        || reply->len != NGX_HTTP_DEVICE_AUTH_SHA1_LEN
-        || ngx_strncasecmp((u_char *) reply->str, redis->sha,
-                           NGX_HTTP_DEVICE_AUTH_SHA1_LEN)
-           != 0)
+    /* AUTH, SELECT, CLIENT TRACKING say +OK, or they did not do it */
+
+    if (reply->type != REDIS_REPLY_STATUS || reply->len != 2
+        || ngx_strncmp(reply->str, "OK", 2) != 0)
     {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "device_auth: unexpected reply to SCRIPT LOAD from "
-                      "\"%V\"", &redis->conf->redis_addr);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "unexpected reply to \"%s\" from redis "
+                                    "at \"%V\"", step,
+                                    &redis->conf->redis_addr);
         ngx_http_device_auth_redis_reset(redis, "handshake failed");
+        return;
+    }
+
+    if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_TRACK) != 0) {
         return;
     }
 
@@ -450,15 +472,17 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_READY;
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
-    redis->down_len = 0;
+    ngx_http_device_auth_outage_clear(&redis->outage);
 
     ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 1);
 
-    ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
-                  "device_auth: connected to redis at \"%V\"",
-                  &redis->conf->redis_addr);
+    ngx_add_timer(&redis->ping, ngx_http_device_auth_redis_interval(redis));
 
-    ngx_http_device_auth_redis_wake(redis, NGX_OK);
+    ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
+                  "device_auth: connected to redis at \"%V\", invalidations "
+                  "to client %L", &redis->conf->redis_addr, redis->redirect);
+
+    redis->handlers.ready(redis->handlers.data);
 }
 
 
@@ -470,9 +494,9 @@ ngx_http_device_auth_redis_connected(const redisAsyncContext *ac, int status)
     redis = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_http_device_auth_redis_down(redis, "cannot connect to redis at "
-                                        "\"%V\": %s",
-                                        &redis->conf->redis_addr, ac->errstr);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "cannot connect to redis at \"%V\": %s",
+                                    &redis->conf->redis_addr, ac->errstr);
     }
 }
 
@@ -493,34 +517,90 @@ ngx_http_device_auth_redis_disconnected(const redisAsyncContext *ac,
 }
 
 
+static void
+ngx_http_device_auth_redis_ping_handler(ngx_event_t *ev)
+{
+    ngx_http_device_auth_redis_t *redis = ev->data;
+
+    if (!ngx_http_device_auth_redis_ready(redis)) {
+        return;
+    }
+
+    if (redis->pings) {
+        ngx_http_device_auth_redis_reset(redis, "no answer to PING");
+        return;
+    }
+
+    if (ngx_http_device_auth_redis_send(redis, ngx_http_device_auth_redis_pong,
+                                        NULL, (u_char *) "*1\r\n$4\r\nPING\r\n",
+                                        14)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    redis->pings++;
+
+    ngx_add_timer(&redis->ping, ngx_http_device_auth_redis_interval(redis));
+}
+
+
+static void
+ngx_http_device_auth_redis_pong(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = ac->data;
+
+    if (r && redis->pings) {
+        redis->pings--;
+    }
+}
+
+
+static ngx_msec_t
+ngx_http_device_auth_redis_interval(ngx_http_device_auth_redis_t *redis)
+{
+    return ngx_max(redis->conf->redis_timeout, 1000);
+}
+
+
 /*
  * An outage is logged once per cause, not at every reconnect attempt; a
  * new cause (the server is back, but now refuses the password) is logged.
  */
 
-static void
-ngx_http_device_auth_redis_down(ngx_http_device_auth_redis_t *redis,
-    const char *fmt, ...)
+void
+ngx_http_device_auth_outage(ngx_log_t *log,
+    ngx_http_device_auth_outage_t *outage, const char *fmt, ...)
 {
     u_char   *p;
-    u_char    buf[sizeof(redis->down)];
+    u_char    buf[sizeof(outage->msg)];
     va_list   args;
 
     va_start(args, fmt);
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
-    if ((size_t) (p - buf) == redis->down_len
-        && ngx_memcmp(buf, redis->down, redis->down_len) == 0)
+    if ((size_t) (p - buf) == outage->len
+        && ngx_memcmp(buf, outage->msg, outage->len) == 0)
     {
         return;
     }
 
-    redis->down_len = p - buf;
-    ngx_memcpy(redis->down, buf, redis->down_len);
+    outage->len = p - buf;
+    ngx_memcpy(outage->msg, buf, outage->len);
 
-    ngx_log_error(NGX_LOG_ERR, redis->log, 0, "device_auth: %*s",
-                  redis->down_len, redis->down);
+    ngx_log_error(NGX_LOG_ERR, log, 0, "device_auth: %*s", outage->len,
+                  outage->msg);
+}
+
+
+void
+ngx_http_device_auth_outage_clear(ngx_http_device_auth_outage_t *outage)
+{
+    outage->len = 0;
 }
 
 
@@ -553,9 +633,7 @@ ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev)
         return;
     }
 
-    if (redis->ac == NULL) {
-        ngx_http_device_auth_redis_connect(redis);
-    }
+    ngx_http_device_auth_redis_connect(redis, redis->redirect);
 }
 
 
@@ -565,10 +643,11 @@ ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev)
     ngx_http_device_auth_redis_t *redis = ev->data;
 
     if (redis->state != NGX_HTTP_DEVICE_AUTH_REDIS_READY) {
-        ngx_http_device_auth_redis_down(redis, "redis at \"%V\" did not "
-                                        "answer the connect and handshake "
-                                        "in %M ms", &redis->conf->redis_addr,
-                                        redis->conf->redis_timeout);
+        ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                    "redis at \"%V\" did not answer the "
+                                    "connect and handshake in %M ms",
+                                    &redis->conf->redis_addr,
+                                    redis->conf->redis_timeout);
 
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
 
@@ -800,12 +879,16 @@ ngx_http_device_auth_redis_cleanup(void *data)
         ngx_del_timer(&redis->timeout);
     }
 
+    if (redis->ping.timer_set) {
+        ngx_del_timer(&redis->ping);
+    }
+
     redis->conn = NULL;
     redis->ac = NULL;
     redis->inflight = 0;
 
     ngx_http_device_auth_redis_schedule(redis);
 
-    /* lookups that waited for a handshake that did not end well */
-    ngx_http_device_auth_redis_wake(redis, NGX_ERROR);
+    /* hiredis called back what was in flight; the owner hears of it */
+    redis->handlers.lost(redis->handlers.data);
 }

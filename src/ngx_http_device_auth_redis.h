@@ -1,6 +1,7 @@
 
 /*
- * One hiredis async connection per worker, driven by nginx's event loop.
+ * The command connection of a worker to Redis: hiredis' async API driven
+ * by nginx's event loop, every command of the worker pipelined on it.
  */
 
 
@@ -14,6 +15,10 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "ngx_http_device_auth_module.h"
+#include "ngx_device_auth_resp.h"
+#include "ngx_device_auth_address.h"
+
 
 /*
  * Exported by hiredis (0.14 and 1.x) but not declared in its headers: what
@@ -22,29 +27,36 @@
  */
 void redisProcessCallbacks(redisAsyncContext *ac);
 
-#include "ngx_http_device_auth_module.h"
-#include "ngx_device_auth_resp.h"
-
 
 #define NGX_HTTP_DEVICE_AUTH_REDIS_IDLE        0   /* waiting to reconnect */
-#define NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING  1   /* connect, AUTH, LOAD */
+#define NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING  1   /* connect, handshake */
 #define NGX_HTTP_DEVICE_AUTH_REDIS_READY       2
 
 #define NGX_HTTP_DEVICE_AUTH_SHA1_LEN          40
 
-/* "*20\r\n$7\r\nEVALSHA\r\n$40\r\n<sha1>\r\n$1\r\n7\r\n" */
-#define NGX_HTTP_DEVICE_AUTH_HEAD_MAX                                         \
-    (sizeof("*20\r\n$7\r\nEVALSHA\r\n$40\r\n\r\n$1\r\n7\r\n") - 1                 \
-     + NGX_HTTP_DEVICE_AUTH_SHA1_LEN)
+#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN       100
+#define NGX_HTTP_DEVICE_AUTH_BACKOFF_MAX       5000
+
+/* AUTH with a user and a password, CLIENT ID, SUBSCRIBE <channel> */
+#define NGX_HTTP_DEVICE_AUTH_HANDSHAKE_MAX                                    \
+    (NGX_DEVICE_AUTH_ADDR_USER_MAX + NGX_DEVICE_AUTH_ADDR_PASSWORD_MAX + 256)
 
 
-/* something that waits for the connection to be ready, or to fail */
+/* what was last logged of an outage: a new cause is logged again */
 
 typedef struct {
-    ngx_queue_t                        queue;
-    void                             (*handler)(void *data, ngx_int_t rc);
+    size_t                             len;
+    u_char                             msg[256];
+} ngx_http_device_auth_outage_t;
+
+
+/* what the connection tells its owner */
+
+typedef struct {
+    void                             (*ready)(void *data);
+    void                             (*lost)(void *data);
     void                              *data;
-} ngx_http_device_auth_redis_waiter_t;
+} ngx_http_device_auth_redis_handlers_t;
 
 
 struct ngx_http_device_auth_redis_s {
@@ -54,13 +66,16 @@ struct ngx_http_device_auth_redis_s {
 
     ngx_event_t                        reconnect;  /* backoff */
     ngx_event_t                        timeout;    /* connect, handshake */
+    ngx_event_t                        ping;
+    ngx_uint_t                         pings;      /* not answered yet */
     ngx_msec_t                         backoff;
 
     ngx_log_t                         *log;
     ngx_http_device_auth_main_conf_t  *conf;
 
-    ngx_queue_t                        free;       /* lookups for reuse */
-    ngx_queue_t                        waiting;    /* for the handshake */
+    /* the subscriber that gets the invalidations of what this reads */
+    long long                          redirect;
+
     ngx_uint_t                         inflight;   /* commands sent */
 
     /* replies framed against the commands sent on this connection */
@@ -68,20 +83,13 @@ struct ngx_http_device_auth_redis_s {
     ngx_uint_t                         sent;
     ngx_uint_t                         replies;
 
-    ngx_uint_t                         shown_inflight;  /* in the gauges */
-    ngx_uint_t                         shown_ready;
-
     u_char                             sha[NGX_HTTP_DEVICE_AUTH_SHA1_LEN];
 
-    /* "EVALSHA <sha> 7", formatted once */
-    size_t                             head_len;
-    u_char                             head[NGX_HTTP_DEVICE_AUTH_HEAD_MAX];
+    ngx_http_device_auth_redis_handlers_t  handlers;
+    ngx_http_device_auth_outage_t      outage;
+
     unsigned                           exiting:1;
     unsigned                           writing:1;  /* in HandleWrite */
-
-    /* what was last logged of an outage: a new cause is logged again */
-    size_t                             down_len;
-    u_char                             down[256];
 };
 
 
@@ -89,15 +97,24 @@ extern const char    *ngx_http_device_auth_script;
 extern const size_t   ngx_http_device_auth_script_len;
 
 
-ngx_int_t ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
-    ngx_http_device_auth_main_conf_t *dmcf);
+void ngx_http_device_auth_redis_init(ngx_http_device_auth_redis_t *redis,
+    ngx_cycle_t *cycle, ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_http_device_auth_redis_handlers_t *handlers);
+void ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
+    long long redirect);
+void ngx_http_device_auth_redis_retrack(ngx_http_device_auth_redis_t *redis,
+    long long redirect);
 void ngx_http_device_auth_redis_exit(ngx_http_device_auth_redis_t *redis);
 ngx_int_t ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
     redisCallbackFn *fn, void *privdata, u_char *cmd, size_t len);
-ngx_int_t ngx_http_device_auth_redis_wait(ngx_http_device_auth_redis_t *redis,
-    ngx_http_device_auth_redis_waiter_t *w);
 void ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
     const char *why);
+ngx_uint_t ngx_http_device_auth_redis_ready(
+    ngx_http_device_auth_redis_t *redis);
+
+void ngx_http_device_auth_outage(ngx_log_t *log,
+    ngx_http_device_auth_outage_t *outage, const char *fmt, ...);
+void ngx_http_device_auth_outage_clear(ngx_http_device_auth_outage_t *outage);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_REDIS_H_INCLUDED_ */

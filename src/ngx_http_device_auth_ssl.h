@@ -22,9 +22,6 @@
 #define NGX_HTTP_DEVICE_AUTH_CONN_MISDIRECTED  3
 
 
-typedef struct ngx_http_device_auth_lookup_s  ngx_http_device_auth_lookup_t;
-
-
 /* one per TLS connection, in the connection's pool */
 
 typedef struct {
@@ -37,17 +34,6 @@ typedef struct {
     /* in hex once: headers, variables and lookups use them as they are */
     u_char                          fingerprint[NGX_DEVICE_AUTH_HEX_LEN];
     u_char                          signer[NGX_DEVICE_AUTH_HEX_LEN];
-
-    /* last good Redis verdict, for device_auth_recheck, and the location
-     * configuration it was asked for (registry, places, clone settings) */
-    void                           *verdict_conf;
-    ngx_msec_t                      verdict_time;
-    ngx_uint_t                      verdict;
-    unsigned                        verdict_valid:1;
-    unsigned                        cleanup:1;
-
-    /* lookup in flight that requests of this connection share */
-    ngx_http_device_auth_lookup_t  *pending;
 } ngx_http_device_auth_conn_t;
 
 

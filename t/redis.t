@@ -4,7 +4,7 @@
 # revocation (also on a live keepalive connection and a resumed session),
 # signer revocation and compromise, the manufacturing registry, clones seen
 # from several places for each action, temporary quarantine, the events
-# stream, recheck caching, HTTP/2 streams sharing one lookup, metrics, and
+# stream, the device state cache, HTTP/2 streams sharing one lookup, metrics, and
 # 1000 requests from 50 devices over concurrent connections.
 
 use strict;
@@ -77,15 +77,8 @@ http {
             proxy_pass http://%%ECHO%%;
         }
 
-        location /recheck/ {
+        location /deny-again/ {
             device_auth on;
-            device_auth_recheck 1s;
-            proxy_pass http://%%ECHO%%;
-        }
-
-        location /deny-recheck/ {
-            device_auth on;
-            device_auth_recheck 10s;
             device_auth_duplicate_action deny;
             error_page 403 = /why;
             proxy_pass http://%%ECHO%%;
@@ -101,12 +94,6 @@ http {
         server_name localhost;
 
         location / {
-            device_auth on;
-            device_auth_recheck 10s;
-            return 200 "status=$device_auth_status serial=$device_auth_serial\n";
-        }
-
-        location /each/ {
             device_auth on;
             return 200 "status=$device_auth_status serial=$device_auth_serial\n";
         }
@@ -330,32 +317,32 @@ is($r->{status}, 403, 'deny action: from a 4th address: 403');
 is($t->https_get(device => $deny, path => '/deny/', local_addr => '127.0.0.2')->{status},
    403, 'deny action: the original place too, within the window');
 
-# deny with recheck: a refusal is never reused (issue 9, item 7): each
-# request of the clone's connection is looked up again and refused with
-# the places as reason
+# deny: a refusal is never reused (issue 9, item 7): each request of the
+# clone's connection is sighted again and refused with the places as
+# reason
 
 my $drc = $t->make_device(name => 'clone_drc', serial => '0123C10E00000000EE');
 
 for my $i (1 .. 3) {
-    is($t->https_get(device => $drc, path => '/deny-recheck/',
+    is($t->https_get(device => $drc, path => '/deny-again/',
                      headers => [['X-Test-Place', "d$i"]])->{status},
-       200, "deny with recheck: place d$i: 200");
+       200, "deny: place d$i: 200");
 }
 
 {
     my $calls = evalsha_calls();
 
-    $r = $t->https_get(device => $drc, path => '/deny-recheck/',
+    $r = $t->https_get(device => $drc, path => '/deny-again/',
                        keepalive => 3, headers => [['X-Test-Place', 'd4']]);
 
     for my $n (0 .. 2) {
         like($r->{responses}[$n]{body} // '',
              qr/^status=duplicate serial=0123C10E00000000EE reason=seen at 4 places within 600s: /,
-             "deny with recheck: request $n refused as duplicate, with the places");
+             "deny: request $n refused as duplicate, with the places");
     }
 
     is(evalsha_calls() - $calls, 3,
-       'deny with recheck: each request looked up, the refusal not reused');
+       'deny: each request sighted again, the refusal not reused');
 }
 
 # limit 0: no clone detection, no sightings written
@@ -429,47 +416,54 @@ is($after, $before, 'repeated revoked decisions: no new event within a minute');
 $t->redis_cli('DEL', "$P\{$sn{dev1}\}:revoked");
 
 ###############################################################################
-# recheck: a connection's good verdict is reused for 1 s
+# the device state cache: a device whose facts the worker holds and whose
+# sighting is fresh costs no Redis command; a change pushed by Redis
+# applies to the next requests of its open connections
 
-my ($calls0, $calls1, $calls2);
+my $calls0;
 
-$r = get(path => '/recheck/', keepalive => 4, between => sub {
-    my ($i) = @_;
+{
+    my $d = $t->make_device(name => 'cached', serial => '0123CAC4ED00000001');
+    my $dsn = '0123CAC4ED00000001';
+    my $seen = 0;
 
-    if ($i == 1) {
-        $calls0 = evalsha_calls();
-        $t->redis_cli('SET', "$P\{$sn{dev1}\}:revoked", 'recheck');
+    $r = $t->https_get(device => $d, keepalive => 3, headers => [['X-Test-Place', 'c1']],
+                       between => sub { $calls0 = evalsha_calls() if $_[0] == 1 });
+    is(scalar(grep { $_->{status} == 200 } @{ $r->{responses} }), 3,
+       'cache: 3 requests of a new device, 200');
+    is(evalsha_calls() - $calls0, 0,
+       'cache: after the first, no Redis command for its requests');
+
+    # revoked while its connection is open: refused on it, once the
+    # invalidation came (pushed with the write: polled, not timed)
+    my @st;
+    $r = $t->https_get(device => $d, keepalive => 200, path => '/vars',
+                       headers => [['X-Test-Place', 'c1']], between => sub {
+        my ($i) = @_;
+        $t->redis_cli('SET', "$P\{$dsn\}:revoked", 'pushed') if $i == 1;
+        sleep(0.02) if $i > 1;
+    });
+    @st = map { $_->{body} =~ /^status=(\w+)/ ? $1 : '?' } @{ $r->{responses} };
+    is($st[0], 'ok', 'cache: before the revocation, ok');
+    ok((grep { $_ eq 'revoked' } @st), 'cache: revoked on the same connection')
+        or diag("@st");
+    my ($first) = grep { $st[$_] eq 'revoked' } 0 .. $#st;
+    ok(!grep({ $_ ne 'revoked' } @st[$first .. $#st]),
+       'cache: and from then on, every request');
+
+    # unrevoked: back the same way
+    $calls0 = evalsha_calls();
+    $t->redis_cli('DEL', "$P\{$dsn\}:revoked");
+    for (1 .. 100) {
+        last if vars(device => $d, place => 'c1') =~ /^status=ok/;
+        sleep(0.05);
     }
-
-    $calls1 = evalsha_calls() if $i == 2;
-    sleep(1.1) if $i == 3;
-});
-
-is($r->{responses}[0]{status}, 200, 'recheck: first request asks Redis: 200');
-is($r->{responses}[1]{status}, 200,
-   'recheck: revoked meanwhile, within 1 s: the fresh verdict is reused');
-is($calls1, $calls0, 'recheck: no lookup for the second request');
-is($r->{responses}[2]{status}, 200, 'recheck: third request, still fresh');
-is($r->{responses}[3]{status}, 403, 'recheck: after 1 s: asked again, 403');
-
-$t->redis_cli('DEL', "$P\{$sn{dev1}\}:revoked");
-
-# a refusal in another location drops the kept verdict
-
-$r = get(path => '/recheck/', keepalive => 3, between => sub {
-    my ($i) = @_;
-    $t->redis_cli('SET', "$P\{$sn{dev1}\}:revoked", 'x') if $i == 1;
-    $t->redis_cli('DEL', "$P\{$sn{dev1}\}:revoked") if $i == 2;
-    $calls0 = evalsha_calls() if $i == 2;
-}, paths => ['/recheck/', '/', '/recheck/']);
-
-is($r->{responses}[1]{status}, 403, 'recheck: refused in a recheck 0 location');
-is($r->{responses}[2]{status}, 200,
-   'recheck: the kept verdict was dropped: asked again (unrevoked), 200');
-is(evalsha_calls() - $calls0, 1, 'recheck: the third request was a lookup');
+    like(vars(device => $d, place => 'c1'), qr/^status=ok/, 'cache: unrevoked, ok again');
+    cmp_ok(evalsha_calls() - $calls0, '>=', 1, 'cache: the facts were read again');
+}
 
 ###############################################################################
-# HTTP/2: the streams of one connection share one lookup (recheck 10s)
+# HTTP/2: the streams of one connection share one lookup
 
 my $port1 = $t->port(1);
 my @urls = map { "https://127.0.0.1:$port1/?s=$_" } 1 .. 10;
@@ -485,14 +479,8 @@ my ($rc, $out) = $t->curl(@tls, '--parallel', '--parallel-max', '10',
 my @lines = split /\n/, $out;
 is(scalar(grep { /^200 2 / } @lines), 10, 'HTTP/2: 10 streams, all 200');
 is(scalar(grep { / 1$/ } @lines), 1, 'HTTP/2: over one connection');
-is(evalsha_calls() - $calls0, 1, 'HTTP/2 with recheck: one lookup for 10 streams');
-
-$calls0 = evalsha_calls();
-($rc, $out) = $t->curl(@tls, '--parallel', '--parallel-max', '10',
-                       '-w', '%{http_code}\n', '-o', '/dev/null',
-                       map { "https://127.0.0.1:$port1/each/?s=$_" } 1 .. 10);
-is(scalar(grep { /^200$/ } split /\n/, $out), 10, 'HTTP/2 recheck 0: all 200');
-is(evalsha_calls() - $calls0, 10, 'HTTP/2 with recheck 0: one lookup per stream');
+cmp_ok(evalsha_calls() - $calls0, '<=', 1,
+       'HTTP/2: at most one lookup for 10 streams of a known device');
 
 ###############################################################################
 # 1000 requests from 50 devices over concurrent connections
@@ -580,10 +568,18 @@ ok($m{"nginx_device_auth_decisions_total{result=\"rejected\",reason=\"$_\"}"},
     for qw(signer_revoked signer_compromised unregistered quarantined duplicate);
 ok($m{'nginx_device_auth_decisions_total{result="allowed",reason="duplicate"}'},
    'metrics: duplicate allowed by the log action counted');
-ok($m{'nginx_device_auth_verdict_cache_hits_total'} >= 2,
-   'metrics: verdict cache hits (the two recheck requests at least)');
-ok($m{'nginx_device_auth_redis_duration_seconds_count'} >= 1000,
+ok($m{'nginx_device_auth_cache_total{event="hit"}'} >= 900,
+   'metrics: decisions from the cache (most of the fleet\'s requests)');
+ok($m{'nginx_device_auth_cache_total{event="miss"}'} >= 50,
+   'metrics: Redis asked (each device of the fleet once at least)');
+ok($m{'nginx_device_auth_cache_total{event="invalidation"}'} >= 1,
+   'metrics: invalidations received');
+ok($m{'nginx_device_auth_redis_duration_seconds_count'} >= 50,
    'metrics: latency histogram count');
+is($m{'nginx_device_auth_invalidation_links_up'}, 1,
+   'metrics: the worker\'s invalidation link is up');
+like($r->{body}, qr/^nginx_device_auth_invalidation_link_age_seconds\{worker="0"\} \d+\.\d{3}$/m,
+     'metrics: the age of its link');
 is($m{'nginx_device_auth_redis_connections_ready'}, 1,
    'metrics: the worker has a ready Redis connection');
 is($m{'nginx_device_auth_lookups_in_flight'}, 0, 'metrics: nothing in flight');

@@ -1,0 +1,60 @@
+
+/*
+ * The invalidation link of a worker: its command connection, its
+ * subscriber, and the cache they keep current together.
+ */
+
+
+#ifndef _NGX_HTTP_DEVICE_AUTH_LINK_H_INCLUDED_
+#define _NGX_HTTP_DEVICE_AUTH_LINK_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_redis.h"
+#include "ngx_http_device_auth_subscriber.h"
+#include "ngx_http_device_auth_cache.h"
+
+
+#define NGX_HTTP_DEVICE_AUTH_LINK_DOWN      0   /* nothing to send on */
+#define NGX_HTTP_DEVICE_AUTH_LINK_COMING    1   /* a handshake under way */
+#define NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED 2   /* commands, no invalidations */
+#define NGX_HTTP_DEVICE_AUTH_LINK_UP        3
+
+
+/* something waiting for the link to come up, or not */
+
+typedef struct {
+    ngx_queue_t                        queue;
+    void                             (*handler)(void *data, ngx_int_t rc);
+    void                              *data;
+} ngx_http_device_auth_link_waiter_t;
+
+
+struct ngx_http_device_auth_link_s {
+    ngx_http_device_auth_redis_t       cmd;
+    ngx_http_device_auth_subscriber_t  sub;
+    ngx_http_device_auth_cache_t       cache;
+
+    ngx_queue_t                        waiting;    /* link waiters */
+    ngx_queue_t                        free;       /* the operations' */
+
+    ngx_log_t                         *log;
+    ngx_http_device_auth_main_conf_t  *conf;
+
+    unsigned                           exiting:1;
+};
+
+
+ngx_int_t ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
+    ngx_http_device_auth_main_conf_t *dmcf);
+void ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link);
+ngx_uint_t ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link);
+ngx_int_t ngx_http_device_auth_link_wait(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_link_waiter_t *w);
+
+
+#endif /* _NGX_HTTP_DEVICE_AUTH_LINK_H_INCLUDED_ */

@@ -1,0 +1,980 @@
+
+/*
+ * The Redis operations on a worker's device state.
+ *
+ * A device: one script call (src/ngx_http_device_auth_script.lua) that
+ * reads its facts, records its sighting, or both, preceded by "CLIENT
+ * CACHING yes" when the facts are to be kept: Redis then tracks the keys
+ * the script reads and pushes their invalidation to the subscriber.  A
+ * signer: two GETs, each after "CLIENT CACHING yes", since its keys are in
+ * other Cluster slots than any device's.  An event: a script call that
+ * rate-limits it in the device's slot, then XADD to the events stream,
+ * which lives in a slot of its own.  The events that a sighting produces
+ * (a clone seen, a quarantine written) are rate-limited by the sighting
+ * itself.
+ *
+ * An operation lives outside any request pool: hiredis keeps its pointer
+ * until every reply came (or the connection ended).  At most one is in
+ * flight per entry; requests wait on it, leave it when they end, and are
+ * told the outcome.  Each operation has its own timer: replies come in
+ * order, so one that is late holds back all behind it, and the connection
+ * is dropped rather than wait.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_device_auth_module.h"
+#include "ngx_http_device_auth_ops.h"
+#include "ngx_http_device_auth_metrics.h"
+#include "ngx_device_auth_keys.h"
+#include "ngx_device_auth_reply.h"
+#include "ngx_device_auth_resp.h"
+
+
+#define NGX_HTTP_DEVICE_AUTH_CMD_MAX       4096
+#define NGX_HTTP_DEVICE_AUTH_EVENT_RATE    "60000"   /* ms */
+#define NGX_HTTP_DEVICE_AUTH_EVENT_RATE_MS 60000
+#define NGX_HTTP_DEVICE_AUTH_EVENTS_MAX    "100000"
+
+#define ngx_http_device_auth_resp_str(cmd, s)                                 \
+    ngx_device_auth_resp_bulk(cmd, s, sizeof(s) - 1)
+
+
+static ngx_http_device_auth_op_t *ngx_http_device_auth_op_alloc(
+    ngx_http_device_auth_link_t *link, ngx_uint_t what,
+    ngx_http_device_auth_entry_t *e);
+static ngx_int_t ngx_http_device_auth_op_start(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_ready(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_command(
+    ngx_http_device_auth_op_t *op, redisCallbackFn *fn,
+    ngx_device_auth_resp_t *cmd);
+static ngx_int_t ngx_http_device_auth_op_caching(
+    ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op,
+    ngx_uint_t eval);
+static void ngx_http_device_auth_op_caching_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_device_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_event_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
+    ngx_device_auth_verdict_t *err);
+static void ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_free(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_timeout(ngx_event_t *ev);
+static void ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_op_t *op, int event);
+static ngx_msec_int_t ngx_http_device_auth_op_usec(void);
+
+
+static ngx_str_t  ngx_http_device_auth_actions[] = {
+    ngx_string("log"),
+    ngx_string("deny"),
+    ngx_string("quarantine")
+};
+
+
+/*
+ * The facts and/or sighting of a device: NGX_OK (in flight, or waiting
+ * for the link to come up), NGX_DECLINED (no link to send on now),
+ * NGX_ERROR (no memory).
+ */
+
+ngx_int_t
+ngx_http_device_auth_op_device(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_entry_t *e, ngx_http_device_auth_op_args_t *args)
+{
+    ngx_http_device_auth_op_t  *op;
+
+    op = ngx_http_device_auth_op_alloc(link, args->what, e);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    op->window = args->window;
+    op->limit = args->limit;
+    op->action = args->action;
+    op->place_len = ngx_min(args->place.len, NGX_HTTP_DEVICE_AUTH_PLACE_MAX);
+    ngx_memcpy(op->place, args->place.data, op->place_len);
+    ngx_memcpy(op->signer, args->signer, NGX_DEVICE_AUTH_HEX_LEN);
+
+    return ngx_http_device_auth_op_start(op);
+}
+
+
+/* the facts of a signer: as for a device */
+
+ngx_int_t
+ngx_http_device_auth_op_signer(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_entry_t *e)
+{
+    ngx_http_device_auth_op_t  *op;
+
+    op = ngx_http_device_auth_op_alloc(link, NGX_HTTP_DEVICE_AUTH_OP_SIGNER,
+                                       e);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_device_auth_op_start(op);
+}
+
+
+/*
+ * The event of a decision made from the facts the worker holds, at most
+ * once a minute per device and kind from this worker: the rate limit of
+ * the fleet is the script's, and then the stream gets it.  Nobody waits.
+ */
+
+void
+ngx_http_device_auth_op_event(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_entry_t *e, int event, u_char *signer,
+    ngx_str_t *place, ngx_device_auth_verdict_t *v)
+{
+    ngx_http_device_auth_op_t  *op;
+
+    if (event <= NGX_DEVICE_AUTH_EV_NONE || event >= NGX_DEVICE_AUTH_EV_N
+        || (e->events[event]
+            && ngx_current_msec - e->events[event]
+               < NGX_HTTP_DEVICE_AUTH_EVENT_RATE_MS))
+    {
+        return;
+    }
+
+    e->events[event] = ngx_current_msec;
+
+    op = ngx_http_device_auth_op_alloc(link, NGX_HTTP_DEVICE_AUTH_OP_EVENT,
+                                       NULL);
+    if (op == NULL) {
+        return;
+    }
+
+    op->serial_len = e->sn.str.len;
+    ngx_memcpy(op->serial, e->id, op->serial_len);
+    ngx_memcpy(op->signer, signer, NGX_DEVICE_AUTH_HEX_LEN);
+    op->place_len = ngx_min(place->len, NGX_HTTP_DEVICE_AUTH_PLACE_MAX);
+    ngx_memcpy(op->place, place->data, op->place_len);
+    op->event = event;
+    op->result = *v;
+
+    if (ngx_http_device_auth_op_start(op) != NGX_OK) {
+        /* no link: the event is lost, as the decision's lookup would be */
+        e->events[event] = 0;
+    }
+}
+
+
+/* a request waits for the entry's operation in flight */
+
+void
+ngx_http_device_auth_op_wait(ngx_http_device_auth_entry_t *e,
+    ngx_http_device_auth_op_waiter_t *w)
+{
+    ngx_http_device_auth_op_t  *op;
+
+    op = e->op;
+    ngx_queue_insert_tail(&op->waiters, &w->queue);
+}
+
+
+void
+ngx_http_device_auth_op_cleanup(ngx_http_device_auth_link_t *link)
+{
+    ngx_queue_t                *q;
+    ngx_http_device_auth_op_t  *op;
+
+    while (!ngx_queue_empty(&link->free)) {
+        q = ngx_queue_head(&link->free);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_device_auth_op_t, link);
+        ngx_free(op);
+    }
+}
+
+
+static ngx_http_device_auth_op_t *
+ngx_http_device_auth_op_alloc(ngx_http_device_auth_link_t *link,
+    ngx_uint_t what, ngx_http_device_auth_entry_t *e)
+{
+    ngx_queue_t                *q;
+    ngx_http_device_auth_op_t  *op;
+
+    if (!ngx_queue_empty(&link->free)) {
+        q = ngx_queue_head(&link->free);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_device_auth_op_t, link);
+
+    } else {
+        op = ngx_http_device_auth_fault("op") ? NULL
+             : ngx_alloc(sizeof(ngx_http_device_auth_op_t), link->log);
+        if (op == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(op, offsetof(ngx_http_device_auth_op_t, serial));
+
+    ngx_queue_init(&op->waiters);
+    op->lk = link;
+    op->what = what;
+    op->entry = e;
+    op->start = ngx_http_device_auth_op_usec();
+
+    op->timer.handler = ngx_http_device_auth_op_timeout;
+    op->timer.data = op;
+    op->timer.log = link->log;
+
+    op->waiter.handler = ngx_http_device_auth_op_ready;
+    op->waiter.data = op;
+
+    if (e) {
+        op->serial_len = e->sn.str.len;
+        ngx_memcpy(op->serial, e->id, op->serial_len);
+        e->op = op;
+    }
+
+    return op;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_op_start(ngx_http_device_auth_op_t *op)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_device_auth_link_wait(op->lk, &op->waiter);
+
+    if (rc == NGX_AGAIN) {
+        op->waiting = 1;
+
+    } else if (rc != NGX_OK || ngx_http_device_auth_op_send(op) != NGX_OK) {
+        if (op->entry) {
+            op->entry->op = NULL;
+        }
+
+        op->done = 1;
+        op->pending = 0;
+        ngx_http_device_auth_op_free(op);
+
+        return NGX_DECLINED;
+    }
+
+    /* not cancelable: a graceful reload lets operations in flight finish */
+    ngx_add_timer(&op->timer, op->lk->conf->redis_timeout);
+
+    return NGX_OK;
+}
+
+
+/* the link's handshake ended: send, or fail the waiting requests */
+
+static void
+ngx_http_device_auth_op_ready(void *data, ngx_int_t rc)
+{
+    ngx_http_device_auth_op_t *op = data;
+
+    ngx_device_auth_verdict_t  err;
+
+    op->waiting = 0;
+
+    if (rc == NGX_OK && ngx_http_device_auth_op_send(op) == NGX_OK) {
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
+    ngx_device_auth_verdict_text(&err, "redis not connected: ",
+                                 (char *) op->lk->cmd.outage.msg,
+                                 ngx_min(op->lk->cmd.outage.len, 180));
+
+    ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
+
+    ngx_http_device_auth_op_fail(op, &err);
+    ngx_http_device_auth_op_finish(op);
+    ngx_http_device_auth_op_free(op);
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
+{
+    u_char                  *prefix;
+    size_t                   plen;
+    ngx_device_auth_resp_t   cmd;
+    u_char                   buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
+
+    op->cached = ngx_http_device_auth_link_state(op->lk)
+                 == NGX_HTTP_DEVICE_AUTH_LINK_UP
+                 && (op->what & (NGX_HTTP_DEVICE_AUTH_OP_FETCH
+                                 |NGX_HTTP_DEVICE_AUTH_OP_SIGNER));
+
+    if (!(op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER)) {
+        if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_device_auth_op_script(op, 0);
+    }
+
+    /* the two facts of a signer, each read for the cache */
+
+    prefix = op->lk->conf->redis_prefix.data;
+    plen = op->lk->conf->redis_prefix.len;
+
+    if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
+    ngx_device_auth_resp_array(&cmd, 2);
+    ngx_http_device_auth_resp_str(&cmd, "GET");
+    ngx_device_auth_key_write(&cmd, prefix, plen,
+                              NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED,
+                              op->entry->id, op->entry->sn.str.len);
+
+    if (ngx_http_device_auth_op_command(op,
+                                        ngx_http_device_auth_op_signer_reply,
+                                        &cmd)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
+    ngx_device_auth_resp_array(&cmd, 2);
+    ngx_http_device_auth_resp_str(&cmd, "GET");
+    ngx_device_auth_key_write(&cmd, prefix, plen,
+                              NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED,
+                              op->entry->id, op->entry->sn.str.len);
+
+    return ngx_http_device_auth_op_command(op,
+                                           ngx_http_device_auth_op_signer_reply,
+                                           &cmd);
+}
+
+
+/*
+ * The script, by its SHA1; after NOSCRIPT (SCRIPT FLUSH, a Redis
+ * restarted under us) as EVAL with the script, which caches it again.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
+{
+    u_char                            *buf, *last, *prefix;
+    u_char                             stack[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
+    u_char                             what[3], num[NGX_INT64_LEN];
+    size_t                             size, plen, n;
+    ngx_int_t                          rc;
+    ngx_str_t                         *action;
+    const char                        *event;
+    ngx_device_auth_resp_t             cmd;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = op->lk->conf;
+    prefix = dmcf->redis_prefix.data;
+    plen = dmcf->redis_prefix.len;
+
+    buf = stack;
+    size = sizeof(stack);
+
+    if (eval) {
+        size += ngx_http_device_auth_script_len;
+
+        buf = ngx_alloc(size, op->lk->log);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_device_auth_resp_init(&cmd, buf, size);
+    ngx_device_auth_resp_array(&cmd, 15);
+
+    if (eval) {
+        ngx_http_device_auth_resp_str(&cmd, "EVAL");
+        ngx_device_auth_resp_bulk(&cmd, ngx_http_device_auth_script,
+                                  ngx_http_device_auth_script_len);
+    } else {
+        ngx_http_device_auth_resp_str(&cmd, "EVALSHA");
+        ngx_device_auth_resp_bulk(&cmd, op->lk->cmd.sha,
+                                  NGX_HTTP_DEVICE_AUTH_SHA1_LEN);
+    }
+
+    ngx_http_device_auth_resp_str(&cmd, "4");
+
+    /* KEYS: the {serial} hash tag keeps them in one slot */
+
+    ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_REVOKED,
+                              op->serial, op->serial_len);
+    ngx_device_auth_key_write(&cmd, prefix, plen,
+                              NGX_DEVICE_AUTH_KEY_REGISTERED,
+                              op->serial, op->serial_len);
+    ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_SEEN,
+                              op->serial, op->serial_len);
+    ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_EVRL,
+                              op->serial, op->serial_len);
+
+    /* ARGV */
+
+    n = 0;
+
+    if (op->what & NGX_HTTP_DEVICE_AUTH_OP_FETCH) {
+        what[n++] = 'f';
+    }
+
+    if (op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT) {
+        what[n++] = 's';
+    }
+
+    if (op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT) {
+        what[n++] = 'e';
+    }
+
+    action = &ngx_http_device_auth_actions[op->action];
+    event = ngx_device_auth_event_name(op->event);
+
+    ngx_device_auth_resp_bulk(&cmd, op->serial, op->serial_len);
+    ngx_device_auth_resp_bulk(&cmd, what, n);
+    ngx_device_auth_resp_bulk(&cmd, op->place, op->place_len);
+    last = ngx_sprintf(num, "%M", op->window);
+    ngx_device_auth_resp_bulk(&cmd, num, last - num);
+    last = ngx_sprintf(num, "%i", op->limit);
+    ngx_device_auth_resp_bulk(&cmd, num, last - num);
+    ngx_device_auth_resp_bulk(&cmd, action->data, action->len);
+    ngx_http_device_auth_resp_str(&cmd, NGX_HTTP_DEVICE_AUTH_EVENT_RATE);
+    ngx_device_auth_resp_bulk(&cmd, event, ngx_strlen(event));
+
+    rc = ngx_http_device_auth_op_command(op,
+                                   (op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)
+                                   ? ngx_http_device_auth_op_event_reply
+                                   : ngx_http_device_auth_op_device_reply,
+                                   &cmd);
+
+    if (buf != stack) {
+        ngx_free(buf);
+    }
+
+    return rc;
+}
+
+
+/* "CLIENT CACHING yes": the next command's reads are tracked */
+
+static ngx_int_t
+ngx_http_device_auth_op_caching(ngx_http_device_auth_op_t *op)
+{
+    static u_char  caching[] = "*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n"
+                               "$3\r\nyes\r\n";
+
+    if (ngx_http_device_auth_redis_send(&op->lk->cmd,
+                                        ngx_http_device_auth_op_caching_reply,
+                                        op, caching, sizeof(caching) - 1)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    op->pending++;
+    op->lk->cmd.inflight++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
+    redisCallbackFn *fn, ngx_device_auth_resp_t *cmd)
+{
+    size_t  len;
+
+    len = ngx_device_auth_resp_len(cmd);
+
+    if (len == 0) {
+        ngx_log_error(NGX_LOG_ALERT, op->lk->log, 0,
+                      "device_auth: a command for serial %*s does not fit "
+                      "in %uz bytes", op->serial_len, op->serial,
+                      (size_t) (cmd->end - cmd->start));
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_device_auth_redis_send(&op->lk->cmd, fn, op, cmd->start, len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    op->pending++;
+    op->lk->cmd.inflight++;
+
+    ngx_http_device_auth_metrics_worker(op->lk->conf, op->lk->cmd.inflight, 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_device_auth_op_caching_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_http_device_auth_op_t  *op = privdata;
+
+    /* tracking did not take: the facts serve this once, and are not kept */
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+        if (reply && !op->done) {
+            ngx_log_error(NGX_LOG_ERR, op->lk->log, 0,
+                          "device_auth: \"CLIENT CACHING yes\" refused for "
+                          "serial %*s: %*s", op->serial_len, op->serial,
+                          reply->str ? ngx_min(reply->len, 128) : 0,
+                          reply->str ? reply->str : "");
+        }
+
+        op->cached = 0;
+    }
+
+    ngx_http_device_auth_op_replied(op);
+}
+
+
+static void
+ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_op_t *op = privdata;
+
+    ngx_int_t                        rc;
+    ngx_str_t                        place;
+    ngx_http_device_auth_entry_t    *e;
+    ngx_device_auth_verdict_t        err;
+    ngx_device_auth_device_reply_t   d;
+
+    if (op->done) {
+        /* timed out before: only the memory is left to give back */
+        ngx_http_device_auth_op_replied(op);
+        return;
+    }
+
+    rc = ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
+                                      &d, &err);
+
+    if (r) {
+        ngx_http_device_auth_metrics_latency(op->lk->conf,
+                                 ngx_http_device_auth_op_usec() - op->start);
+    }
+
+    if (rc == NGX_DEVICE_AUTH_V_NOSCRIPT && !op->retried) {
+        op->retried = 1;
+
+        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+                                             NGX_HTTP_DEVICE_AUTH_RE_NOSCRIPT);
+        ngx_log_error(NGX_LOG_NOTICE, op->lk->log, 0,
+                      "device_auth: script not in the redis cache, "
+                      "sending it again");
+
+        if ((!op->cached || ngx_http_device_auth_op_caching(op) == NGX_OK)
+            && ngx_http_device_auth_op_script(op, 1) == NGX_OK)
+        {
+            ngx_http_device_auth_op_replied(op);
+            return;
+        }
+    }
+
+    if (rc != NGX_DEVICE_AUTH_V_OK) {
+        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+
+        op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
+        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_replied(op);
+        return;
+    }
+
+    e = op->entry;
+
+    /* the facts; a quarantine the sighting wrote (NOLOOP: no invalidation) */
+
+    if (d.fetched || d.sight == NGX_DEVICE_AUTH_SIGHT_QUARANTINED) {
+        if (ngx_http_device_auth_cache_set_revoked(e, &d.revoked, d.pttl)
+            != NGX_OK)
+        {
+            ngx_device_auth_verdict_text(&err, "out of memory", NULL, 0);
+            ngx_http_device_auth_op_fail(op, &err);
+        }
+    }
+
+    if (d.fetched) {
+        e->registered = d.registered ? 1 : 0;
+    }
+
+    if (d.sight != NGX_DEVICE_AUTH_SIGHT_NONE) {
+        place.len = op->place_len;
+        place.data = op->place;
+
+        (void) ngx_http_device_auth_cache_sighted(&op->lk->cache, e, &place,
+                                                  op->window, op->limit,
+                                                  d.sight);
+
+        op->sight = d.sight;
+        op->result.places = d.places;
+        ngx_device_auth_verdict_text(&op->result, "", d.reason.data,
+                                     d.reason.len);
+    }
+
+    /* a clone seen, a quarantine written: the script let the event through */
+
+    if (d.event != NGX_DEVICE_AUTH_EV_NONE) {
+        ngx_http_device_auth_op_xadd(op->lk, op, d.event);
+    }
+
+    ngx_http_device_auth_op_replied(op);
+}
+
+
+static void
+ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_op_t *op = privdata;
+
+    ngx_int_t                      rc;
+    ngx_device_auth_text_t         value;
+    ngx_device_auth_verdict_t      err;
+    ngx_http_device_auth_entry_t  *e;
+
+    if (op->done) {
+        ngx_http_device_auth_op_replied(op);
+        return;
+    }
+
+    rc = ngx_device_auth_reply_get(r, &value, &err);
+
+    if (rc != NGX_DEVICE_AUTH_V_OK) {
+        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+
+        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_replied(op);
+        return;
+    }
+
+    /* revoked first, then compromised: the order they were sent in */
+
+    e = op->entry;
+
+    if (op->got++ == 0) {
+        rc = ngx_http_device_auth_cache_set_revoked(e, &value, -1);
+
+    } else {
+        rc = ngx_http_device_auth_cache_set_compromised(e, &value);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_device_auth_verdict_text(&err, "out of memory", NULL, 0);
+        ngx_http_device_auth_op_fail(op, &err);
+    }
+
+    ngx_http_device_auth_op_replied(op);
+}
+
+
+static void
+ngx_http_device_auth_op_event_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_op_t *op = privdata;
+
+    ngx_device_auth_verdict_t        err;
+    ngx_device_auth_device_reply_t   d;
+
+    if (!op->done
+        && ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
+                                        &d, &err)
+           == NGX_DEVICE_AUTH_V_OK
+        && d.event == op->event)
+    {
+        ngx_http_device_auth_op_xadd(op->lk, op, op->event);
+    }
+
+    ngx_http_device_auth_op_replied(op);
+}
+
+
+/* XADD to the events stream: nobody waits, a failure is logged */
+
+static void
+ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_op_t *op, int event)
+{
+    size_t                             len;
+    const char                        *type;
+    ngx_device_auth_resp_t             cmd;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+    u_char                             buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
+
+    dmcf = link->conf;
+    type = ngx_device_auth_event_name(event);
+
+    ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
+    ngx_device_auth_resp_array(&cmd, 18);
+    ngx_http_device_auth_resp_str(&cmd, "XADD");
+    ngx_device_auth_key_write(&cmd, dmcf->redis_prefix.data,
+                              dmcf->redis_prefix.len,
+                              NGX_DEVICE_AUTH_KEY_EVENTS, "", 0);
+    ngx_http_device_auth_resp_str(&cmd, "MAXLEN");
+    ngx_http_device_auth_resp_str(&cmd, "~");
+    ngx_http_device_auth_resp_str(&cmd, NGX_HTTP_DEVICE_AUTH_EVENTS_MAX);
+    ngx_http_device_auth_resp_str(&cmd, "*");
+    ngx_http_device_auth_resp_str(&cmd, "type");
+    ngx_device_auth_resp_bulk(&cmd, type, ngx_strlen(type));
+    ngx_http_device_auth_resp_str(&cmd, "serial");
+    ngx_device_auth_resp_bulk(&cmd, op->serial, op->serial_len);
+    ngx_http_device_auth_resp_str(&cmd, "signer");
+    ngx_device_auth_resp_bulk(&cmd, op->signer, NGX_DEVICE_AUTH_HEX_LEN);
+    ngx_http_device_auth_resp_str(&cmd, "location");
+    ngx_device_auth_resp_bulk(&cmd, op->place, op->place_len);
+    ngx_http_device_auth_resp_str(&cmd, "edge");
+    ngx_device_auth_resp_bulk(&cmd, dmcf->edge.data, dmcf->edge.len);
+    ngx_http_device_auth_resp_str(&cmd, "reason");
+    ngx_device_auth_resp_bulk(&cmd, op->result.reason, op->result.reason_len);
+
+    len = ngx_device_auth_resp_len(&cmd);
+
+    if (len == 0
+        || ngx_http_device_auth_redis_send(&link->cmd,
+                                           ngx_http_device_auth_op_xadd_reply,
+                                           link, buf, len)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                      "device_auth: event \"%s\" of serial %*s not sent",
+                      type, op->serial_len, op->serial);
+    }
+}
+
+
+static void
+ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_device_auth_link_t  *link = privdata;
+
+    if (reply && reply->type != REDIS_REPLY_STRING) {
+        ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                      "device_auth: event not added to the stream: %*s",
+                      reply->str ? ngx_min(reply->len, 128) : 0,
+                      reply->str ? reply->str : "");
+    }
+}
+
+
+/* one reply came (or was called back on a lost connection) */
+
+static void
+ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op)
+{
+    ngx_http_device_auth_link_t  *link;
+
+    link = op->lk;
+
+    op->pending--;
+
+    if (link->cmd.inflight) {
+        link->cmd.inflight--;
+    }
+
+    ngx_http_device_auth_metrics_worker(link->conf, link->cmd.inflight,
+                                        ngx_http_device_auth_redis_ready(
+                                                                &link->cmd));
+
+    if (op->pending == 0 && !op->done) {
+        ngx_http_device_auth_op_finish(op);
+    }
+
+    ngx_http_device_auth_op_free(op);
+}
+
+
+static void
+ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
+    ngx_device_auth_verdict_t *err)
+{
+    if (op->failed) {
+        return;
+    }
+
+    op->failed = 1;
+    op->result = *err;
+
+    if (op->result.status == NGX_DEVICE_AUTH_V_OK) {
+        op->result.status = NGX_DEVICE_AUTH_V_ERROR;
+    }
+
+    if (op->entry) {
+        ngx_log_error(NGX_LOG_ERR, op->lk->log, 0,
+                      "device_auth: lookup of %s %*s failed: %*s",
+                      op->entry->signer ? "signer" : "serial",
+                      op->serial_len, op->serial, op->result.reason_len,
+                      op->result.reason);
+    }
+}
+
+
+/*
+ * The outcome is known: the entry keeps the facts (unless they were not
+ * tracked, or invalidated meanwhile), and each waiting request is told,
+ * leaving the queue before it runs (it may end others).
+ */
+
+static void
+ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
+{
+    ngx_uint_t                         desync;
+    ngx_queue_t                       *q;
+    ngx_http_device_auth_entry_t      *e;
+    ngx_http_device_auth_link_t       *link;
+    ngx_http_device_auth_op_waiter_t  *w;
+
+    link = op->lk;
+    op->done = 1;
+    desync = op->desync;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    e = op->entry;
+
+    if (e && e->op == op) {
+        e->op = NULL;
+
+        if (!op->failed
+            && (op->what & (NGX_HTTP_DEVICE_AUTH_OP_FETCH
+                            |NGX_HTTP_DEVICE_AUTH_OP_SIGNER)))
+        {
+            if (op->cached) {
+                ngx_http_device_auth_cache_keep(&link->cache, e);
+
+            } else {
+                e->epoch = 0;
+                e->stale = 0;
+            }
+        }
+    }
+
+    while (!ngx_queue_empty(&op->waiters)) {
+        q = ngx_queue_head(&op->waiters);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_http_device_auth_op_waiter_t, queue);
+        w->handler(w->data, op);
+    }
+
+    /*
+     * Replies and commands no longer pair up: every reply still to come
+     * may be another's.  The connection is dropped (the operations in
+     * flight fail) and opened again.
+     */
+
+    if (desync) {
+        ngx_http_device_auth_redis_reset(&link->cmd, "its replies no longer "
+                                         "match the lookups");
+    }
+}
+
+
+static void
+ngx_http_device_auth_op_free(ngx_http_device_auth_op_t *op)
+{
+    if (!op->done || op->pending || op->waiting) {
+        return;
+    }
+
+    if (op->lk->exiting) {
+        ngx_free(op);
+        return;
+    }
+
+    ngx_queue_insert_head(&op->lk->free, &op->link);
+}
+
+
+static void
+ngx_http_device_auth_op_timeout(ngx_event_t *ev)
+{
+    ngx_http_device_auth_op_t *op = ev->data;
+
+    ngx_uint_t                     waiting;
+    ngx_device_auth_verdict_t      err;
+    ngx_http_device_auth_link_t   *link;
+
+    link = op->lk;
+    waiting = op->waiting;
+
+    ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
+    err.status = NGX_DEVICE_AUTH_V_ERROR;
+    err.reason_len = ngx_sprintf((u_char *) err.reason,
+                                 "redis timeout after %M ms",
+                                 link->conf->redis_timeout)
+                     - (u_char *) err.reason;
+
+    ngx_http_device_auth_metrics_redis_error(link->conf,
+                                             NGX_HTTP_DEVICE_AUTH_RE_TIMEOUT);
+
+    ngx_http_device_auth_op_fail(op, &err);
+
+    if (waiting) {
+        /* never sent: the link's handshake has its own timer */
+        ngx_queue_remove(&op->waiter.queue);
+        op->waiting = 0;
+    }
+
+    ngx_http_device_auth_op_finish(op);
+
+    if (waiting) {
+        ngx_http_device_auth_op_free(op);
+        return;
+    }
+
+    /*
+     * Replies come in order: one that is late holds back all behind it.
+     * The connection is dropped; hiredis then gives this one back.
+     */
+
+    ngx_http_device_auth_redis_reset(&link->cmd, "lookup timed out");
+}
+
+
+/* the cached nginx time is in ms: a Redis round trip is well below that */
+
+static ngx_msec_int_t
+ngx_http_device_auth_op_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_int_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
