@@ -385,12 +385,30 @@ fails('fail mode',
       qr/invalid value "half" in "device_auth_fail_mode" directive, it must be "closed" or "open"/,
       location => 'device_auth on; device_auth_fail_mode half;');
 
+fails('cache size below 16',
+      qr/"device_auth_cache_size" must be between 16 and 100000000 in \Q$conf\E:\d+/,
+      http => $roots . 'device_auth_cache_size 10;');
+
+fails('cache size in a server',
+      qr/"device_auth_cache_size" directive is not allowed here/,
+      server => 'device_auth_cache_size 1000;');
+
+fails('grace',
+      qr/"device_auth_grace" directive invalid value in \Q$conf\E:\d+/,
+      location => 'device_auth on; device_auth_grace soon;');
+
+# removed before any release: said so, with what to do
+fails('recheck',
+      qr/^nginx: \[emerg\] "device_auth_recheck" is no longer needed: each worker caches the device state and Redis pushes its changes; remove it \(docs\/directives\.md\) in \Q$conf\E:\d+$/m,
+      location => 'device_auth on; device_auth_recheck 5s;');
+
 passes('every Redis directive',
        http => $roots . 'device_auth_redis 127.0.0.1:6379; '
                       . 'device_auth_redis_timeout 150ms; '
-                      . 'device_auth_redis_prefix edge:;',
+                      . 'device_auth_redis_prefix edge:; '
+                      . 'device_auth_cache_size 200000;',
        location => 'device_auth on; device_auth_fail_mode open; '
-                   . 'device_auth_recheck 5s; device_auth_registry on; '
+                   . 'device_auth_grace 5s; device_auth_registry on; '
                    . 'device_auth_location $binary_remote_addr; '
                    . 'device_auth_duplicate_window 1h; '
                    . 'device_auth_duplicate_limit 5; '

@@ -42,11 +42,6 @@ http {
             proxy_pass http://%%ECHO%%;
         }
 
-        location /recheck/ {
-            device_auth_recheck 10s;
-            proxy_pass http://%%ECHO%%;
-        }
-
         location = /50x.html {
             root %%TESTDIR%%/html;
         }
@@ -60,8 +55,8 @@ $t->redis_start();
 my %fault = (
     identity     => ['/', 'cannot keep the device identity of the connection'],
     location     => ['/', 'cannot evaluate device_auth_location'],
-    lookup       => ['/', 'out of memory for a lookup'],
-    conn_cleanup => ['/recheck/', 'out of memory for a lookup'],
+    cache_entry  => ['/', 'out of memory for the device state'],
+    op           => ['/', 'out of memory for a lookup'],
 );
 
 for my $point (sort keys %fault) {
@@ -100,7 +95,7 @@ for my $point (sort keys %fault) {
 
 # and without a fault the same configuration lets the device through
 $t->run();
-my $r = $t->https_get(device => 'dev1', path => '/recheck/');
+my $r = $t->https_get(device => 'dev1', path => '/');
 is($r->{status}, 200, 'no fault: 200');
 $t->check_error_log();
 

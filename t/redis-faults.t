@@ -43,6 +43,9 @@ http {
     device_auth_redis #REDIS#;
     #HTTP#
 
+    # the fail modes themselves: no grace (t/edge-state.t has the grace)
+    device_auth_grace 0;
+
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
         server_name localhost;
