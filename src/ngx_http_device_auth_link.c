@@ -2,13 +2,15 @@
 /*
  * The invalidation link of a worker.
  *
- * The subscriber comes first: its client id is where the command
- * connection's tracking sends invalidations.  The link is up once both
- * are ready and the tracking names the subscriber that is there; it goes
- * down when either is lost, and the cache's epoch ends with it (see
- * ngx_http_device_auth_cache.c).  A new subscriber while the command
- * connection stays up gets the tracking redirected to it.  While only the
- * command connection is up, facts are read for each request and not kept.
+ * Both connections start at once.  The subscriber's client id is where
+ * the command connection's tracking sends invalidations: the command
+ * connection tracks into it from its handshake if the subscriber was
+ * first, or is retracked when it comes.  The link is up once both are
+ * ready and the tracking names the subscriber that is there; it goes down
+ * when either is lost, and the cache's epoch ends with it (see
+ * ngx_http_device_auth_cache.c).  While only the command connection is up
+ * (the subscriber cannot connect, or may not subscribe), facts are read
+ * for each request and not kept.
  *
  * Operations made while a handshake is under way (the worker just
  * started, Redis just came back) wait for it, each with its own timer, so
@@ -74,6 +76,7 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     dmcf->link = link;
 
     ngx_http_device_auth_subscriber_start(&link->sub);
+    ngx_http_device_auth_redis_connect(&link->cmd);
 
     return NGX_OK;
 }
@@ -103,15 +106,7 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
         return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
     }
 
-    if (link->sub.state != 0 && !ngx_http_device_auth_subscriber_ready(
-                                                                  &link->sub))
-    {
-        return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
-    }
-
-    if (ngx_http_device_auth_subscriber_ready(&link->sub)
-        && link->cmd.state == NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING)
-    {
+    if (link->cmd.state == NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING) {
         return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
     }
 
@@ -173,20 +168,11 @@ ngx_http_device_auth_link_sub_ready(void *data, long long id)
 {
     ngx_http_device_auth_link_t *link = data;
 
-    if (ngx_http_device_auth_redis_ready(&link->cmd)) {
-        ngx_http_device_auth_redis_retrack(&link->cmd, id);
+    /* a handshake under way or a reconnect takes it up; a ready one now */
 
-    } else {
-        ngx_http_device_auth_redis_connect(&link->cmd, id);
-    }
+    link->cmd.redirect = id;
 
-    /* the connect may have failed at once */
-
-    if (ngx_http_device_auth_link_state(link)
-        == NGX_HTTP_DEVICE_AUTH_LINK_DOWN)
-    {
-        ngx_http_device_auth_link_wake(link, NGX_ERROR);
-    }
+    ngx_http_device_auth_redis_retrack(&link->cmd, id);
 }
 
 
@@ -195,7 +181,7 @@ ngx_http_device_auth_link_sub_lost(void *data)
 {
     ngx_http_device_auth_link_t *link = data;
 
-    /* the command connection stays, but must not track into the void */
+    /* the command connection stays; a reconnect of it is untracked */
     link->cmd.redirect = -1;
 
     ngx_http_device_auth_link_down(link);
@@ -227,13 +213,13 @@ ngx_http_device_auth_link_cmd_ready(void *data)
     ngx_http_device_auth_link_t *link = data;
 
     if (!ngx_http_device_auth_subscriber_ready(&link->sub)) {
-        /* lost meanwhile: the next one gets the tracking when it comes */
+        /* untracked: the subscriber gets the tracking when it comes */
         ngx_http_device_auth_link_wake(link, NGX_OK);
         return;
     }
 
-    if (link->cmd.redirect != link->sub.id) {
-        /* a subscriber that was replaced meanwhile: tracking follows */
+    if (link->cmd.tracking != link->sub.id) {
+        /* the subscriber came, or was replaced, during the handshake */
         ngx_http_device_auth_redis_retrack(&link->cmd, link->sub.id);
         return;
     }

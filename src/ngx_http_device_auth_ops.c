@@ -489,8 +489,10 @@ ngx_http_device_auth_op_caching(ngx_http_device_auth_op_t *op)
         return NGX_ERROR;
     }
 
-    op->pending++;
-    op->lk->cmd.inflight++;
+    /* lookups in flight, not commands */
+    if (op->pending++ == 0) {
+        op->lk->cmd.inflight++;
+    }
 
     return NGX_OK;
 }
@@ -518,8 +520,9 @@ ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
         return NGX_ERROR;
     }
 
-    op->pending++;
-    op->lk->cmd.inflight++;
+    if (op->pending++ == 0) {
+        op->lk->cmd.inflight++;
+    }
 
     ngx_http_device_auth_metrics_worker(op->lk->conf, op->lk->cmd.inflight, 1);
 
@@ -801,7 +804,7 @@ ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op)
 
     op->pending--;
 
-    if (link->cmd.inflight) {
+    if (op->pending == 0 && link->cmd.inflight) {
         link->cmd.inflight--;
     }
 

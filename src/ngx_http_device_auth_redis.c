@@ -97,6 +97,7 @@ ngx_http_device_auth_redis_init(ngx_http_device_auth_redis_t *redis,
     redis->handlers = *handlers;
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
     redis->redirect = -1;
+    redis->tracking = -1;
 
     SHA1((u_char *) ngx_http_device_auth_script,
          ngx_http_device_auth_script_len, md);
@@ -197,23 +198,21 @@ ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
 
 
 /*
- * Connects, with the subscriber that is to get the invalidations; from
- * the reconnect timer, with the last one given, unless the subscriber is
- * gone meanwhile (-1): its owner then connects again with the next one.
+ * Connects, tracking into the subscriber of redis->redirect if there is
+ * one; without one the connection serves untracked until the owner
+ * retracks it (a subscriber that cannot subscribe does not stop lookups).
  */
 
 void
-ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
-    long long redirect)
+ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
 {
     ngx_connection_t                  *c;
     redisAsyncContext                 *ac;
     ngx_http_device_auth_main_conf_t  *dmcf;
 
     dmcf = redis->conf;
-    redis->redirect = redirect;
 
-    if (redis->ac || redirect < 0 || redis->exiting) {
+    if (redis->ac || redis->exiting) {
         return;
     }
 
@@ -265,6 +264,9 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
     redis->sent = 0;
     redis->replies = 0;
     redis->pings = 0;
+    redis->steps = 0;
+    redis->tracking = -1;
+    redis->connected = 0;
     ngx_device_auth_resp_scan_init(&redis->scan);
 
     ac->data = redis;
@@ -324,14 +326,16 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
         return;
     }
 
-    ngx_http_device_auth_redis_track(redis);
+    if (redis->redirect >= 0) {
+        ngx_http_device_auth_redis_track(redis);
+    }
 }
 
 
 /*
- * The subscriber was replaced: tracking is redirected to the new one (off,
+ * A subscriber came, or was replaced: tracking is redirected to it (off,
  * then on: Redis does not change the redirect of a tracking client).  The
- * connection stays up; the owner hears "ready" when it is done.
+ * connection stays up; the owner hears "ready" again when it is done.
  */
 
 void
@@ -360,7 +364,9 @@ ngx_http_device_auth_redis_retrack(ngx_http_device_auth_redis_t *redis,
         return;
     }
 
-    ngx_http_device_auth_redis_track(redis);
+    if (redis->redirect >= 0) {
+        ngx_http_device_auth_redis_track(redis);
+    }
 }
 
 
@@ -399,6 +405,7 @@ ngx_http_device_auth_redis_command(ngx_http_device_auth_redis_t *redis,
     }
 
     redis->sent++;
+    redis->steps++;
 
     return NGX_OK;
 }
@@ -444,9 +451,10 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
                                         "redis at \"%V\"", step,
                                         &redis->conf->redis_addr);
             ngx_http_device_auth_redis_reset(redis, "handshake failed");
+            return;
         }
 
-        return;
+        goto done;
     }
 
     /* AUTH, SELECT, CLIENT TRACKING say +OK, or they did not do it */
@@ -462,7 +470,16 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
         return;
     }
 
-    if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_TRACK) != 0) {
+    if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_TRACK) == 0) {
+        redis->tracking = redis->redirect;
+
+    } else if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_UNTRACK) == 0) {
+        redis->tracking = -1;
+    }
+
+done:
+
+    if (--redis->steps) {
         return;
     }
 
@@ -478,9 +495,12 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 
     ngx_add_timer(&redis->ping, ngx_http_device_auth_redis_interval(redis));
 
-    ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
-                  "device_auth: connected to redis at \"%V\", invalidations "
-                  "to client %L", &redis->conf->redis_addr, redis->redirect);
+    if (!redis->connected) {
+        redis->connected = 1;
+        ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
+                      "device_auth: connected to redis at \"%V\"",
+                      &redis->conf->redis_addr);
+    }
 
     redis->handlers.ready(redis->handlers.data);
 }
@@ -633,7 +653,7 @@ ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_device_auth_redis_connect(redis, redis->redirect);
+    ngx_http_device_auth_redis_connect(redis);
 }
 
 
@@ -886,6 +906,7 @@ ngx_http_device_auth_redis_cleanup(void *data)
     redis->conn = NULL;
     redis->ac = NULL;
     redis->inflight = 0;
+    redis->tracking = -1;
 
     ngx_http_device_auth_redis_schedule(redis);
 

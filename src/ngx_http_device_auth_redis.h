@@ -73,8 +73,10 @@ struct ngx_http_device_auth_redis_s {
     ngx_log_t                         *log;
     ngx_http_device_auth_main_conf_t  *conf;
 
-    /* the subscriber that gets the invalidations of what this reads */
+    /* the subscriber to track into, and the one tracked into (or -1) */
     long long                          redirect;
+    long long                          tracking;
+    ngx_uint_t                         steps;      /* handshake replies due */
 
     ngx_uint_t                         inflight;   /* commands sent */
 
@@ -90,6 +92,7 @@ struct ngx_http_device_auth_redis_s {
 
     unsigned                           exiting:1;
     unsigned                           writing:1;  /* in HandleWrite */
+    unsigned                           connected:1; /* handshake done once */
 };
 
 
@@ -100,8 +103,7 @@ extern const size_t   ngx_http_device_auth_script_len;
 void ngx_http_device_auth_redis_init(ngx_http_device_auth_redis_t *redis,
     ngx_cycle_t *cycle, ngx_http_device_auth_main_conf_t *dmcf,
     ngx_http_device_auth_redis_handlers_t *handlers);
-void ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis,
-    long long redirect);
+void ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis);
 void ngx_http_device_auth_redis_retrack(ngx_http_device_auth_redis_t *redis,
     long long redirect);
 void ngx_http_device_auth_redis_exit(ngx_http_device_auth_redis_t *redis);
