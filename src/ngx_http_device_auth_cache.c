@@ -249,6 +249,7 @@ ngx_http_device_auth_cache_forget(ngx_http_device_auth_entry_t *e)
     e->revoked_until = 0;
     e->registered = 0;
     e->epoch = 0;
+    e->read_seq = 0;
 }
 
 

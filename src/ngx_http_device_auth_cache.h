@@ -40,6 +40,9 @@ typedef struct {
     ngx_queue_t                 lru;
     ngx_uint_t                  epoch;         /* read in; 0: not read */
 
+    /* the operation that last read the facts; 0 once they are forgotten */
+    ngx_uint_t                  read_seq;
+
     /* an operation in flight for it: its requests wait on it */
     void                       *op;
 

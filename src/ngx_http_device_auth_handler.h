@@ -58,10 +58,16 @@ typedef struct {
     ngx_str_t                       sight_reason;
     int                             sight;
 
+    /*
+     * The operations that read the facts for this request: the facts
+     * were read once the entry's read_seq reached them, whichever
+     * operation the request waited for.
+     */
+    ngx_uint_t                      dev_seq;
+    ngx_uint_t                      sig_seq;
+
     unsigned                        early_data:1;  /* came in 0-RTT */
     unsigned                        failed:1;
-    unsigned                        device_read:1; /* for this request */
-    unsigned                        signer_read:1;
     unsigned                        sighted:1;
 } ngx_http_device_auth_ctx_t;
 

@@ -41,6 +41,7 @@ struct ngx_http_device_auth_link_s {
 
     ngx_queue_t                        waiting;    /* link waiters */
     ngx_queue_t                        free;       /* the operations' */
+    ngx_uint_t                         seq;        /* operations made */
 
     ngx_log_t                         *log;
     ngx_http_device_auth_main_conf_t  *conf;

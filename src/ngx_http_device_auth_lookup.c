@@ -130,9 +130,11 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         return ctx->rc;
     }
 
-    need_dev = !ctx->device_read
+    /* read for this request (untracked, they are not kept): they serve */
+
+    need_dev = !(ctx->dev_seq && dev->read_seq >= ctx->dev_seq)
                && !ngx_http_device_auth_cache_current(&link->cache, dev);
-    need_sig = !ctx->signer_read
+    need_sig = !(ctx->sig_seq && sig->read_seq >= ctx->sig_seq)
                && !ngx_http_device_auth_cache_current(&link->cache, sig);
 
     sight = dlcf->dup_limit > 0 && !ctx->sighted
@@ -186,7 +188,12 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     ngx_http_device_auth_metrics_cache(dmcf, NGX_HTTP_DEVICE_AUTH_CM_MISS);
 
-    /* one round trip for all that is missing; or join what is in flight */
+    /*
+     * One round trip for all that is missing; or join what is in flight.
+     * The request waits for the device's operation first (its sighting
+     * counts for the request it was made for), then for the signer's if
+     * that is still in flight.
+     */
 
     wait = NULL;
 
@@ -214,6 +221,10 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             }
         }
 
+        if (need_dev) {
+            ctx->dev_seq = ((ngx_http_device_auth_op_t *) dev->op)->seq;
+        }
+
         wait = dev;
     }
 
@@ -231,11 +242,11 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
                 ngx_http_device_auth_fail(ctx, &why);
                 return ctx->rc;
             }
+        }
 
-            /* sent after the device's: its reply comes last */
-            wait = sig;
+        ctx->sig_seq = ((ngx_http_device_auth_op_t *) sig->op)->seq;
 
-        } else if (wait == NULL) {
+        if (wait == NULL) {
             wait = sig;
         }
     }
@@ -297,16 +308,6 @@ ngx_http_device_auth_lookup_wake(void *data, ngx_http_device_auth_op_t *op)
         }
 
     } else {
-
-        /* read for this request: serves it, kept or not */
-
-        if (op->what & NGX_HTTP_DEVICE_AUTH_OP_FETCH) {
-            ctx->device_read = 1;
-        }
-
-        if (op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER) {
-            ctx->signer_read = 1;
-        }
 
         /* a sighting counts for the request whose place it was */
 

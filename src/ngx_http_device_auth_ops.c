@@ -228,6 +228,7 @@ ngx_http_device_auth_op_alloc(ngx_http_device_auth_link_t *link,
     ngx_queue_init(&op->waiters);
     op->lk = link;
     op->what = what;
+    op->seq = ++link->seq;
     op->entry = e;
     op->start = ngx_http_device_auth_op_usec();
 
@@ -877,6 +878,9 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
             && (op->what & (NGX_HTTP_DEVICE_AUTH_OP_FETCH
                             |NGX_HTTP_DEVICE_AUTH_OP_SIGNER)))
         {
+            /* the requests that wait for it know their facts came */
+            e->read_seq = op->seq;
+
             if (op->cached) {
                 ngx_http_device_auth_cache_keep(&link->cache, e);
 

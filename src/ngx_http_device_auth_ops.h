@@ -60,6 +60,7 @@ struct ngx_http_device_auth_op_s {
     ngx_http_device_auth_entry_t      *entry;       /* device or signer */
 
     ngx_uint_t                         what;
+    ngx_uint_t                         seq;         /* of the link, from 1 */
     ngx_uint_t                         pending;     /* callbacks to come */
     ngx_event_t                        timer;
     ngx_http_device_auth_link_waiter_t  waiter;     /* for the link */

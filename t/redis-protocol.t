@@ -191,4 +191,20 @@ like($t->read_error_log(), qr/redis "SELECT" failed at "127\.0\.0\.1:\d+": ERR D
 }
 stop();
 
+# a message of the wrong shape on the invalidation channel: the subscriber
+# is dropped (and again at each reconnect); the command connection serves
+# without the cache meanwhile, each lookup read from Redis
+start('badpush');
+ok($t->wait_error_log(qr/redis invalidation subscriber at "127\.0\.0\.1:\d+": unexpected message on the invalidation channel/),
+   'badpush: the subscriber is dropped for it');
+is(get('dev1'), '200 ok', 'badpush: a device is let in');
+is(get('dev2'), '403 revoked', 'badpush: a revoked device is refused');
+is(get('dev2'), '403 revoked', 'badpush: and again');
+{
+    my $evals = () = fake_log() =~ /EVAL\S* \S+ f/g;
+    is($evals, 3, 'badpush: each lookup went to redis, none kept')
+        or diag(fake_log());
+}
+stop();
+
 done_testing();

@@ -1,24 +1,29 @@
 #!/usr/bin/perl
 
 # fakeredis.pl PORT MODE LOG [REVOKED...]: a Redis that misbehaves, for
-# t/redis-protocol.t.  It speaks enough RESP for the module's handshake
+# t/redis-protocol.t.  It speaks enough RESP for the module's handshakes
 # (AUTH, SELECT, SCRIPT LOAD with the SHA-1 of the script it was sent,
-# PING) and answers EVAL/EVALSHA as the module's script would: the serial is
-# taken from the first key ("...{SERIAL}:..."), "revoked" for the serials
-# given, else "ok", with the serial as the last element.  Then MODE:
+# CLIENT ID/TRACKING/CACHING, SUBSCRIBE, PING), GET (nothing is there),
+# XADD, and answers EVAL/EVALSHA as the module's script would: the serial
+# is its first argument, revoked (forever) for the serials given, else not,
+# never registered, seen at one place when asked to sight it.  Then MODE:
 #
 #   normal   nothing more
 #   double   every lookup reply is sent twice, in one write
 #   late     the first lookup reply of a connection is followed, 300 ms
 #            later, by a "+OK" nobody asked for
-#   errfirst replies to lookups are held until two are pending (or 2 s),
-#            then "-ERR extra" is sent before them
-#   swap     the same, and the two replies are sent in reverse order
+#   errfirst replies to lookups are held, with every reply after them,
+#            until two are pending (or 2 s), then "-ERR extra" is sent
+#            before them
+#   swap     the same, and the two lookup replies change places
 #   garbage  lookups are answered with bytes that are no RESP
 #   huge     lookups are answered with "*2147483647\r\n"
 #   noselect SELECT is refused ("-ERR DB index is out of range")
+#   badpush  SUBSCRIBE is followed by a message of the wrong shape on the
+#            invalidation channel (its keys an integer)
 #
-# Each command received is appended to LOG as "<connection> <NAME> <arg>",
+# Each command received is appended to LOG as "<connection> <NAME> <arg>"
+# (EVAL and EVALSHA: and what the script is to do),
 # and "<connection> paired <n>" when held replies are released.
 
 use strict;
@@ -50,12 +55,17 @@ my $ids = 0;
 
 sub bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
 
+# the script's reply: serial, fetched, revoked, pttl, registered, sight,
+# places, reason, event
 sub verdict {
-    my ($serial) = @_;
-    my @e = $revoked{$serial} ? ('revoked', 'fake revocation')
-                              : ('ok', '');
-    return "*5\r\n" . bulk($e[0]) . bulk($e[1]) . ":0\r\n" . bulk('')
-           . bulk($serial);
+    my ($serial, $what, $type) = @_;
+    my $revoked = $revoked{$serial};
+    my $sight = ($what =~ /s/ && !$revoked) ? 'ok' : '';
+
+    return "*9\r\n" . bulk($serial) . ':' . ($what =~ /f/ ? 1 : 0) . "\r\n"
+           . bulk($revoked ? 'fake revocation' : undef) . ":-1\r\n:0\r\n"
+           . bulk($sight) . ':' . ($sight ? 1 : 0) . "\r\n" . bulk('')
+           . bulk($what eq 'e' ? $type : '');
 }
 
 # one command from the buffer, or undef when it is not complete
@@ -81,18 +91,37 @@ sub command {
     return \@args;
 }
 
+# held: [lookup?, reply] in the order of the commands
 sub release {
     my ($c) = @_;
     my @r = @{ $c->{held} };
     return unless @r;
 
-    print $log "$c->{id} paired " . scalar(@r) . "\n";
-    @r = reverse @r if $mode eq 'swap';
-    unshift @r, "-ERR extra\r\n" if $mode eq 'errfirst';
+    my @lookups = grep { $r[$_][0] } 0 .. $#r;
+    print $log "$c->{id} paired " . scalar(@lookups) . "\n";
 
-    syswrite $c->{sock}, join('', @r);
+    if ($mode eq 'swap' && @lookups == 2) {
+        my ($a, $b) = @lookups;
+        ($r[$a], $r[$b]) = ($r[$b], $r[$a]);
+    }
+
+    unshift @r, [0, "-ERR extra\r\n"] if $mode eq 'errfirst';
+
+    syswrite $c->{sock}, join('', map { $_->[1] } @r);
     $c->{held} = [];
     $c->{since} = 0;
+}
+
+# a reply, held behind a held lookup reply: replies keep their order
+sub reply {
+    my ($c, $out) = @_;
+
+    if (@{ $c->{held} }) {
+        push @{ $c->{held} }, [0, $out];
+        return '';
+    }
+
+    return $out;
 }
 
 sub handle {
@@ -100,10 +129,37 @@ sub handle {
     my $name = uc $args->[0];
 
     print $log "$c->{id} $name " . (defined $args->[1] ? $args->[1] : '')
-               . "\n";
+               . ($name =~ /^EVAL/ ? " $args->[8]" : '') . "\n";
 
-    if ($name eq 'AUTH' || $name eq 'PING') {
-        return $name eq 'PING' ? "+PONG\r\n" : "+OK\r\n";
+    if ($name eq 'PING') {
+        return "*2\r\n" . bulk('pong') . bulk('') if $c->{subscribed};
+        return reply($c, "+PONG\r\n");
+    }
+
+    if ($name eq 'AUTH') {
+        return "+OK\r\n";
+    }
+
+    if ($name eq 'CLIENT') {
+        my $sub = uc($args->[1] // '');
+        return ":$c->{id}\r\n" if $sub eq 'ID';
+        return reply($c, "+OK\r\n") if $sub eq 'TRACKING' || $sub eq 'CACHING';
+    }
+
+    if ($name eq 'SUBSCRIBE') {
+        $c->{subscribed} = 1;
+        my $out = "*3\r\n" . bulk('subscribe') . bulk($args->[1]) . ":1\r\n";
+        $out .= "*3\r\n" . bulk('message') . bulk($args->[1]) . ":5\r\n"
+            if $mode eq 'badpush';
+        return $out;
+    }
+
+    if ($name eq 'GET') {
+        return reply($c, bulk(undef));
+    }
+
+    if ($name eq 'XADD') {
+        return reply($c, bulk('1-0'));
     }
 
     if ($name eq 'SELECT') {
@@ -116,8 +172,8 @@ sub handle {
     }
 
     if ($name eq 'EVAL' || $name eq 'EVALSHA') {
-        my ($serial) = ($args->[3] || '') =~ /\{([^}]*)\}/;
-        my $reply = verdict(defined $serial ? $serial : '');
+        my $reply = verdict($args->[7] // '', $args->[8] // '',
+                            $args->[14] // '');
 
         return $reply . $reply if $mode eq 'double';
         return "?garbage\r\n" if $mode eq 'garbage';
@@ -128,13 +184,13 @@ sub handle {
         }
 
         if ($mode eq 'errfirst' || $mode eq 'swap') {
-            push @{ $c->{held} }, $reply;
+            push @{ $c->{held} }, [1, $reply];
             $c->{since} ||= time();
-            release($c) if @{ $c->{held} } == 2;
+            release($c) if grep({ $_->[0] } @{ $c->{held} }) == 2;
             return '';
         }
 
-        return $reply;
+        return reply($c, $reply);
     }
 
     return "-ERR unknown command '$name'\r\n";
