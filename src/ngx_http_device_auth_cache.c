@@ -40,6 +40,8 @@ static ngx_http_device_auth_entry_t *ngx_http_device_auth_cache_find(
     size_t len);
 static uint32_t ngx_http_device_auth_cache_hash(ngx_uint_t signer,
     u_char *id, size_t len);
+static void ngx_http_device_auth_cache_unsight(
+    ngx_http_device_auth_entry_t *e);
 static void ngx_http_device_auth_cache_evict(
     ngx_http_device_auth_cache_t *cache);
 static void ngx_http_device_auth_cache_free(
@@ -505,6 +507,8 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
 
     case NGX_DEVICE_AUTH_KEY_REVOKED:
     case NGX_DEVICE_AUTH_KEY_REGISTERED:
+    case NGX_DEVICE_AUTH_KEY_SEEN:
+    case NGX_DEVICE_AUTH_KEY_EVRL:
         e = ngx_http_device_auth_cache_find(cache, 0, (u_char *) id, id_len);
         break;
 
@@ -514,11 +518,28 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
         break;
 
     default:
-        /* the places and events of a device: not kept here */
         return;
     }
 
     if (e == NULL) {
+        return;
+    }
+
+    /*
+     * The places changed (another edge sighted the device, or they were
+     * deleted): the next request sights it again, and counts them anew.
+     * The event rate changed (an event sent elsewhere, or reset): the
+     * next refusal asks the script again.  Neither is rewritten by the
+     * script more often than a tenth of the window, or a minute.
+     */
+
+    if (kind == NGX_DEVICE_AUTH_KEY_SEEN) {
+        ngx_http_device_auth_cache_unsight(e);
+        return;
+    }
+
+    if (kind == NGX_DEVICE_AUTH_KEY_EVRL) {
+        ngx_memzero(e->events, sizeof(e->events));
         return;
     }
 
@@ -552,6 +573,19 @@ ngx_http_device_auth_cache_flush(ngx_http_device_auth_cache_t *cache)
         }
 
         ngx_http_device_auth_cache_forget(e);
+        ngx_http_device_auth_cache_unsight(e);
+        ngx_memzero(e->events, sizeof(e->events));
+    }
+}
+
+
+static void
+ngx_http_device_auth_cache_unsight(ngx_http_device_auth_entry_t *e)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_SIGHTINGS; i++) {
+        e->sightings[i].epoch = 0;
     }
 }
 

@@ -315,10 +315,13 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
     ngx_device_auth_resp_t   cmd;
     u_char                   buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
 
+    /*
+     * Every read is tracked: the facts, and also the places and the event
+     * rate the script reads, so that their changes reach the cache too.
+     */
+
     op->cached = ngx_http_device_auth_link_state(op->lk)
-                 == NGX_HTTP_DEVICE_AUTH_LINK_UP
-                 && (op->what & (NGX_HTTP_DEVICE_AUTH_OP_FETCH
-                                 |NGX_HTTP_DEVICE_AUTH_OP_SIGNER));
+                 == NGX_HTTP_DEVICE_AUTH_LINK_UP;
 
     if (!(op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER)) {
         if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {

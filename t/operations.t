@@ -783,9 +783,13 @@ if ($certcheck) {
 
 req(undef, '/');                     # no certificate
 req('dev_rogue', '/');               # another company's root
+# Redis down: a device the edge has not cached (a cached one is served
+# from the cache for device_auth_grace, t/edge-state.t)
+my $uncached = $t->make_device(name => 'uncached',
+                               serial => '0123A1B2C3D4E5F6C0');
 $t->redis_stop();
-req($SN, '/');                       # closed, Redis down
-req($SN, '/open');
+req($uncached, '/');                 # closed, Redis down
+req($uncached, '/open');
 $t->redis_start();
 
 my %table;
