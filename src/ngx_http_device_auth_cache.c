@@ -231,7 +231,10 @@ ngx_http_device_auth_cache_free(ngx_http_device_auth_cache_t *cache,
 }
 
 
-/* what Redis said is forgotten: it is to be read again */
+/*
+ * What Redis said is forgotten: it is to be read again; the decisions
+ * from the new facts are news, their events are sent again.
+ */
 
 static void
 ngx_http_device_auth_cache_forget(ngx_http_device_auth_entry_t *e)
@@ -252,6 +255,8 @@ ngx_http_device_auth_cache_forget(ngx_http_device_auth_entry_t *e)
     e->registered = 0;
     e->epoch = 0;
     e->read_seq = 0;
+
+    ngx_memzero(e->events, sizeof(e->events));
 }
 
 
@@ -526,11 +531,11 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
     }
 
     /*
-     * The places changed (another edge sighted the device, or they were
-     * deleted): the next request sights it again, and counts them anew.
-     * The event rate changed (an event sent elsewhere, or reset): the
-     * next refusal asks the script again.  Neither is rewritten by the
-     * script more often than a tenth of the window, or a minute.
+     * The places changed (another edge sighted the device, this one, or
+     * they were deleted): the next request sights it again, and counts
+     * them anew; the script rewrites them at most once a tenth of the
+     * window.  The event rate changed (reset, or written by a sighting
+     * here): the next refusal asks the script again.
      */
 
     if (kind == NGX_DEVICE_AUTH_KEY_SEEN) {
@@ -574,7 +579,6 @@ ngx_http_device_auth_cache_flush(ngx_http_device_auth_cache_t *cache)
 
         ngx_http_device_auth_cache_forget(e);
         ngx_http_device_auth_cache_unsight(e);
-        ngx_memzero(e->events, sizeof(e->events));
     }
 }
 

@@ -316,12 +316,14 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
     u_char                   buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
 
     /*
-     * Every read is tracked: the facts, and also the places and the event
-     * rate the script reads, so that their changes reach the cache too.
+     * The facts are tracked, and so are the places a sighting reads, so
+     * that another edge's sighting (or a DEL of them) reaches the cache
+     * too.  Not an event's rate: its own write would only come back.
      */
 
     op->cached = ngx_http_device_auth_link_state(op->lk)
-                 == NGX_HTTP_DEVICE_AUTH_LINK_UP;
+                 == NGX_HTTP_DEVICE_AUTH_LINK_UP
+                 && !(op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT);
 
     if (!(op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER)) {
         if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
@@ -617,7 +619,7 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
 
     e = op->entry;
 
-    /* the facts; a quarantine the sighting wrote (NOLOOP: no invalidation) */
+    /* the facts; a quarantine the sighting wrote (its invalidation follows) */
 
     if (d.fetched || d.sight == NGX_DEVICE_AUTH_SIGHT_QUARANTINED) {
         if (ngx_http_device_auth_cache_set_revoked(e, &d.revoked, d.pttl)

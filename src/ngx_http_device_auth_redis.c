@@ -13,8 +13,12 @@
  *
  * On connect: AUTH and SELECT when configured, SCRIPT LOAD, then CLIENT
  * TRACKING, which makes Redis push the invalidation of the keys read after
- * "CLIENT CACHING yes" to the worker's subscriber (OPTIN: only the facts
- * the cache keeps; NOLOOP: not the keys this connection writes itself).
+ * "CLIENT CACHING yes" to the worker's subscriber (OPTIN: only what the
+ * cache keeps).  Not NOLOOP: Redis 7 skips a NOLOOP client for every
+ * invalidation made while its own command runs, including the keys it
+ * evicts from a full tracking table then (tracking-table-max-keys), and
+ * those would be lost; the edge's own writes come back instead, and only
+ * cost a read.
  * Nothing else is sent before all of them succeeded (a command queued
  * behind a refused SELECT would run in db 0).  A lost connection fails
  * what is in flight and is reopened with exponential backoff; the timers
@@ -376,7 +380,7 @@ ngx_http_device_auth_redis_track(ngx_http_device_auth_redis_t *redis)
     (void) ngx_http_device_auth_redis_command(redis,
                                               NGX_HTTP_DEVICE_AUTH_STEP_TRACK,
                                               "CLIENT TRACKING on REDIRECT "
-                                              "%lld OPTIN NOLOOP",
+                                              "%lld OPTIN",
                                               redis->redirect);
 }
 
