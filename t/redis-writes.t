@@ -42,8 +42,12 @@ http {
         server_name localhost;
         keepalive_requests 1000;
 
+        # a new place each request: a sighting, a command to Redis, each
+        # time (the device's facts are cached after the first)
         location / {
             device_auth on;
+            device_auth_location $arg_place;
+            device_auth_duplicate_limit 100;
             return 200 "$device_auth_status\n";
         }
     }
@@ -83,9 +87,11 @@ ok(-s $trace, 'strace attached to the worker');
 
 my $mark = length $t->read_file($trace);
 
-$r = $t->https_get(device => 'dev1', keepalive => 50);
+my $cmds = commands();
+$r = $t->https_get(device => 'dev1', paths => [map { "/?place=p$_" } 1 .. 50]);
 is(scalar(grep { ($_->{body} // '') eq "ok\n" } @{ $r->{responses} }), 50,
-   '50 requests on one connection, each checked in redis');
+   '50 requests on one connection, each at a new place');
+cmp_ok(commands() - $cmds, '>=', 50, 'each made a command to redis');
 
 # strace writes as the calls happen: the trace is complete once the
 # worker is idle again; a last request closes the keepalive connection
@@ -105,6 +111,13 @@ $t->check_error_log();
 
 done_testing();
 
+
+# commands Redis ran: the sightings' scripts
+sub commands {
+    my ($n) = map { /^cmdstat_evalsha:calls=(\d+)/ ? $1 : () }
+              $t->redis_cli('INFO', 'commandstats');
+    return $n // 0;
+}
 
 sub _ppid {
     my ($pid) = @_;
