@@ -569,6 +569,39 @@ SKIP: {
     $_->stop() for @edges[1, 2];
 }
 
+
+###############################################################################
+# device_auth_cache_size: the least recently used device goes; it is read
+# again at its next request, revocations included
+
+{
+    $t->stop();                 # nginx and Redis
+    conf($t, http => 'device_auth_cache_size 16;');
+    $t->redis_start();
+    $t->run();
+    ok(links_up(1), 'cache of 16: link up');
+
+    my @d = map { device() } 1 .. 24;
+    my $evicted = cache('eviction');
+
+    is(status($_), '200 ok', "cache of 16: $_->{serial} let in") for @d;
+    cmp_ok(cache('eviction') - $evicted, '>=', 8,
+           'cache of 16, 24 devices: at least 8 evicted');
+
+    # the first device was evicted: its revocation is read at its next
+    # request, with no invalidation needed
+    my $misses = cache('miss');
+    $t->redis_cli('SET', key($d[0]{serial}, 'revoked'), 'evicted, revoked');
+    ok(defined becomes($d[0], '/', '403 revoked'),
+       'cache of 16: an evicted device revoked: 403');
+    cmp_ok(cache('miss'), '>', $misses, 'cache of 16: it was read again');
+
+    # the last ones are still cached
+    my $reads = reads();
+    is(status($d[-1]), '200 ok', 'cache of 16: the most recent: 200 ok');
+    is(reads(), $reads, 'cache of 16: the most recent: still cached');
+}
+
 $t->check_error_log();
 
 done_testing();
