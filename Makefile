@@ -1,7 +1,8 @@
 # ngx_device_auth_module: build, test and demo on Debian 12.
 #
 #   make deps     install what is missing with apt (nothing when all is there)
-#   make          build build/ngx_http_device_auth_module.so
+#   make          build build/ngx_http_device_auth_module.so and
+#                 build/device-auth (the command-line tool, cli/)
 #   make test     build and run the whole suite (prove t/)
 #   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
@@ -18,12 +19,21 @@ TOOLS       := $(BUILD)/tools
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
-                perl
+                perl libjansson-dev
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
 
 CC          ?= cc
-TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
+TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
+               -Icli
+
+# device-auth: cli/ and the module's plain-C policy and address code
+CLI         := $(BUILD)/device-auth
+CLI_SRCS    := $(wildcard cli/*.c) src/ngx_device_auth_cert.c \
+               src/ngx_device_auth_address.c
+CLI_HDRS    := $(wildcard cli/*.h) src/ngx_device_auth_cert.h \
+               src/ngx_device_auth_address.h
+CLI_LIBS    := -ljansson -lhiredis -lcrypto -pthread
 
 # apt_install: install those of the Debian packages $(1) that are missing,
 # with sudo unless root; nothing at all (not even apt-get update) when every
@@ -44,9 +54,9 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps module tools test demo demo-stop clean bench-loadgen
+.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen
 
-all: module tools
+all: module cli tools
 
 deps:
 	@$(call apt_install,$(DEB_PACKAGES))
@@ -84,14 +94,14 @@ $(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
-# Small programs that run the plain-OpenSSL policy code without nginx.
-tools: $(TOOLS)/certcheck
+cli: deps $(CLI)
 
-$(TOOLS)/certcheck: t/tools/certcheck.c src/ngx_device_auth_cert.c \
-                    src/ngx_device_auth_cert.h | deps
-	mkdir -p $(TOOLS)
-	$(CC) $(TOOL_CFLAGS) -o $@ t/tools/certcheck.c \
-	    src/ngx_device_auth_cert.c -lcrypto
+$(CLI): $(CLI_SRCS) $(CLI_HDRS) | deps
+	mkdir -p $(BUILD)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
+
+# what the tests need besides: the manifest generator
+tools:
 
 # the suite's test PKI, made once (t/lib/mkpki.sh); the harness makes its
 # own when DEVICE_AUTH_PKI is not set
@@ -132,7 +142,7 @@ clean:
 # build/fuzz-artifacts/<target>/, the full output in build/fuzz-logs/.
 
 FUZZ_PACKAGES  := clang-14 libclang-rt-14-dev libssl-dev libhiredis-dev \
-                  openssl perl
+                  libjansson-dev openssl perl
 FUZZ_CC        ?= clang-14
 FUZZ_SECONDS   ?= 60
 FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply
@@ -271,7 +281,8 @@ SAN_PACKAGES    := build-essential clang-14 libclang-rt-14-dev valgrind curl \
                    patch \
                    nginx-dev libssl-dev libhiredis-dev libpcre2-dev \
                    zlib1g-dev redis-server redis-tools perl \
-                   libio-socket-ssl-perl libnet-ssleay-perl openssl
+                   libio-socket-ssl-perl libnet-ssleay-perl openssl \
+                   libjansson-dev
 
 NGX_VERSION     := 1.22.1
 NGX_ORIG        := $(BUILD)/nginx_$(NGX_VERSION).orig.tar.gz
@@ -281,7 +292,7 @@ NGX_ORIG_SRC    := $(BUILD)/nginx-$(NGX_VERSION)
 NGX_PATCHES     := $(wildcard $(CURDIR)/sanitizers/*.patch)
 
 ASAN_CC         ?= clang-14
-# The sanitizer flags of nginx, the module and certcheck, and the
+# The sanitizer flags of nginx, the module and device-auth, and the
 # exceptions made for nginx core, each with its reason:
 # - nginx core passes NULL with a length of 0 to memcpy() in places
 #   (ngx_pstrdup() of an empty string...): that one check is made
@@ -307,7 +318,7 @@ ASAN_LD_OPT     := $(SAN_FLAGS) -Wl,-z,relro -Wl,-z,now -fPIC -Wl,-z,nodelete
 ASAN_BUILD      := $(BUILD)/asan
 ASAN_NGINX      := $(ASAN_BUILD)/nginx
 ASAN_MODULE     := $(ASAN_BUILD)/ngx_http_device_auth_module.so
-ASAN_CERTCHECK  := $(ASAN_BUILD)/certcheck
+ASAN_CLI        := $(ASAN_BUILD)/device-auth
 ASAN_REPORTS    := $(BUILD)/asan-reports
 SAN_SUPP        := $(CURDIR)/sanitizers
 # every test file but t/bench.t, which always runs the stock nginx (its
@@ -395,15 +406,13 @@ $(ASAN_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
 	mkdir -p $(ASAN_BUILD)
 	cp $< $@
 
-$(ASAN_CERTCHECK): t/tools/certcheck.c src/ngx_device_auth_cert.c \
-                   src/ngx_device_auth_cert.h $(ASAN_BUILD)/.flags | san-deps
+$(ASAN_CLI): $(CLI_SRCS) $(CLI_HDRS) $(ASAN_BUILD)/.flags | san-deps
 	mkdir -p $(ASAN_BUILD)
-	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ t/tools/certcheck.c \
-	    src/ngx_device_auth_cert.c -lcrypto
+	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
 
 # nginx's own Makefile knows what changed
 asan-build: san-deps $(ASAN_BUILD)/Makefile \
-            $(ASAN_BUILD)/ngx_http_device_auth_script.h $(ASAN_CERTCHECK)
+            $(ASAN_BUILD)/ngx_http_device_auth_script.h $(ASAN_CLI)
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
 
@@ -416,7 +425,7 @@ test-asan: asan-build tools $(T_PKI)/.done
 	chmod 1777 $(ASAN_REPORTS); \
 	start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(ASAN_NGINX) DEVICE_AUTH_MODULE=$(ASAN_MODULE) \
-	DEVICE_AUTH_CERTCHECK=$(ASAN_CERTCHECK) DEVICE_AUTH_PKI=$(T_PKI) \
+	DEVICE_AUTH_CLI=$(ASAN_CLI) DEVICE_AUTH_PKI=$(T_PKI) \
 	DEVICE_AUTH_SANITIZER=asan DEVICE_AUTH_SANITIZER_LOGS=$(ASAN_REPORTS) \
 	$(ASAN_ENV) prove $(ASAN_TESTS) || rc=$$?; \
 	reports=$$(find $(ASAN_REPORTS) -type f | sort); \

@@ -89,7 +89,6 @@ my $wd = $t->testdir() . '/ops';
 mkdir $wd;
 mkdir "$wd/bin";
 mkdir "$wd/build";
-mkdir "$wd/build/tools";
 
 sub copy_file {
     my ($from, $to) = @_;
@@ -100,7 +99,7 @@ copy_file("$dev{$SN}.pem", "$wd/device.pem");
 copy_file($t->pki_file('signer1.pem'), "$wd/signer.pem");
 copy_file($t->pki_file('roots.pem'), "$wd/roots.pem");
 copy_file($t->pki_file('signers.pem'), "$wd/signers.pem");
-symlink($t->certcheck_binary(), "$wd/build/tools/certcheck")
+symlink($t->cli_binary(), "$wd/build/device-auth")
     or die "symlink: $!";
 
 # Microchip's signer, for the signer id of the example
@@ -766,10 +765,10 @@ for my $h (@handlers) {
 
 
 ###############################################################################
-# the inline certcheck command
+# the inline "device-auth check" command
 
-my ($certcheck) = $doc =~ /`(build\/tools\/certcheck [^`]+)`/;
-ok($certcheck, 'the runbook names a certcheck command');
+my ($certcheck) = $doc =~ /`(build\/device-auth check [^`]+)`/;
+ok($certcheck, 'the runbook names a device-auth check command');
 if ($certcheck) {
     my $out = run_ok($certcheck);
     my $fp = cert_fingerprint("$wd/device.pem");

@@ -1,0 +1,160 @@
+
+/*
+ * Strict base64 and base64url, decoding and encoding.
+ */
+
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ngx_device_auth_base64.h"
+
+
+static const char  ngx_device_auth_base64_alphabet[2][65] = {
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+};
+
+
+static int
+ngx_device_auth_base64_value(int variant, unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+
+    if (c == ngx_device_auth_base64_alphabet[variant][62]) {
+        return 62;
+    }
+
+    if (c == ngx_device_auth_base64_alphabet[variant][63]) {
+        return 63;
+    }
+
+    return -1;
+}
+
+
+int
+ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
+    unsigned char *out, size_t *outlen, char *err, size_t errlen)
+{
+    int          v;
+    size_t       i, n, data;
+    unsigned     acc, bits;
+    const char  *name;
+
+    name = variant == NGX_DEVICE_AUTH_BASE64_URL ? "base64url" : "base64";
+
+    data = len;
+
+    if (variant == NGX_DEVICE_AUTH_BASE64_STD) {
+        if (len % 4 != 0) {
+            snprintf(err, errlen, "%s: length %zu is not a multiple of 4",
+                     name, len);
+            return -1;
+        }
+
+        while (data > 0 && len - data < 2 && in[data - 1] == '=') {
+            data--;
+        }
+    }
+
+    if (data % 4 == 1) {
+        snprintf(err, errlen, "%s: length %zu is not possible", name, data);
+        return -1;
+    }
+
+    acc = 0;
+    bits = 0;
+    n = 0;
+
+    for (i = 0; i < data; i++) {
+        v = ngx_device_auth_base64_value(variant, (unsigned char) in[i]);
+
+        if (v < 0) {
+            if ((unsigned char) in[i] >= 0x20 && (unsigned char) in[i] < 0x7f)
+            {
+                snprintf(err, errlen, "%s: invalid character '%c' at offset "
+                         "%zu", name, in[i], i);
+            } else {
+                snprintf(err, errlen, "%s: invalid byte 0x%02X at offset %zu",
+                         name, (unsigned char) in[i], i);
+            }
+
+            return -1;
+        }
+
+        acc = (acc << 6) | (unsigned) v;
+        bits += 6;
+
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char) (acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+
+    /* the bits left over must be zero: a single spelling per string */
+
+    if (acc != 0) {
+        snprintf(err, errlen, "%s: non-canonical encoding (trailing bits "
+                 "are not zero)", name);
+        return -1;
+    }
+
+    *outlen = n;
+
+    return 0;
+}
+
+
+size_t
+ngx_device_auth_base64_encode(int variant, const unsigned char *in,
+    size_t len, char *out)
+{
+    size_t       i, n;
+    unsigned     v;
+    const char  *a;
+
+    a = ngx_device_auth_base64_alphabet[variant];
+    n = 0;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        v = (unsigned) in[i] << 16 | (unsigned) in[i + 1] << 8 | in[i + 2];
+        out[n++] = a[v >> 18];
+        out[n++] = a[(v >> 12) & 0x3f];
+        out[n++] = a[(v >> 6) & 0x3f];
+        out[n++] = a[v & 0x3f];
+    }
+
+    if (i < len) {
+        v = (unsigned) in[i] << 16 | (i + 1 < len ? (unsigned) in[i + 1] << 8
+                                                  : 0);
+        out[n++] = a[v >> 18];
+        out[n++] = a[(v >> 12) & 0x3f];
+
+        if (i + 1 < len) {
+            out[n++] = a[(v >> 6) & 0x3f];
+
+        } else if (variant == NGX_DEVICE_AUTH_BASE64_STD) {
+            out[n++] = '=';
+        }
+
+        if (variant == NGX_DEVICE_AUTH_BASE64_STD) {
+            out[n++] = '=';
+        }
+    }
+
+    out[n] = '\0';
+
+    return n;
+}
