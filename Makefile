@@ -33,7 +33,7 @@ CLI_SRCS    := $(wildcard cli/*.c) src/ngx_device_auth_cert.c \
                src/ngx_device_auth_address.c
 CLI_HDRS    := $(wildcard cli/*.h) src/ngx_device_auth_cert.h \
                src/ngx_device_auth_address.h
-CLI_LIBS    := -ljansson -lhiredis -lcrypto -pthread
+CLI_LIBS    := -ljansson -lhiredis -lcrypto 
 
 # apt_install: install those of the Debian packages $(1) that are missing,
 # with sudo unless root; nothing at all (not even apt-get update) when every
@@ -100,8 +100,17 @@ $(CLI): $(CLI_SRCS) $(CLI_HDRS) | deps
 	mkdir -p $(BUILD)
 	$(CC) $(TOOL_CFLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
 
-# what the tests need besides: the manifest generator
-tools:
+# what the tests need besides: the manifest generator, made of the load
+# generator's fleet code
+tools: $(TOOLS)/manifest-gen
+
+MG_SRCS := t/tools/manifest_gen.c bench/lg_fleet.c bench/lg_fleet_gen.c \
+           cli/ngx_device_auth_base64.c
+
+$(TOOLS)/manifest-gen: $(MG_SRCS) bench/lg_fleet.h \
+                       cli/ngx_device_auth_base64.h | deps
+	mkdir -p $(TOOLS)
+	$(CC) $(TOOL_CFLAGS) -Ibench -o $@ $(MG_SRCS) -ljansson -lssl -lcrypto
 
 # the suite's test PKI, made once (t/lib/mkpki.sh); the harness makes its
 # own when DEVICE_AUTH_PKI is not set

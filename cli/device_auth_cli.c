@@ -23,7 +23,7 @@ static const device_auth_cli_command_t  device_auth_cli_commands[] = {
 
     { "import-manifest",
       "--roots F [--signers F] --log-signers F [--redis ADDR] [--prefix P] "
-      "[--dry-run] [--replace] [--quiet] [--threads N] MANIFEST...",
+      "[--dry-run] [--replace] [--quiet] [--jobs N] MANIFEST...",
       "verify Microchip manifests and register their devices in Redis",
       device_auth_cli_import },
 

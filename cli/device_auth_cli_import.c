@@ -2,7 +2,7 @@
 /*
  * device-auth import-manifest --roots F [--signers F] --log-signers F
  *     [--depth N] [--redis ADDR] [--prefix P] [--dry-run] [--replace]
- *     [--quiet] [--threads N] MANIFEST...
+ *     [--quiet] [--jobs N] MANIFEST...
  *
  * Every file is read whole first: one that is not a well-formed manifest
  * (not JSON, truncated, not an array of objects) stops the command before
@@ -34,7 +34,6 @@
 #define DEVICE_AUTH_CLI_OPT_LOG       0x201
 #define DEVICE_AUTH_CLI_OPT_DRY_RUN   0x202
 #define DEVICE_AUTH_CLI_OPT_REPLACE   0x203
-#define DEVICE_AUTH_CLI_OPT_THREADS   0x204
 
 
 typedef struct {
@@ -51,7 +50,7 @@ typedef struct {
     const char                *signers_file;
     const char                *log_file;
     long                       depth;
-    long                       threads;
+    long                       jobs;
     int                        dry_run;
     int                        replace;
     int                        quiet;
@@ -77,7 +76,7 @@ static const struct option  device_auth_cli_import_options[] = {
     { "dry-run", no_argument, NULL, DEVICE_AUTH_CLI_OPT_DRY_RUN },
     { "replace", no_argument, NULL, DEVICE_AUTH_CLI_OPT_REPLACE },
     { "quiet", no_argument, NULL, 'q' },
-    { "threads", required_argument, NULL, DEVICE_AUTH_CLI_OPT_THREADS },
+    { "jobs", required_argument, NULL, 'j' },
     DEVICE_AUTH_CLI_REDIS_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
@@ -143,8 +142,12 @@ device_auth_cli_import(int argc, char **argv)
         goto done;
     }
 
-    (void) device_auth_cli_verify(&im.m, im.entries, im.n, (int) im.threads,
-                                  im.n >= DEVICE_AUTH_CLI_PROGRESS_MIN);
+    if (device_auth_cli_verify(&im.m, im.entries, im.n, (int) im.jobs,
+                               im.n >= DEVICE_AUTH_CLI_PROGRESS_MIN)
+        != 0)
+    {
+        goto done;
+    }
 
     for (k = 0; k < im.n; k++) {
         memcpy(im.entries[k].e.reg.manifest,
@@ -180,9 +183,9 @@ device_auth_cli_import_options_parse(device_auth_cli_import_t *im, int argc,
     int  c, rc;
 
     im->depth = 1;
-    im->threads = 0;
+    im->jobs = 0;
 
-    while ((c = getopt_long(argc, argv, "r:d:q",
+    while ((c = getopt_long(argc, argv, "r:d:qj:",
                             device_auth_cli_import_options, NULL))
            != -1)
     {
@@ -208,14 +211,14 @@ device_auth_cli_import_options_parse(device_auth_cli_import_t *im, int argc,
             im->log_file = optarg;
             break;
         case 'd':
-        case DEVICE_AUTH_CLI_OPT_THREADS:
+        case 'j':
             if (device_auth_cli_number(optarg, 1, c == 'd' ? 16 : 64,
-                                       c == 'd' ? &im->depth : &im->threads)
+                                       c == 'd' ? &im->depth : &im->jobs)
                 != 0)
             {
                 device_auth_cli_error("import-manifest", "invalid --%s "
                                       "\"%s\"", c == 'd' ? "depth"
-                                                         : "threads", optarg);
+                                                         : "jobs", optarg);
                 return DEVICE_AUTH_CLI_ERROR;
             }
             break;

@@ -38,7 +38,7 @@ typedef struct {
 
 
 int device_auth_cli_verify(ngx_device_auth_manifest_t *m,
-    device_auth_cli_entry_t *entries, size_t n, int threads, int progress);
+    device_auth_cli_entry_t *entries, size_t n, int jobs, int progress);
 int device_auth_cli_register(device_auth_cli_redis_t *r,
     device_auth_cli_entry_t *entries, size_t n, int dry_run, int replace);
 

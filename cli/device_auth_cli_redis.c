@@ -19,12 +19,20 @@
 #define DEVICE_AUTH_CLI_ADDRESS_ARGS  8
 
 
+/* the defaults: the environment's, else redis-cli's and the module's */
+
 void
 device_auth_cli_redis_init(device_auth_cli_redis_t *r)
 {
+    const char  *env;
+
     memset(r, 0, sizeof(device_auth_cli_redis_t));
-    r->address = DEVICE_AUTH_CLI_REDIS_DEFAULT;
-    r->prefix = DEVICE_AUTH_CLI_PREFIX_DEFAULT;
+
+    env = getenv("DEVICE_AUTH_REDIS");
+    r->address = env && env[0] ? env : DEVICE_AUTH_CLI_REDIS_DEFAULT;
+
+    env = getenv("DEVICE_AUTH_PREFIX");
+    r->prefix = env && env[0] ? env : DEVICE_AUTH_CLI_PREFIX_DEFAULT;
 }
 
 
@@ -73,6 +81,12 @@ device_auth_cli_redis_connect(device_auth_cli_redis_t *r)
     const char      *cmd[3];
     redisReply      *reply;
     struct timeval   tv;
+
+    if (strlen(r->prefix) > DEVICE_AUTH_CLI_PREFIX_MAX) {
+        snprintf(r->err, sizeof(r->err), "the prefix is longer than %d "
+                 "characters", DEVICE_AUTH_CLI_PREFIX_MAX);
+        return -1;
+    }
 
     copy = strdup(r->address);
     pw = NULL;

@@ -1,17 +1,25 @@
 
 /*
- * device-auth import-manifest: the entries verified on several threads.
+ * device-auth import-manifest: the entries verified by several processes.
  *
- * An entry costs two ECDSA verifications and the decoding of its
- * certificates: 100,000 entries are most of a minute on one core.  The
- * entries are independent, the pinned keys and X509_STORE are only read,
- * so each thread takes the next chunk of entries until none are left, and
- * this thread reports the progress.
+ * An entry costs two or three ECDSA verifications and the decoding of its
+ * device certificate: 100,000 entries are about a minute of one core.
+ * Threads do not help with OpenSSL 3.0: they queue on the locks of its
+ * decoder and provider stores (two threads were slower than one here).
+ * Processes share nothing but the results: each takes the next chunk of
+ * entries from a counter in a shared mapping and writes its verdicts into
+ * a shared array, which this process copies back when all are done, while
+ * it reports the progress.
  */
 
 
-#include <pthread.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,146 +27,237 @@
 #include "device_auth_cli_import.h"
 
 
-#define DEVICE_AUTH_CLI_THREADS_MAX   16
-#define DEVICE_AUTH_CLI_CHUNK         64
+#define DEVICE_AUTH_CLI_JOBS_MAX   16
+#define DEVICE_AUTH_CLI_CHUNK      64
 
 
 typedef struct {
-    ngx_device_auth_manifest_t  *m;
-    device_auth_cli_entry_t     *entries;
-    size_t                       n;
-    size_t                       next;       /* atomic */
-    size_t                       done;       /* atomic */
-} device_auth_cli_work_t;
+    size_t                             next;      /* atomic */
+    size_t                             done;      /* atomic */
+    ngx_device_auth_manifest_entry_t   e[];
+} device_auth_cli_shared_t;
 
 
-static void *device_auth_cli_verify_worker(void *arg);
+typedef struct {
+    size_t                             n;         /* 0: not shown */
+    int                                tty;
+    size_t                             step;
+    size_t                             shown;
+    double                             t0;
+    double                             last;
+} device_auth_cli_progress_t;
+
+
+static void device_auth_cli_verify_chunks(ngx_device_auth_manifest_t *m,
+    device_auth_cli_entry_t *entries, size_t n, device_auth_cli_shared_t *sh);
+static void device_auth_cli_progress_init(device_auth_cli_progress_t *pr,
+    size_t n);
+static void device_auth_cli_progress(device_auth_cli_progress_t *pr,
+    size_t done);
+static void device_auth_cli_progress_end(device_auth_cli_progress_t *pr,
+    int jobs);
 static double device_auth_cli_now(void);
 
 
 int
 device_auth_cli_verify(ngx_device_auth_manifest_t *m,
-    device_auth_cli_entry_t *entries, size_t n, int threads, int progress)
+    device_auth_cli_entry_t *entries, size_t n, int jobs, int progress)
 {
-    int                     i, started, tty;
-    long                    cpus;
-    size_t                  done, step, shown;
-    double                  t0, t, last;
-    pthread_t               tid[DEVICE_AUTH_CLI_THREADS_MAX];
-    device_auth_cli_work_t  w;
+    int                          i, started, running, status, failed;
+    long                         cpus;
+    pid_t                        pid[DEVICE_AUTH_CLI_JOBS_MAX];
+    size_t                       k, size;
+    device_auth_cli_shared_t    *sh;
+    device_auth_cli_progress_t   pr;
 
-    if (threads <= 0) {
+    if (jobs <= 0) {
         cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cpus > 0 ? (int) cpus : 1;
+        jobs = cpus > 0 ? (int) cpus : 1;
     }
 
-    if (threads > DEVICE_AUTH_CLI_THREADS_MAX) {
-        threads = DEVICE_AUTH_CLI_THREADS_MAX;
+    if (jobs > DEVICE_AUTH_CLI_JOBS_MAX) {
+        jobs = DEVICE_AUTH_CLI_JOBS_MAX;
     }
 
-    if ((size_t) threads > n / DEVICE_AUTH_CLI_CHUNK + 1) {
-        threads = (int) (n / DEVICE_AUTH_CLI_CHUNK + 1);
+    /* a small manifest is not worth a process */
+
+    if ((size_t) jobs > n / (4 * DEVICE_AUTH_CLI_CHUNK) + 1) {
+        jobs = (int) (n / (4 * DEVICE_AUTH_CLI_CHUNK) + 1);
     }
 
-    w.m = m;
-    w.entries = entries;
-    w.n = n;
-    w.next = 0;
-    w.done = 0;
+    size = sizeof(device_auth_cli_shared_t)
+           + n * sizeof(ngx_device_auth_manifest_entry_t);
 
-    t0 = device_auth_cli_now();
+    sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+              -1, 0);
 
-    for (started = 0; started < threads; started++) {
-        if (pthread_create(&tid[started], NULL,
-                           device_auth_cli_verify_worker, &w)
-            != 0)
-        {
-            break;
+    if (sh == MAP_FAILED) {
+        device_auth_cli_error("import-manifest", "cannot map %zu bytes: %s",
+                              size, strerror(errno));
+        return -1;
+    }
+
+    sh->next = 0;
+    sh->done = 0;
+
+    device_auth_cli_progress_init(&pr, progress ? n : 0);
+
+    started = 0;
+
+    if (jobs > 1) {
+        fflush(stdout);
+        fflush(stderr);
+
+        for (started = 0; started < jobs; started++) {
+            pid[started] = fork();
+
+            if (pid[started] < 0) {
+                break;
+            }
+
+            if (pid[started] == 0) {
+                device_auth_cli_verify_chunks(m, entries, n, sh);
+                _exit(0);
+            }
         }
     }
 
     if (started == 0) {
-        (void) device_auth_cli_verify_worker(&w);
+        device_auth_cli_verify_chunks(m, entries, n, sh);
     }
 
-    /* on a terminal one line redrawn, otherwise a line every 10% */
+    /* the progress until every process has exited */
 
-    tty = isatty(STDERR_FILENO);
-    step = n / 10 ? n / 10 : 1;
-    shown = 0;
-    last = t0;
+    failed = 0;
+    running = started;
 
-    while ((done = __atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) < n) {
+    while (running > 0) {
         usleep(50000);
 
-        if (!progress) {
-            continue;
+        for (i = 0; i < started; i++) {
+            if (pid[i] == 0 || waitpid(pid[i], &status, WNOHANG) != pid[i]) {
+                continue;
+            }
+
+            pid[i] = 0;
+            running--;
+
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                device_auth_cli_error("import-manifest", "a verifying "
+                    "process failed (%s %d)",
+                    WIFSIGNALED(status) ? "signal" : "exit status",
+                    WIFSIGNALED(status) ? WTERMSIG(status)
+                                        : WEXITSTATUS(status));
+                failed = 1;
+            }
         }
 
-        t = device_auth_cli_now();
+        device_auth_cli_progress(&pr,
+                                 __atomic_load_n(&sh->done, __ATOMIC_ACQUIRE));
+    }
 
-        if (tty && t - last >= 0.5) {
-            fprintf(stderr, "\rverifying: %zu/%zu entries (%zu%%)", done, n,
-                    done * 100 / n);
-            last = t;
+    device_auth_cli_progress_end(&pr, started ? started : 1);
 
-        } else if (!tty && done / step > shown && done < n) {
-            shown = done / step;
-            fprintf(stderr, "verifying: %zu/%zu entries (%zu%%)\n", done, n,
-                    done * 100 / n);
+    if (!failed && sh->done != n) {
+        device_auth_cli_error("import-manifest", "%zu of %zu entries were "
+                              "verified", sh->done, n);
+        failed = 1;
+    }
+
+    if (!failed) {
+        for (k = 0; k < n; k++) {
+            entries[k].e = sh->e[k];
+            entries[k].outcome = sh->e[k].status == NGX_DEVICE_AUTH_MANIFEST_OK
+                                 ? DEVICE_AUTH_CLI_PENDING
+                                 : DEVICE_AUTH_CLI_REJECTED;
         }
     }
 
-    for (i = 0; i < started; i++) {
-        pthread_join(tid[i], NULL);
-    }
+    munmap(sh, size);
 
-    if (progress) {
-        t = device_auth_cli_now() - t0;
-        fprintf(stderr, "%sverified %zu entries in %.1f s on %d thread%s "
-                "(%.0f entries/s)\n", tty ? "\r" : "", n, t,
-                started ? started : 1, started > 1 ? "s" : "",
-                t > 0 ? n / t : 0.0);
-    }
-
-    return 0;
+    return failed ? -1 : 0;
 }
 
 
-static void *
-device_auth_cli_verify_worker(void *arg)
+static void
+device_auth_cli_verify_chunks(ngx_device_auth_manifest_t *m,
+    device_auth_cli_entry_t *entries, size_t n, device_auth_cli_shared_t *sh)
 {
-    size_t                    i, j, end;
-    device_auth_cli_entry_t  *en;
-    device_auth_cli_work_t   *w;
-
-    w = arg;
+    size_t  i, j, end;
 
     for ( ;; ) {
-        i = __atomic_fetch_add(&w->next, DEVICE_AUTH_CLI_CHUNK,
+        i = __atomic_fetch_add(&sh->next, DEVICE_AUTH_CLI_CHUNK,
                                __ATOMIC_RELAXED);
-        if (i >= w->n) {
+        if (i >= n) {
             break;
         }
 
-        end = i + DEVICE_AUTH_CLI_CHUNK < w->n ? i + DEVICE_AUTH_CLI_CHUNK
-                                               : w->n;
+        end = i + DEVICE_AUTH_CLI_CHUNK < n ? i + DEVICE_AUTH_CLI_CHUNK : n;
 
         for (j = i; j < end; j++) {
-            en = &w->entries[j];
-
-            (void) ngx_device_auth_manifest_entry(w->m, en->data, en->len,
-                                                  &en->e);
-
-            en->outcome = en->e.status == NGX_DEVICE_AUTH_MANIFEST_OK
-                          ? DEVICE_AUTH_CLI_PENDING
-                          : DEVICE_AUTH_CLI_REJECTED;
+            (void) ngx_device_auth_manifest_entry(m, entries[j].data,
+                                                  entries[j].len, &sh->e[j]);
         }
 
-        __atomic_add_fetch(&w->done, end - i, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&sh->done, end - i, __ATOMIC_RELEASE);
     }
 
-    return NULL;
+    ngx_device_auth_manifest_cache_free(m);
+}
+
+
+/* on a terminal one line redrawn, otherwise a line every 10% */
+
+static void
+device_auth_cli_progress_init(device_auth_cli_progress_t *pr, size_t n)
+{
+    pr->n = n;
+    pr->tty = isatty(STDERR_FILENO);
+    pr->step = n / 10 ? n / 10 : 1;
+    pr->shown = 0;
+    pr->t0 = device_auth_cli_now();
+    pr->last = pr->t0;
+}
+
+
+static void
+device_auth_cli_progress(device_auth_cli_progress_t *pr, size_t done)
+{
+    double  t;
+
+    if (pr->n == 0 || done >= pr->n) {
+        return;
+    }
+
+    t = device_auth_cli_now();
+
+    if (pr->tty && t - pr->last >= 0.5) {
+        fprintf(stderr, "\rverifying: %zu/%zu entries (%zu%%)", done, pr->n,
+                done * 100 / pr->n);
+        pr->last = t;
+
+    } else if (!pr->tty && done / pr->step > pr->shown) {
+        pr->shown = done / pr->step;
+        fprintf(stderr, "verifying: %zu/%zu entries (%zu%%)\n", done, pr->n,
+                done * 100 / pr->n);
+    }
+}
+
+
+static void
+device_auth_cli_progress_end(device_auth_cli_progress_t *pr, int jobs)
+{
+    double  t;
+
+    if (pr->n == 0) {
+        return;
+    }
+
+    t = device_auth_cli_now() - pr->t0;
+
+    fprintf(stderr, "%sverified %zu entries in %.1f s by %d process%s "
+            "(%.0f entries/s)\n", pr->tty ? "\r" : "", pr->n, t, jobs,
+            jobs > 1 ? "es" : "", t > 0 ? pr->n / t : 0.0);
 }
 
 

@@ -68,11 +68,6 @@ ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
         }
     }
 
-    if (data % 4 == 1) {
-        snprintf(err, errlen, "%s: length %zu is not possible", name, data);
-        return -1;
-    }
-
     acc = 0;
     bits = 0;
     n = 0;
@@ -101,6 +96,13 @@ ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
             out[n++] = (unsigned char) (acc >> bits);
             acc &= (1u << bits) - 1;
         }
+    }
+
+    /* a bad character is named first: it says more than the length */
+
+    if (data % 4 == 1) {
+        snprintf(err, errlen, "%s: length %zu is not possible", name, data);
+        return -1;
     }
 
     /* the bits left over must be zero: a single spelling per string */

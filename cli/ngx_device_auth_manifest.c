@@ -36,8 +36,11 @@ static json_t *ngx_device_auth_manifest_jwk(json_t *payload,
     ngx_device_auth_manifest_entry_t *e);
 static int ngx_device_auth_manifest_coord(json_t *jwk, const char *name,
     unsigned char *out, ngx_device_auth_manifest_entry_t *e);
-static STACK_OF(X509) *ngx_device_auth_manifest_x5c(json_t *x5c,
+static STACK_OF(X509) *ngx_device_auth_manifest_x5c(
+    ngx_device_auth_manifest_t *m, json_t *x5c,
     ngx_device_auth_manifest_entry_t *e);
+static X509 *ngx_device_auth_manifest_d2i(ngx_device_auth_manifest_t *m,
+    unsigned char *der, size_t len, int ca);
 static int ngx_device_auth_manifest_claim(json_t *obj, char *serial);
 static const char *ngx_device_auth_manifest_string(json_t *obj,
     const char *name, size_t max, const char *extra,
@@ -328,7 +331,7 @@ ngx_device_auth_manifest_payload(ngx_device_auth_manifest_t *m,
         return NGX_DEVICE_AUTH_MANIFEST_REJECTED;
     }
 
-    sent = ngx_device_auth_manifest_x5c(json_object_get(jwk, "x5c"), e);
+    sent = ngx_device_auth_manifest_x5c(m, json_object_get(jwk, "x5c"), e);
     if (sent == NULL) {
         return NGX_DEVICE_AUTH_MANIFEST_REJECTED;
     }
@@ -494,7 +497,8 @@ ngx_device_auth_manifest_coord(json_t *jwk, const char *name,
 /* the chain as the device would send it: its certificate first */
 
 static STACK_OF(X509) *
-ngx_device_auth_manifest_x5c(json_t *x5c, ngx_device_auth_manifest_entry_t *e)
+ngx_device_auth_manifest_x5c(ngx_device_auth_manifest_t *m, json_t *x5c,
+    ngx_device_auth_manifest_entry_t *e)
 {
     char                  err[NGX_DEVICE_AUTH_ERR_MAX];
     X509                 *x;
@@ -502,7 +506,6 @@ ngx_device_auth_manifest_x5c(json_t *x5c, ngx_device_auth_manifest_entry_t *e)
     json_t               *v;
     unsigned char        *der;
     STACK_OF(X509)       *sent;
-    const unsigned char  *p;
 
     if (!json_is_array(x5c) || json_array_size(x5c) == 0
         || json_array_size(x5c) > NGX_DEVICE_AUTH_MANIFEST_X5C_MAX)
@@ -544,19 +547,15 @@ ngx_device_auth_manifest_x5c(json_t *x5c, ngx_device_auth_manifest_entry_t *e)
             goto failed;
         }
 
-        p = der;
-        x = d2i_X509(NULL, &p, (long) n);
+        /* the device certificate is new in each entry, the CAs are not */
 
-        if (x == NULL || p != der + n) {
-            X509_free(x);
-            free(der);
-            ERR_clear_error();
+        x = ngx_device_auth_manifest_d2i(m, der, n, i > 0);
+
+        if (x == NULL) {
             (void) ngx_device_auth_manifest_reject(e, "\"x5c\"[%zu] is not "
                                                    "one DER certificate", i);
             goto failed;
         }
-
-        free(der);
 
         if (sk_X509_push(sent, x) == 0) {
             X509_free(x);
@@ -572,6 +571,68 @@ failed:
     sk_X509_pop_free(sent, X509_free);
 
     return NULL;
+}
+
+
+/* takes "der" (malloc()ed); a certificate the caller must free, or NULL */
+
+static X509 *
+ngx_device_auth_manifest_d2i(ngx_device_auth_manifest_t *m, unsigned char *der,
+    size_t len, int ca)
+{
+    int                                 i;
+    X509                               *x;
+    const unsigned char                *p;
+    ngx_device_auth_manifest_cached_t  *c;
+
+    if (ca) {
+        for (i = 0; i < m->ncached; i++) {
+            c = &m->cache[i];
+
+            if (c->len == len && memcmp(c->der, der, len) == 0) {
+                free(der);
+                X509_up_ref(c->x509);
+                return c->x509;
+            }
+        }
+    }
+
+    p = der;
+    x = d2i_X509(NULL, &p, (long) len);
+
+    if (x == NULL || p != der + len) {
+        X509_free(x);
+        free(der);
+        ERR_clear_error();
+        return NULL;
+    }
+
+    if (!ca || m->ncached == NGX_DEVICE_AUTH_MANIFEST_CACHE) {
+        free(der);
+        return x;
+    }
+
+    c = &m->cache[m->ncached++];
+    c->der = der;
+    c->len = len;
+    c->x509 = x;
+    X509_up_ref(x);
+
+    return x;
+}
+
+
+void
+ngx_device_auth_manifest_cache_free(ngx_device_auth_manifest_t *m)
+{
+    int  i;
+
+    for (i = 0; i < m->ncached; i++) {
+        X509_free(m->cache[i].x509);
+        free(m->cache[i].der);
+    }
+
+    m->ncached = 0;
 }
 
 

@@ -27,13 +27,30 @@
 #define NGX_DEVICE_AUTH_MANIFEST_ENTRY_MAX   65536
 #define NGX_DEVICE_AUTH_MANIFEST_X5C_MAX     4
 
+#define NGX_DEVICE_AUTH_MANIFEST_CACHE      8
+
 #define NGX_DEVICE_AUTH_MANIFEST_OK          0
 #define NGX_DEVICE_AUTH_MANIFEST_REJECTED    1
 
 
+/*
+ * Every entry of a reel repeats the same signer certificate, and OpenSSL
+ * 3.0 takes about as long to decode a certificate as to verify a
+ * signature: the CA certificates of x5c are decoded once and kept here,
+ * by their DER.  Not thread-safe: one object per thread or process.
+ */
 typedef struct {
-    ngx_device_auth_policy_t    *policy;        /* device certificates */
-    ngx_device_auth_jws_keys_t  *log_signers;
+    unsigned char               *der;
+    size_t                       len;
+    X509                        *x509;
+} ngx_device_auth_manifest_cached_t;
+
+
+typedef struct {
+    ngx_device_auth_policy_t           *policy;     /* device certificates */
+    ngx_device_auth_jws_keys_t         *log_signers;
+    ngx_device_auth_manifest_cached_t   cache[NGX_DEVICE_AUTH_MANIFEST_CACHE];
+    int                                 ncached;
 } ngx_device_auth_manifest_t;
 
 
@@ -62,6 +79,7 @@ int ngx_device_auth_manifest_scan(const char *data, size_t len,
     size_t errlen);
 int ngx_device_auth_manifest_entry(ngx_device_auth_manifest_t *m,
     const char *data, size_t len, ngx_device_auth_manifest_entry_t *e);
+void ngx_device_auth_manifest_cache_free(ngx_device_auth_manifest_t *m);
 
 
 #endif /* _NGX_DEVICE_AUTH_MANIFEST_H_INCLUDED_ */
