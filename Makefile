@@ -19,7 +19,7 @@ TOOLS       := $(BUILD)/tools
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
-                perl libjansson-dev
+                perl libjansson-dev time
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
 
@@ -120,8 +120,18 @@ $(T_PKI)/.done: t/lib/mkpki.sh
 	rm -rf $(T_PKI)
 	bash t/lib/mkpki.sh $(T_PKI)
 
-test: all $(T_PKI)/.done fuzz-regress bench-loadgen
-	DEVICE_AUTH_PKI=$(T_PKI) prove -r t/
+# the 100,000-entry manifest of t/manifest-big.t (about 370 MB), made
+# once with build/tools/manifest-gen (t/lib/mkmanifest.sh)
+T_MANIFEST   := $(BUILD)/t-manifest
+T_MANIFEST_N := 100000
+
+$(T_MANIFEST)/.done: t/lib/mkmanifest.sh $(TOOLS)/manifest-gen \
+                     $(T_PKI)/.done
+	rm -rf $(T_MANIFEST)
+	bash t/lib/mkmanifest.sh $(T_MANIFEST) $(T_PKI) $(T_MANIFEST_N)
+
+test: all $(T_PKI)/.done $(T_MANIFEST)/.done fuzz-regress bench-loadgen
+	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_MANIFEST=$(T_MANIFEST) prove -r t/
 
 # the load generator, for the faults-under-load tests and make bench
 bench-loadgen: deps
@@ -429,12 +439,13 @@ asan-build: san-deps $(ASAN_BUILD)/Makefile \
 # the report directory is world-writable (sticky).  The harness fails the
 # test file during which a report appeared; this fails the run on any
 # report at all, and prints them.
-test-asan: asan-build tools $(T_PKI)/.done
+test-asan: asan-build tools $(T_PKI)/.done $(T_MANIFEST)/.done
 	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); \
 	chmod 1777 $(ASAN_REPORTS); \
 	start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(ASAN_NGINX) DEVICE_AUTH_MODULE=$(ASAN_MODULE) \
 	DEVICE_AUTH_CLI=$(ASAN_CLI) DEVICE_AUTH_PKI=$(T_PKI) \
+	DEVICE_AUTH_MANIFEST=$(T_MANIFEST) \
 	DEVICE_AUTH_SANITIZER=asan DEVICE_AUTH_SANITIZER_LOGS=$(ASAN_REPORTS) \
 	$(ASAN_ENV) prove $(ASAN_TESTS) || rc=$$?; \
 	reports=$$(find $(ASAN_REPORTS) -type f | sort); \

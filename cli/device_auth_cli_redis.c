@@ -157,7 +157,9 @@ device_auth_cli_redis_connect(device_auth_cli_redis_t *r)
         goto failed;
     }
 
-    for (i = 0; i < 2; i++) {
+    /* AUTH, SELECT, then PING: a server that wants a password says so */
+
+    for (i = 0; i < 3; i++) {
         if (i == 0 && r->addr.password[0]) {
             argc = 0;
             cmd[argc++] = "AUTH";
@@ -171,6 +173,10 @@ device_auth_cli_redis_connect(device_auth_cli_redis_t *r)
             argc = 2;
             cmd[0] = "SELECT";
             cmd[1] = err;
+
+        } else if (i == 2) {
+            argc = 1;
+            cmd[0] = "PING";
 
         } else {
             continue;

@@ -4,6 +4,7 @@
  */
 
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,30 +17,26 @@ static const char  ngx_device_auth_base64_alphabet[2][65] = {
 };
 
 
-static int
-ngx_device_auth_base64_value(int variant, unsigned char c)
+/* 0-63, or 0xff for a byte outside the alphabet; built on first use */
+
+static unsigned char  ngx_device_auth_base64_values[2][256];
+
+
+static void
+ngx_device_auth_base64_init(void)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
+    int  v, i;
 
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
+    memset(ngx_device_auth_base64_values, 0xff,
+           sizeof(ngx_device_auth_base64_values));
 
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
+    for (v = 0; v < 2; v++) {
+        for (i = 0; i < 64; i++) {
+            ngx_device_auth_base64_values[v]
+                [(unsigned char) ngx_device_auth_base64_alphabet[v][i]]
+                = (unsigned char) i;
+        }
     }
-
-    if (c == ngx_device_auth_base64_alphabet[variant][62]) {
-        return 62;
-    }
-
-    if (c == ngx_device_auth_base64_alphabet[variant][63]) {
-        return 63;
-    }
-
-    return -1;
 }
 
 
@@ -47,10 +44,12 @@ int
 ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
     unsigned char *out, size_t *outlen, char *err, size_t errlen)
 {
-    int          v;
-    size_t       i, n, data;
-    unsigned     acc, bits;
-    const char  *name;
+    size_t                 i, n, data;
+    unsigned               acc, bits, v;
+    const char            *name;
+    static pthread_once_t  once = PTHREAD_ONCE_INIT;
+
+    (void) pthread_once(&once, ngx_device_auth_base64_init);
 
     name = variant == NGX_DEVICE_AUTH_BASE64_URL ? "base64url" : "base64";
 
@@ -73,9 +72,9 @@ ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
     n = 0;
 
     for (i = 0; i < data; i++) {
-        v = ngx_device_auth_base64_value(variant, (unsigned char) in[i]);
+        v = ngx_device_auth_base64_values[variant][(unsigned char) in[i]];
 
-        if (v < 0) {
+        if (v == 0xff) {
             if ((unsigned char) in[i] >= 0x20 && (unsigned char) in[i] < 0x7f)
             {
                 snprintf(err, errlen, "%s: invalid character '%c' at offset "
@@ -88,7 +87,7 @@ ngx_device_auth_base64_decode(int variant, const char *in, size_t len,
             return -1;
         }
 
-        acc = (acc << 6) | (unsigned) v;
+        acc = (acc << 6) | v;
         bits += 6;
 
         if (bits >= 8) {

@@ -73,6 +73,8 @@ package DeviceAuth::Test;
 #                         into the test directory)
 #   DEVICE_AUTH_CLI       the device-auth command (default <repo>/build/
 #                         device-auth; make test-asan: its ASan build)
+#   DEVICE_AUTH_MANIFEST  the 100,000-entry manifest of t/manifest-big.t,
+#                         made once by make (default: made by the test)
 #   DEVICE_AUTH_TEST_LEAVE=1  keep the test directory
 #   DEVICE_AUTH_SANITIZER=asan  nginx and the module are ASan/UBSan builds
 #                         (make test-asan): timeouts of the harness are
