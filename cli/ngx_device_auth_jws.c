@@ -382,8 +382,11 @@ ngx_device_auth_jws_header(const char *b64, size_t len, char *err,
     free(buf);
 
     if (h == NULL) {
+        /* jansson quotes the input near the error: escaped here */
+        ngx_device_auth_printable((const unsigned char *) e.text,
+                                  strlen(e.text), sub, 120);
         snprintf(err, errlen, "protected header is not JSON: %s at byte %d",
-                 e.text, e.position);
+                 sub, e.position);
         return NULL;
     }
 
@@ -514,6 +517,62 @@ done:
     EVP_PKEY_CTX_free(ctx);
     OPENSSL_free(der);
     ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+
+    return rc;
+}
+
+
+int
+ngx_device_auth_jws_sign(EVP_PKEY *key, const char *input, size_t len,
+    unsigned char *sig)
+{
+    int                   rc;
+    size_t                dlen;
+    ECDSA_SIG            *es;
+    EVP_MD_CTX           *md;
+    const BIGNUM         *r, *s;
+    unsigned char         der[160];
+    const unsigned char  *p;
+
+    rc = -1;
+    es = NULL;
+    dlen = sizeof(der);
+    md = EVP_MD_CTX_new();
+
+    if (md == NULL
+        || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1
+        || EVP_DigestSign(md, der, &dlen, (const unsigned char *) input, len)
+           != 1)
+    {
+        goto done;
+    }
+
+    /* DER to the r || s of RFC 7518 3.4 */
+
+    p = der;
+    es = d2i_ECDSA_SIG(NULL, &p, (long) dlen);
+    if (es == NULL) {
+        goto done;
+    }
+
+    ECDSA_SIG_get0(es, &r, &s);
+
+    if (BN_bn2binpad(r, sig, NGX_DEVICE_AUTH_JWS_SIG_LEN / 2)
+            != NGX_DEVICE_AUTH_JWS_SIG_LEN / 2
+        || BN_bn2binpad(s, sig + NGX_DEVICE_AUTH_JWS_SIG_LEN / 2,
+                        NGX_DEVICE_AUTH_JWS_SIG_LEN / 2)
+           != NGX_DEVICE_AUTH_JWS_SIG_LEN / 2)
+    {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    ERR_clear_error();
+    ECDSA_SIG_free(es);
     EVP_MD_CTX_free(md);
 
     return rc;

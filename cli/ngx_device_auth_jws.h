@@ -64,5 +64,9 @@ int ngx_device_auth_jws_verify(ngx_device_auth_jws_keys_t *keys,
     ngx_device_auth_jws_t *j, char *err, size_t errlen);
 void ngx_device_auth_jws_free(ngx_device_auth_jws_t *j);
 
+/* for test manifests: an ES256 signature, r || s, of "input" */
+int ngx_device_auth_jws_sign(EVP_PKEY *key, const char *input, size_t len,
+    unsigned char *sig);
+
 
 #endif /* _NGX_DEVICE_AUTH_JWS_H_INCLUDED_ */

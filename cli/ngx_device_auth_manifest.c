@@ -27,6 +27,7 @@
 
 static size_t ngx_device_auth_manifest_ws(const char *data, size_t len,
     size_t pos);
+static void ngx_device_auth_manifest_text(json_error_t *e, char *buf);
 static void ngx_device_auth_manifest_where(const char *data, size_t pos,
     char *buf, size_t size);
 static int ngx_device_auth_manifest_payload(ngx_device_auth_manifest_t *m,
@@ -55,6 +56,7 @@ ngx_device_auth_manifest_scan(const char *data, size_t len,
     size_t errlen)
 {
     char                              where[64];
+    char                              text[NGX_DEVICE_AUTH_SUBJECT_MAX];
     size_t                            pos, cap;
     json_t                           *v;
     json_error_t                      e;
@@ -111,8 +113,9 @@ ngx_device_auth_manifest_scan(const char *data, size_t len,
                                            pos + (size_t) (e.position > 0
                                                            ? e.position : 0),
                                            where, sizeof(where));
+            ngx_device_auth_manifest_text(&e, text);
             snprintf(err, errlen, "entry %zu is not valid JSON: %s (%s)",
-                     *n + 1, e.text, where);
+                     *n + 1, text, where);
             goto failed;
         }
 
@@ -188,6 +191,17 @@ ngx_device_auth_manifest_ws(const char *data, size_t len, size_t pos)
 }
 
 
+/* jansson's message quotes the input near the error: escaped, it may hold
+ * any byte */
+
+static void
+ngx_device_auth_manifest_text(json_error_t *e, char *buf)
+{
+    ngx_device_auth_printable((const unsigned char *) e->text,
+                              strnlen(e->text, sizeof(e->text)), buf, 120);
+}
+
+
 /* "line L, column C": counted only when there is an error to report */
 
 static void
@@ -217,6 +231,7 @@ ngx_device_auth_manifest_entry(ngx_device_auth_manifest_t *m,
 {
     int                     rc;
     char                    err[NGX_DEVICE_AUTH_ERR_MAX];
+    char                    text[NGX_DEVICE_AUTH_SUBJECT_MAX];
     json_t                 *root, *payload;
     json_error_t            je;
     ngx_device_auth_jws_t   jws;
@@ -232,8 +247,9 @@ ngx_device_auth_manifest_entry(ngx_device_auth_manifest_t *m,
 
     root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
+        ngx_device_auth_manifest_text(&je, text);
         return ngx_device_auth_manifest_reject(e, "entry is not valid JSON: "
-                                               "%s at byte %d", je.text,
+                                               "%s at byte %d", text,
                                                je.position);
     }
 
@@ -251,8 +267,9 @@ ngx_device_auth_manifest_entry(ngx_device_auth_manifest_t *m,
                          JSON_REJECT_DUPLICATES, &je);
 
     if (payload == NULL) {
+        ngx_device_auth_manifest_text(&je, text);
         rc = ngx_device_auth_manifest_reject(e, "payload is not valid JSON: "
-                                             "%s at byte %d", je.text,
+                                             "%s at byte %d", text,
                                              je.position);
     } else if (!json_is_object(payload)) {
         rc = ngx_device_auth_manifest_reject(e, "payload is not a JSON "

@@ -35,9 +35,10 @@
 
 #include "lg_fleet.h"
 #include "ngx_device_auth_base64.h"
+#include "ngx_device_auth_jws.h"
 
 
-#define MG_SIG_LEN    64
+#define MG_SIG_LEN    NGX_DEVICE_AUTH_JWS_SIG_LEN
 #define MG_COORD_LEN  32
 
 /* SubjectPublicKeyInfo of a P-256 key, before the 65-byte point */
@@ -52,8 +53,6 @@ static char *mg_b64(int variant, const unsigned char *p, size_t len);
 static json_t *mg_payload(const char *uid, const unsigned char *der,
     size_t der_len, const unsigned char *pub, const char *signer_b64,
     unsigned i);
-static int mg_sign(EVP_PKEY *key, const char *input, size_t len,
-    unsigned char *sig);
 static void *mg_read_pem(const char *path, int key);
 
 
@@ -199,7 +198,7 @@ main(int argc, char **argv)
         input = malloc(len + 1);
         snprintf(input, len + 1, "%s.%s", prot_b64, pay_b64);
 
-        if (mg_sign(log_key, input, len, sig) != 0) {
+        if (ngx_device_auth_jws_sign(log_key, input, len, sig) != 0) {
             fprintf(stderr, "manifest-gen: signing failed\n");
             rc = 1;
             break;
@@ -294,57 +293,6 @@ mg_payload(const char *uid, const unsigned char *der, size_t der_len,
     free(dev_b64);
 
     return payload;
-}
-
-
-static int
-mg_sign(EVP_PKEY *key, const char *input, size_t len, unsigned char *sig)
-{
-    int                   rc;
-    size_t                slen;
-    ECDSA_SIG            *es;
-    EVP_MD_CTX           *md;
-    const BIGNUM         *r, *s;
-    unsigned char         der[128];
-    const unsigned char  *p;
-
-    rc = -1;
-    es = NULL;
-    slen = sizeof(der);
-    md = EVP_MD_CTX_new();
-
-    if (md == NULL
-        || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1
-        || EVP_DigestSign(md, der, &slen, (const unsigned char *) input, len)
-           != 1)
-    {
-        goto done;
-    }
-
-    /* DER to the r || s of RFC 7518 3.4 */
-
-    p = der;
-    es = d2i_ECDSA_SIG(NULL, &p, (long) slen);
-    if (es == NULL) {
-        goto done;
-    }
-
-    ECDSA_SIG_get0(es, &r, &s);
-
-    if (BN_bn2binpad(r, sig, MG_COORD_LEN) != MG_COORD_LEN
-        || BN_bn2binpad(s, sig + MG_COORD_LEN, MG_COORD_LEN) != MG_COORD_LEN)
-    {
-        goto done;
-    }
-
-    rc = 0;
-
-done:
-
-    ECDSA_SIG_free(es);
-    EVP_MD_CTX_free(md);
-
-    return rc;
 }
 
 
