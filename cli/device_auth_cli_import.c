@@ -88,7 +88,7 @@ static int device_auth_cli_import_pins(device_auth_cli_import_t *im);
 static int device_auth_cli_import_file(device_auth_cli_import_t *im,
     device_auth_cli_file_t *f);
 static int device_auth_cli_import_sha256(device_auth_cli_file_t *f);
-static void device_auth_cli_import_duplicates(device_auth_cli_import_t *im);
+static int device_auth_cli_import_duplicates(device_auth_cli_import_t *im);
 static int device_auth_cli_import_by_serial(const void *a, const void *b);
 static int device_auth_cli_import_report(device_auth_cli_import_t *im);
 static void device_auth_cli_import_free(device_auth_cli_import_t *im);
@@ -155,7 +155,10 @@ device_auth_cli_import(int argc, char **argv)
                NGX_DEVICE_AUTH_HEX_LEN + 1);
     }
 
-    device_auth_cli_import_duplicates(&im);
+    if (device_auth_cli_import_duplicates(&im) != 0) {
+        device_auth_cli_error("import-manifest", "out of memory");
+        goto done;
+    }
 
     if (device_auth_cli_register(&im.redis, im.entries, im.n, im.dry_run,
                                  im.replace)
@@ -405,7 +408,7 @@ device_auth_cli_import_sha256(device_auth_cli_file_t *f)
  * two chips claim one serial, and none of them is registered.
  */
 
-static void
+static int
 device_auth_cli_import_duplicates(device_auth_cli_import_t *im)
 {
     size_t                    i, j, k, n, conflict;
@@ -413,7 +416,7 @@ device_auth_cli_import_duplicates(device_auth_cli_import_t *im)
 
     ok = malloc((im->n ? im->n : 1) * sizeof(device_auth_cli_entry_t *));
     if (ok == NULL) {
-        return;
+        return -1;
     }
 
     n = 0;
@@ -458,6 +461,8 @@ device_auth_cli_import_duplicates(device_auth_cli_import_t *im)
     }
 
     free(ok);
+
+    return 0;
 }
 
 

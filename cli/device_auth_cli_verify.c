@@ -206,7 +206,11 @@ device_auth_cli_verify_chunks(ngx_device_auth_manifest_t *m,
 }
 
 
-/* on a terminal one line redrawn, otherwise a line every 10% */
+/*
+ * On a terminal one line redrawn; otherwise a line at each tenth of the
+ * entries, nine in all whatever the timing, the last ones at the end if
+ * the entries went faster than the checks
+ */
 
 static void
 device_auth_cli_progress_init(device_auth_cli_progress_t *pr, size_t n)
@@ -225,21 +229,29 @@ device_auth_cli_progress(device_auth_cli_progress_t *pr, size_t done)
 {
     double  t;
 
-    if (pr->n == 0 || done >= pr->n) {
+    if (pr->n == 0) {
         return;
     }
 
-    t = device_auth_cli_now();
+    if (pr->tty) {
+        t = device_auth_cli_now();
 
-    if (pr->tty && t - pr->last >= 0.5) {
-        fprintf(stderr, "\rverifying: %zu/%zu entries (%zu%%)", done, pr->n,
-                done * 100 / pr->n);
-        pr->last = t;
+        if (t - pr->last >= 0.5 && done < pr->n) {
+            fprintf(stderr, "\rverifying: %zu/%zu entries (%zu%%)", done,
+                    pr->n, done * 100 / pr->n);
+            pr->last = t;
+        }
 
-    } else if (!pr->tty && done / pr->step > pr->shown) {
-        pr->shown = done / pr->step;
-        fprintf(stderr, "verifying: %zu/%zu entries (%zu%%)\n", done, pr->n,
-                done * 100 / pr->n);
+        return;
+    }
+
+    while (pr->shown < 9 && (pr->shown + 1) * pr->step <= done
+           && (pr->shown + 1) * pr->step < pr->n)
+    {
+        pr->shown++;
+        fprintf(stderr, "verifying: %zu/%zu entries (%zu%%)\n",
+                pr->shown * pr->step, pr->n,
+                pr->shown * pr->step * 100 / pr->n);
     }
 }
 
@@ -252,6 +264,8 @@ device_auth_cli_progress_end(device_auth_cli_progress_t *pr, int jobs)
     if (pr->n == 0) {
         return;
     }
+
+    device_auth_cli_progress(pr, pr->n);
 
     t = device_auth_cli_now() - pr->t0;
 

@@ -593,6 +593,40 @@ is(scalar(cli('-n', 3, 'EXISTS', key($fresh_sn))), 1,
        'DEVICE_AUTH_REDIS: its address and database');
 }
 
+###############################################################################
+# 1000 entries (build/tools/manifest-gen): verified by two processes, with
+# the progress on stderr, the same as by one
+
+my $gen = "$FindBin::Bin/../build/tools/manifest-gen";
+my $big = $t->testdir . '/m1000';
+system('bash', "$FindBin::Bin/lib/mkmanifest.sh", $big, $pki, 1000) == 0
+    or die "mkmanifest.sh: is $gen built (make tools)?";
+
+my @big_pins = ('--roots', "$pki/roots.pem", '--log-signers',
+                "$big/log-signer.pem");
+
+$r = import_manifest(@big_pins, '--dry-run', '--jobs', 1,
+                     "$big/manifest.json");
+is($r->{rc}, 0, '1000 entries, one process: exit 0');
+like($r->{err}, qr/^verified 1000 entries in [\d.]+ s by 1 process \(\d+ entries\/s\)$/m,
+     '1000 entries, one process: said so');
+my @one = map { "$_->{serial} $_->{what}" } @{ $r->{lines} };
+
+$r = import_manifest(@big_pins, '--jobs', 2, "$big/manifest.json");
+is($r->{rc}, 0, '1000 entries, two processes: exit 0');
+sum_is($r, { entries => 1000, registered => 1000 },
+       '1000 entries, two processes');
+like($r->{err}, qr/^verified 1000 entries in [\d.]+ s by 2 processes /m,
+     '1000 entries: two processes');
+is(scalar(() = $r->{err} =~ /^verifying: \d+\/1000 entries \(\d+%\)$/mg), 9,
+   '1000 entries: a progress line per 10%');
+is_deeply([map { "$_->{serial} $_->{what}" =~ s/ registered$/ would be registered/r }
+           @{ $r->{lines} }], \@one,
+          '1000 entries: the same verdicts, in the order of the file');
+
+my ($sn, $spki) = split / /, (split /\n/, $t->read_file("$big/manifest.json.serials"))[999];
+is(registration($sn)->{spki_sha256}, $spki, '1000 entries: the last one\'s key');
+
 $r = import_manifest(@pins, '--quiet', $reel, $fresh);
 is($r->{out} =~ tr/\n//, 1, '--quiet: only the summary when all is well');
 sum_is($r, { entries => 5, files => 2, registered => 1, already => 4 },
