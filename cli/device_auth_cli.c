@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "device_auth_cli.h"
@@ -143,4 +144,17 @@ device_auth_cli_print(FILE *f, const char *s, size_t len)
             fprintf(f, "\\x%02X", c);
         }
     }
+}
+
+
+/* seconds, for the durations shown with the progress */
+
+double
+device_auth_cli_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return ts.tv_sec + ts.tv_nsec / 1e9;
 }

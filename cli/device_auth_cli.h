@@ -39,6 +39,7 @@ void device_auth_cli_error(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int device_auth_cli_number(const char *s, long min, long max, long *n);
 void device_auth_cli_print(FILE *f, const char *s, size_t len);
+double device_auth_cli_now(void);
 
 
 #endif /* _DEVICE_AUTH_CLI_H_INCLUDED_ */

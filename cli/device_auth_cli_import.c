@@ -97,8 +97,9 @@ static void device_auth_cli_import_free(device_auth_cli_import_t *im);
 int
 device_auth_cli_import(int argc, char **argv)
 {
-    int                        i, rc;
-    size_t                     k;
+    int                        i, rc, progress;
+    size_t                     k, bytes;
+    double                     t;
     device_auth_cli_import_t   im;
 
     memset(&im, 0, sizeof(device_auth_cli_import_t));
@@ -129,10 +130,24 @@ device_auth_cli_import(int argc, char **argv)
 
     /* all files are checked before anything is verified or written */
 
+    t = device_auth_cli_now();
+    bytes = 0;
+
     for (i = 0; i < im.nfiles; i++) {
         if (device_auth_cli_import_file(&im, &im.files[i]) != 0) {
             goto done;
         }
+
+        bytes += im.files[i].len;
+    }
+
+    /* big files: how long each step takes, on stderr */
+
+    progress = im.n >= DEVICE_AUTH_CLI_PROGRESS_MIN;
+
+    if (progress) {
+        fprintf(stderr, "read %zu entries (%.1f MB) in %.1f s\n", im.n,
+                bytes / 1e6, device_auth_cli_now() - t);
     }
 
     /* Redis is reached before the long part: fail early */
@@ -143,7 +158,7 @@ device_auth_cli_import(int argc, char **argv)
     }
 
     if (device_auth_cli_verify(&im.m, im.entries, im.n, (int) im.jobs,
-                               im.n >= DEVICE_AUTH_CLI_PROGRESS_MIN)
+                               progress)
         != 0)
     {
         goto done;
@@ -160,6 +175,12 @@ device_auth_cli_import(int argc, char **argv)
         goto done;
     }
 
+    for (k = 0, bytes = 0; k < im.n; k++) {
+        bytes += im.entries[k].outcome == DEVICE_AUTH_CLI_PENDING;
+    }
+
+    t = device_auth_cli_now();
+
     if (device_auth_cli_register(&im.redis, im.entries, im.n, im.dry_run,
                                  im.replace)
         != 0)
@@ -167,6 +188,13 @@ device_auth_cli_import(int argc, char **argv)
         device_auth_cli_error("import-manifest", "%s", im.redis.err);
         (void) device_auth_cli_import_report(&im);
         goto done;
+    }
+
+    if (progress) {
+        t = device_auth_cli_now() - t;
+        fprintf(stderr, "redis: %zu verified entries %s in %.1f s (%.0f "
+                "entries/s)\n", bytes, im.dry_run ? "looked up" : "written",
+                t, t > 0 ? bytes / t : 0.0);
     }
 
     rc = device_auth_cli_import_report(&im);

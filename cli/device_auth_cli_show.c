@@ -414,6 +414,10 @@ device_auth_cli_show_events(device_auth_cli_show_t *s)
     const char         *cmd[6];
     unsigned long long  ms, seq;
 
+    if (s->events == 0) {
+        return 0;
+    }
+
     if (device_auth_cli_redis_key(&s->redis, key, "events") == 0) {
         snprintf(s->redis.err, sizeof(s->redis.err), "key too long");
         return -1;

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "device_auth_cli.h"
@@ -56,7 +55,6 @@ static void device_auth_cli_progress(device_auth_cli_progress_t *pr,
     size_t done);
 static void device_auth_cli_progress_end(device_auth_cli_progress_t *pr,
     int jobs);
-static double device_auth_cli_now(void);
 
 
 int
@@ -272,15 +270,4 @@ device_auth_cli_progress_end(device_auth_cli_progress_t *pr, int jobs)
     fprintf(stderr, "%sverified %zu entries in %.1f s by %d process%s "
             "(%.0f entries/s)\n", pr->tty ? "\r" : "", pr->n, t, jobs,
             jobs > 1 ? "es" : "", t > 0 ? pr->n / t : 0.0);
-}
-
-
-static double
-device_auth_cli_now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }

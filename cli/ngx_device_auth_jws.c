@@ -55,6 +55,10 @@ ngx_device_auth_jws_keys_create(ngx_device_auth_bundle_t *certs, char *err,
     }
 
     for (i = 0; i < certs->n; i++) {
+
+        /* counted first: what the init decoded is freed on failure */
+        keys->n++;
+
         if (ngx_device_auth_jws_signer_init(&keys->signers[i],
                                             sk_X509_value(certs->certs, i),
                                             err, errlen)
@@ -62,8 +66,6 @@ ngx_device_auth_jws_keys_create(ngx_device_auth_bundle_t *certs, char *err,
         {
             goto failed;
         }
-
-        keys->n++;
 
         /* a kid must name one signer */
 
