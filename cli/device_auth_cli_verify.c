@@ -3,13 +3,16 @@
  * device-auth import-manifest: the entries verified by several processes.
  *
  * An entry costs two or three ECDSA verifications and the decoding of its
- * device certificate: 100,000 entries are about a minute of one core.
- * Threads do not help with OpenSSL 3.0: they queue on the locks of its
- * decoder and provider stores (two threads were slower than one here).
- * Processes share nothing but the results: each takes the next chunk of
- * entries from a counter in a shared mapping and writes its verdicts into
- * a shared array, which this process copies back when all are done, while
- * it reports the progress.
+ * device certificate: 100,000 entries are more than a minute of one core.
+ * Processes rather than threads: each keeps its own cache of decoded CA
+ * certificates (ngx_device_auth_manifest_t) without a lock, they do not
+ * meet on the locks OpenSSL 3.0 takes in its decoder and provider stores
+ * for every certificate decoded (pthread_rwlock calls are 3-4% of the
+ * profile of one process), and one that fails cannot spoil the verdicts
+ * of the others.  They share nothing but the results: each takes the next
+ * chunk of entries from a counter in a shared mapping and writes its
+ * verdicts into a shared array, which this process copies back when all
+ * have exited, while it reports the progress.
  */
 
 
