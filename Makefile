@@ -54,7 +54,8 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen
+.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen \
+        t-manifest
 
 all: module cli tools
 
@@ -126,6 +127,8 @@ $(T_PKI)/.done: t/lib/mkpki.sh
 # the generator does not make it again (25 s), make clean does
 T_MANIFEST   := $(BUILD)/t-manifest
 T_MANIFEST_N := 100000
+
+t-manifest: $(T_MANIFEST)/.done
 
 $(T_MANIFEST)/.done: t/lib/mkmanifest.sh $(T_PKI)/.done | $(TOOLS)/manifest-gen
 	rm -rf $(T_MANIFEST)
