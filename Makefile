@@ -4,6 +4,8 @@
 #   make          build build/ngx_http_device_auth_module.so and
 #                 build/device-auth (the command-line tool, cli/)
 #   make test     build and run the whole suite (prove t/)
+#   make t-manifest  the 100,000-entry manifest of t/manifest-big.t, made
+#                 once into build/t-manifest (make test makes it)
 #   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
 #   make demo-stop

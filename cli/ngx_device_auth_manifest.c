@@ -307,6 +307,7 @@ ngx_device_auth_manifest_payload(ngx_device_auth_manifest_t *m,
     ngx_device_auth_identity_t   id;
 
     if (ngx_device_auth_manifest_claim(payload, e->serial) != 0) {
+        e->serial[0] = '\0';
         return ngx_device_auth_manifest_reject(e, "payload \"uniqueId\" is "
                    "not a serial number (18 hex digits)");
     }
