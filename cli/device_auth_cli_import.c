@@ -30,6 +30,9 @@
 /* from this many entries on, progress is reported on stderr */
 #define DEVICE_AUTH_CLI_PROGRESS_MIN  1000
 
+/* about 1.4 KB each until the end: a reel is a few thousand */
+#define DEVICE_AUTH_CLI_ENTRIES_MAX   1000000
+
 #define DEVICE_AUTH_CLI_OPT_SIGNERS   0x200
 #define DEVICE_AUTH_CLI_OPT_LOG       0x201
 #define DEVICE_AUTH_CLI_OPT_DRY_RUN   0x202
@@ -381,12 +384,22 @@ device_auth_cli_import_file(device_auth_cli_import_t *im,
         return -1;
     }
 
-    if (ngx_device_auth_manifest_scan(f->data, f->len, &spans, &n, err,
-                                      sizeof(err))
+    if (ngx_device_auth_manifest_scan(f->data, f->len,
+                                      DEVICE_AUTH_CLI_ENTRIES_MAX, &spans,
+                                      &n, err, sizeof(err))
         != 0)
     {
         device_auth_cli_error("import-manifest", "%s: %s; nothing was "
                               "imported", f->path, err);
+        return -1;
+    }
+
+    if (im->n + n > DEVICE_AUTH_CLI_ENTRIES_MAX) {
+        free(spans);
+        device_auth_cli_error("import-manifest", "%s: %zu entries after %zu "
+                              "in the files before it: more than %d in one "
+                              "import; nothing was imported", f->path, n,
+                              im->n, DEVICE_AUTH_CLI_ENTRIES_MAX);
         return -1;
     }
 

@@ -50,8 +50,10 @@ static int ngx_device_auth_manifest_reject(ngx_device_auth_manifest_entry_t *e,
     const char *fmt, ...);
 
 
+/* at most "max" entries: their verdicts are kept until all are verified */
+
 int
-ngx_device_auth_manifest_scan(const char *data, size_t len,
+ngx_device_auth_manifest_scan(const char *data, size_t len, size_t max,
     ngx_device_auth_manifest_span_t **spans, size_t *n, char *err,
     size_t errlen)
 {
@@ -103,6 +105,12 @@ ngx_device_auth_manifest_scan(const char *data, size_t len,
             ngx_device_auth_manifest_where(data, pos, where, sizeof(where));
             snprintf(err, errlen, "entry %zu is not a JSON object (%s)",
                      *n + 1, where);
+            goto failed;
+        }
+
+        if (*n == max) {
+            snprintf(err, errlen, "more than %zu entries: split the file",
+                     max);
             goto failed;
         }
 

@@ -74,7 +74,7 @@ typedef struct {
 } ngx_device_auth_manifest_entry_t;
 
 
-int ngx_device_auth_manifest_scan(const char *data, size_t len,
+int ngx_device_auth_manifest_scan(const char *data, size_t len, size_t max,
     ngx_device_auth_manifest_span_t **spans, size_t *n, char *err,
     size_t errlen);
 int ngx_device_auth_manifest_entry(ngx_device_auth_manifest_t *m,

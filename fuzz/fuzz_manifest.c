@@ -317,7 +317,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(err, 0xa5, sizeof(err));
 
-    rc = ngx_device_auth_manifest_scan(copy, size, &spans, &n, err,
+    rc = ngx_device_auth_manifest_scan(copy, size, 1000, &spans, &n, err,
                                        sizeof(err));
 
     if (rc != 0) {

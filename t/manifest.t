@@ -523,6 +523,16 @@ for my $b (@bad_files) {
        "$name: not even the good file's entries");
 }
 
+# a million entries and one: refused before anything is kept of them
+my $many = $t->testdir . '/many.json';
+open my $mfh, '>', $many or die $!;
+print $mfh '[', join(',', ('{}') x 1000001), ']';
+close $mfh;
+$r = import_manifest(@pins, $many);
+is($r->{rc}, 2, 'a million entries and one: exit 2');
+like($r->{err}, qr/many\.json: more than 1000000 entries: split the file; nothing was imported$/,
+     'a million entries and one: said');
+
 $r = import_manifest(@pins, "$pki/no-such-file.json");
 is($r->{rc}, 2, 'missing file: exit 2');
 like($r->{err}, qr/no-such-file\.json: No such file or directory/,
