@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ typedef struct {
     size_t                             shown;
     double                             t0;
     double                             last;
+    double                             cpu0;      /* this process's */
 } device_auth_cli_progress_t;
 
 
@@ -58,6 +60,7 @@ static void device_auth_cli_progress(device_auth_cli_progress_t *pr,
     size_t done);
 static void device_auth_cli_progress_end(device_auth_cli_progress_t *pr,
     int jobs);
+static double device_auth_cli_cpu(int who);
 
 
 int
@@ -222,6 +225,7 @@ device_auth_cli_progress_init(device_auth_cli_progress_t *pr, size_t n)
     pr->shown = 0;
     pr->t0 = device_auth_cli_now();
     pr->last = pr->t0;
+    pr->cpu0 = device_auth_cli_cpu(RUSAGE_SELF);
 }
 
 
@@ -260,7 +264,7 @@ device_auth_cli_progress(device_auth_cli_progress_t *pr, size_t done)
 static void
 device_auth_cli_progress_end(device_auth_cli_progress_t *pr, int jobs)
 {
-    double  t;
+    double  t, cpu;
 
     if (pr->n == 0) {
         return;
@@ -268,9 +272,31 @@ device_auth_cli_progress_end(device_auth_cli_progress_t *pr, int jobs)
 
     device_auth_cli_progress(pr, pr->n);
 
+    /*
+     * The CPU time says what the wall time would be on idle cores: the
+     * processes have exited and been waited for, or this one did the work
+     */
+
     t = device_auth_cli_now() - pr->t0;
+    cpu = device_auth_cli_cpu(RUSAGE_CHILDREN)
+          + device_auth_cli_cpu(RUSAGE_SELF) - pr->cpu0;
 
     fprintf(stderr, "%sverified %zu entries in %.1f s by %d process%s "
-            "(%.0f entries/s)\n", pr->tty ? "\r" : "", pr->n, t, jobs,
-            jobs > 1 ? "es" : "", t > 0 ? pr->n / t : 0.0);
+            "(%.0f entries/s), %.1f s of CPU\n", pr->tty ? "\r" : "",
+            pr->n, t, jobs, jobs > 1 ? "es" : "", t > 0 ? pr->n / t : 0.0,
+            cpu);
+}
+
+
+static double
+device_auth_cli_cpu(int who)
+{
+    struct rusage  ru;
+
+    if (getrusage(who, &ru) != 0) {
+        return 0;
+    }
+
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+           + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }

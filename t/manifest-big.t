@@ -93,10 +93,14 @@ my @progress = $err =~ /^verifying: (\d+)\/$N entries \((\d+)%\)$/mg;
 my @pct = @progress[grep { $_ % 2 } 0 .. $#progress];
 is(scalar @pct, 9, 'progress: a line per 10%') or diag($err);
 is_deeply(\@pct, [sort { $a <=> $b } @pct], 'progress: increasing');
-my ($secs, $rate) = $err =~ /^verified $N entries in ([\d.]+) s by \d+ process(?:es)? \((\d+) entries\/s\)$/m;
-ok(defined $secs, 'progress: how long it took') or diag($err);
-note("$N entries verified in $secs s ($rate entries/s), max RSS $rss KB");
-diag("$N entries: verified in $secs s, $rate entries/s");
+my ($secs, $rate, $cpu) = $err =~ /^verified $N entries in ([\d.]+) s by \d+ process(?:es)? \((\d+) entries\/s\), ([\d.]+) s of CPU$/m;
+ok(defined $secs, 'progress: how long it took, and the CPU') or diag($err);
+my ($read) = $err =~ /^read $N entries \([\d.]+ MB\) in ([\d.]+) s$/m;
+my ($write) = $err =~ /^redis: $N verified entries written in ([\d.]+) s /m;
+ok(defined $read && defined $write, 'progress: the read and the writes')
+    or diag($err);
+diag("$N entries: read in $read s, verified in $secs s ($rate entries/s, "
+     . "$cpu s of CPU), written in $write s; max RSS $rss KB");
 
 # the file is mapped, not loaded into a JSON tree: its size and the
 # entries' verdicts (well under 1 KB each), not a multiple of it
