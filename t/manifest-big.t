@@ -39,7 +39,7 @@ unless ($dir) {
     $dir = $t->testdir . '/t-manifest';
     note("generating a manifest of $N entries into $dir");
     system('bash', DeviceAuth::Test->repo . '/t/lib/mkmanifest.sh', $dir,
-           $pki, $N) == 0 or die 'mkmanifest.sh failed';
+           $pki, $N) == 0 or die 'mkmanifest.sh failed (make tools?)';
 }
 
 my $port = $t->redis_start();

@@ -609,8 +609,10 @@ is(scalar(cli('-n', 3, 'EXISTS', key($fresh_sn))), 1,
 
 my $gen = "$FindBin::Bin/../build/tools/manifest-gen";
 my $big = $t->testdir . '/m1000';
-system('bash', "$FindBin::Bin/lib/mkmanifest.sh", $big, $pki, 1000) == 0
-    or die "mkmanifest.sh: is $gen built (make tools)?";
+system("bash '$FindBin::Bin/lib/mkmanifest.sh' '$big' '$pki' 1000 "
+       . ">'$big.log' 2>&1") == 0
+    or die "mkmanifest.sh (is $gen built? make tools): "
+           . $t->read_file("$big.log");
 
 my @big_pins = ('--roots', "$pki/roots.pem", '--log-signers',
                 "$big/log-signer.pem");

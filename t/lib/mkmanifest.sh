@@ -35,7 +35,7 @@ openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
     -nodes -keyout "$OUT/log-signer.key" -out "$OUT/log-signer.pem" \
     -subj "/O=Device Auth Test Inc/CN=Test Log Signer" -days 3650 \
     -addext "basicConstraints=critical,CA:FALSE" \
-    -addext "subjectKeyIdentifier=hash" 2>/dev/null
+    -addext "subjectKeyIdentifier=hash" >/dev/null 2>&1
 
 "$GEN" -n "$N" --signer-cert "$PKI/signer1.pem" --signer-key "$PKI/signer1.key" \
     --log-cert "$OUT/log-signer.pem" --log-key "$OUT/log-signer.key" \
