@@ -11,6 +11,8 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "ngx_device_auth_cert.h"
+#include "ngx_device_auth_registration.h"
 #include "device_auth_cli.h"
 
 
@@ -124,6 +126,53 @@ device_auth_cli_number(const char *s, long min, long max, long *n)
     *n = strtol(s, &end, 10);
 
     return *end != '\0' || *n < min || *n > max ? -1 : 0;
+}
+
+
+/*
+ * The canonical serial, as an edge writes it, into NGX_DEVICE_AUTH_SERIAL_MAX
+ * + 1 bytes: an atecc608 serial (18 hex digits, "sn" before them or not)
+ * upper-cased; any other, a generic profile's CN, as it is.
+ */
+
+int
+device_auth_cli_serial(const char *arg, char *serial)
+{
+    size_t  i, len;
+
+    len = strlen(arg);
+
+    if (len == 20 && (arg[0] == 's' || arg[0] == 'S')
+        && (arg[1] == 'n' || arg[1] == 'N')
+        && strspn(arg + 2, "0123456789abcdefABCDEF") == 18)
+    {
+        arg += 2;
+        len = 18;
+    }
+
+    if (len == 18 && strspn(arg, "0123456789abcdefABCDEF") == 18) {
+        for (i = 0; i < 18; i++) {
+            serial[i] = (arg[i] >= 'a' && arg[i] <= 'f')
+                        ? (char) (arg[i] - 'a' + 'A') : arg[i];
+        }
+
+        serial[18] = '\0';
+
+        return 0;
+    }
+
+    if (len == 0 || len > NGX_DEVICE_AUTH_SERIAL_MAX || arg[0] == ' '
+        || arg[len - 1] == ' '
+        || !ngx_device_auth_registration_token(arg, len,
+                                               NGX_DEVICE_AUTH_SERIAL_MAX,
+                                               " ._:@/+=-"))
+    {
+        return -1;
+    }
+
+    memcpy(serial, arg, len + 1);
+
+    return 0;
 }
 
 

@@ -38,6 +38,7 @@ int device_auth_cli_usage(const char *name);
 void device_auth_cli_error(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int device_auth_cli_number(const char *s, long min, long max, long *n);
+int device_auth_cli_serial(const char *arg, char *serial);
 void device_auth_cli_print(FILE *f, const char *s, size_t len);
 double device_auth_cli_now(void);
 

@@ -59,7 +59,6 @@ static const struct option  device_auth_cli_show_options[] = {
 };
 
 
-static int device_auth_cli_show_serial(const char *arg, char *serial);
 static int device_auth_cli_show_state(device_auth_cli_show_t *s);
 static int device_auth_cli_show_head(const char *label, redisReply *r,
     int type, const char *absent);
@@ -117,7 +116,7 @@ device_auth_cli_show(int argc, char **argv)
         return device_auth_cli_usage("show");
     }
 
-    if (device_auth_cli_show_serial(argv[optind], s.serial) != 0) {
+    if (device_auth_cli_serial(argv[optind], s.serial) != 0) {
         device_auth_cli_error("show", "\"%s\" is not a serial: 18 hex digits "
                               "(atecc608), or 1-64 characters of A-Z a-z 0-9 "
                               "space . _ : @ / + = - (generic)",
@@ -151,53 +150,6 @@ device_auth_cli_show(int argc, char **argv)
     device_auth_cli_redis_close(&s.redis);
 
     return rc;
-}
-
-
-/*
- * The canonical serial, as an edge writes it: an atecc608 serial (18 hex
- * digits, "sn" before them or not) upper-cased; any other, a generic
- * profile's CN, as it is.
- */
-
-static int
-device_auth_cli_show_serial(const char *arg, char *serial)
-{
-    size_t  i, len;
-
-    len = strlen(arg);
-
-    if (len == 20 && (arg[0] == 's' || arg[0] == 'S')
-        && (arg[1] == 'n' || arg[1] == 'N')
-        && strspn(arg + 2, "0123456789abcdefABCDEF") == 18)
-    {
-        arg += 2;
-        len = 18;
-    }
-
-    if (len == 18 && strspn(arg, "0123456789abcdefABCDEF") == 18) {
-        for (i = 0; i < 18; i++) {
-            serial[i] = (arg[i] >= 'a' && arg[i] <= 'f')
-                        ? (char) (arg[i] - 'a' + 'A') : arg[i];
-        }
-
-        serial[18] = '\0';
-
-        return 0;
-    }
-
-    if (len == 0 || len > NGX_DEVICE_AUTH_SERIAL_MAX || arg[0] == ' '
-        || arg[len - 1] == ' '
-        || !ngx_device_auth_registration_token(arg, len,
-                                               NGX_DEVICE_AUTH_SERIAL_MAX,
-                                               " ._:@/+=-"))
-    {
-        return -1;
-    }
-
-    memcpy(serial, arg, len + 1);
-
-    return 0;
 }
 
 
