@@ -192,14 +192,20 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
      * One round trip for all that is missing; or join what is in flight.
      * The request waits for the device's operation first (its sighting
      * counts for the request it was made for), then for the signer's if
-     * that is still in flight.
+     * that is still in flight.  A sighting reads the device's facts too
+     * (a revoked device is not sighted), and waits for the signer's: a
+     * device of a revoked signer is not sighted either.
      */
 
     wait = NULL;
 
+    if (need_sig) {
+        sight = 0;
+    }
+
     if (need_dev || sight) {
         if (dev->op == NULL) {
-            args.what = (need_dev ? NGX_HTTP_DEVICE_AUTH_OP_FETCH : 0)
+            args.what = NGX_HTTP_DEVICE_AUTH_OP_FETCH
                         | (sight ? NGX_HTTP_DEVICE_AUTH_OP_SIGHT : 0);
             args.place = ctx->location;
             args.window = dlcf->dup_window;
@@ -221,9 +227,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             }
         }
 
-        if (need_dev) {
-            ctx->dev_seq = ((ngx_http_device_auth_op_t *) dev->op)->seq;
-        }
+        ctx->dev_seq = ((ngx_http_device_auth_op_t *) dev->op)->seq;
 
         wait = dev;
     }

@@ -13,7 +13,8 @@
 -- KEYS[3] P{SN}:seen        zset: place -> last seen (ms, Redis' clock)
 -- KEYS[4] P{SN}:evrl        hash: event type -> last sent (ms)
 --
--- ARGV[1] serial (the reply's tag)  ARGV[2] what: f, s, fs or e
+-- ARGV[1] serial (the reply's tag)  ARGV[2] what: f, fs or e (s reads
+-- the facts as f does)
 -- ARGV[3] place  ARGV[4] window (ms)  ARGV[5] limit  ARGV[6] action (log,
 -- deny, quarantine)  ARGV[7] event rate (ms)  ARGV[8] event type (for e)
 --
@@ -41,7 +42,9 @@ local function due(kind)
     return kind
 end
 
-if string.find(what, 'f', 1, true) then
+-- a sighting reads the facts too: a revoked device is never sighted, and
+-- its revocation never overwritten by a quarantine
+if string.find(what, 'f', 1, true) or string.find(what, 's', 1, true) then
     -- GET, not EXISTS alone: a key of the wrong type must fail (and the
     -- fail mode decide), never read as absent
     fetched = 1

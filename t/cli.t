@@ -200,6 +200,17 @@ is($t->https_get(device => 'dev1', path => '/',
                  headers => [['X-Place', 'D']])->{status}, 403,
    'dev1 revoked: 403, a revoked event');
 
+# the edge writes the event after its answer: wait for it to be there
+{
+    my $end = time() + 10;
+    until (grep { $_ eq 'D' } cli('XREVRANGE', 'device_auth:events', '+', '-',
+                                  'COUNT', 1)) {
+        last if time() > $end;
+        select(undef, undef, undef, 0.02);
+    }
+    ok(time() <= $end, "dev1 revoked: the event is in the stream") or diag(join "\n", grep { /rejected|event/ } split /\n/, $t->read_error_log());
+}
+
 cli('EVAL', q{for i = 1, 2500 do
     redis.call('XADD', KEYS[1], '*', 'type', 'revoked', 'serial',
                string.format('0123EE%012X', i), 'signer', ARGV[1],

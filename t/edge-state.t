@@ -95,6 +95,14 @@ http {
             return 200 "$device_auth_status\n";
         }
 
+        location /clones {
+            device_auth on;
+            device_auth_location $http_x_place;
+            device_auth_duplicate_limit 2;
+            device_auth_duplicate_action quarantine;
+            return 200 "$device_auth_status\n";
+        }
+
         location /metrics {
             device_auth_metrics;
         }
@@ -123,7 +131,8 @@ sub device {
 sub status {
     my ($dev, $path, %o) = @_;
     my $e = $o{edge} || $t;
-    my $r = $e->https_get(device => $dev->{name}, path => $path || '/');
+    my $r = $e->https_get(device => $dev->{name}, path => $path || '/',
+        $o{place} ? (headers => [['X-Place', $o{place}]]) : ());
     return ($r->{status} || 0) . ' ' . ($r->{headers}{'x-status'} || '-');
 }
 
@@ -287,6 +296,44 @@ for my $fname (sort keys %facts) {
 }
 
 $t->redis_cli('FLUSHALL');
+
+
+###############################################################################
+# a sighting never overwrites a revocation: a device revoked while its
+# signer's facts are being read again (so that its sighting waits for
+# them) is refused as revoked at a new place beyond the limit, and its
+# revocation stays as it was, without a TTL; a device of a revoked signer
+# is not sighted
+
+{
+    my $d = device();
+    my $revoked = key($d->{serial}, 'revoked');
+    my $seen = key($d->{serial}, 'seen');
+
+    is(status($d, '/clones', place => 'A'), '200 ok', 'clones: place A');
+    is(status($d, '/clones', place => 'B'), '200 ok', 'clones: place B');
+
+    # the signer's facts forgotten (written and deleted), then the device
+    # revoked
+    $t->redis_cli('SET', signer_key('compromised'), 'for a moment');
+    $t->redis_cli('DEL', signer_key('compromised'));
+    $t->redis_cli('SET', $revoked, 'stolen');
+
+    ok(defined becomes($d, '/clones', '403 revoked', place => 'C'),
+       'clones: revoked, at a third place: 403 revoked');
+    is($t->redis_cli('GET', $revoked), 'stolen',
+       'clones: the revocation is as it was written');
+    is($t->redis_cli('PTTL', $revoked), -1, 'clones: and has no TTL');
+    is($t->redis_cli('ZCARD', $seen), 2, 'clones: the revoked device was not sighted');
+
+    $t->redis_cli('DEL', $revoked);
+    $t->redis_cli('SET', signer_key('revoked'), 'retired');
+    ok(defined becomes($d, '/clones', '403 signer_revoked', place => 'D'),
+       'clones: signer revoked: 403 signer_revoked');
+    is($t->redis_cli('ZCARD', $seen), 2,
+       'clones: a device of a revoked signer is not sighted');
+    $t->redis_cli('DEL', signer_key('revoked'));
+}
 
 
 ###############################################################################
