@@ -192,7 +192,10 @@ FUZZ_ENV       := ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
 # per target: the code under test and the libFuzzer options
 FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c
 FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
-FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c
+FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c \
+                          src/ngx_device_auth_decide.c \
+                          src/ngx_device_auth_keys.c \
+                          src/ngx_device_auth_resp.c
 FUZZ_SRC_fuzz_resp     := src/ngx_device_auth_resp.c
 FUZZ_SRC_fuzz_manifest := cli/ngx_device_auth_manifest.c \
                           cli/ngx_device_auth_jws.c \
@@ -252,7 +255,8 @@ $(FUZZ_BUILD)/fuzz_manifest_keys.h: \
 
 $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
-                 src/ngx_device_auth_resp.h \
+                 src/ngx_device_auth_resp.h src/ngx_device_auth_decide.h \
+                 src/ngx_device_auth_keys.h \
                  $(FUZZ_SRC_fuzz_cert) $(FUZZ_SRC_fuzz_address) \
                  $(FUZZ_SRC_fuzz_reply) $(FUZZ_SRC_fuzz_resp) \
                  $(FUZZ_SRC_fuzz_manifest) \
