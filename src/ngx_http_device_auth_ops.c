@@ -644,8 +644,12 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
 
         op->sight = d.sight;
         op->result.places = d.places;
-        ngx_device_auth_verdict_text(&op->result, "", d.reason.data,
-                                     d.reason.len);
+
+        /* as the script wrote it: the decision escapes it, once */
+        op->result.reason_len = ngx_min(d.reason.len,
+                                        sizeof(op->result.reason) - 1);
+        ngx_memcpy(op->result.reason, d.reason.data, op->result.reason_len);
+        op->result.reason[op->result.reason_len] = '\0';
     }
 
     /* a clone seen, a quarantine written: the script let the event through */

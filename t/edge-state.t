@@ -335,6 +335,20 @@ $t->redis_cli('FLUSHALL');
     $t->redis_cli('DEL', signer_key('revoked'));
 }
 
+# the reason of a sighting, escaped once: a quote in a place name
+{
+    my $d = device();
+    my $r;
+    for my $p ('q"1', 'q"2', 'q"3') {
+        $r = $t->https_get(device => $d->{name}, path => '/clones',
+                           headers => [['X-Place', $p]]);
+    }
+    is($r->{headers}{'x-status'}, 'quarantined', 'quoted places: quarantined');
+    like($r->{headers}{'x-reason'}, qr/: q\\x223, q\\x222, q\\x221$/,
+         'quoted places: the reason escaped once')
+        or diag($r->{headers}{'x-reason'});
+}
+
 
 ###############################################################################
 # a quarantine lifts by itself: by the expiry's message, and by its TTL
