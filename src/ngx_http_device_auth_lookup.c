@@ -36,6 +36,8 @@
 #include "ngx_device_auth_decide.h"
 
 
+static ngx_int_t ngx_http_device_auth_lookup_unsent(
+    ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_device_auth_lookup_wait(
     ngx_http_device_auth_ctx_t *ctx, ngx_http_device_auth_entry_t *e);
 static void ngx_http_device_auth_lookup_wake(void *data,
@@ -215,15 +217,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
             rc = ngx_http_device_auth_op_device(link, dev, &args);
 
-            if (rc == NGX_ERROR) {
-                return ngx_http_device_auth_internal_error(ctx, "out of "
-                                                    "memory for a lookup");
-            }
-
-            if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+            if (rc != NGX_OK) {
+                return ngx_http_device_auth_lookup_unsent(ctx, rc);
             }
         }
 
@@ -236,15 +231,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         if (sig->op == NULL) {
             rc = ngx_http_device_auth_op_signer(link, sig);
 
-            if (rc == NGX_ERROR) {
-                return ngx_http_device_auth_internal_error(ctx, "out of "
-                                                    "memory for a lookup");
-            }
-
-            if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+            if (rc != NGX_OK) {
+                return ngx_http_device_auth_lookup_unsent(ctx, rc);
             }
         }
 
@@ -256,6 +244,26 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     }
 
     return ngx_http_device_auth_lookup_wait(ctx, wait);
+}
+
+
+/* an operation that could not be started: no memory, or no link now */
+
+static ngx_int_t
+ngx_http_device_auth_lookup_unsent(ngx_http_device_auth_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_str_t  why;
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_device_auth_internal_error(ctx, "out of memory for "
+                                                   "a lookup");
+    }
+
+    ngx_str_set(&why, "redis not connected");
+    ngx_http_device_auth_fail(ctx, &why);
+
+    return ctx->rc;
 }
 
 

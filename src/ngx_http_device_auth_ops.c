@@ -67,6 +67,8 @@ static void ngx_http_device_auth_op_event_reply(redisAsyncContext *ac,
 static void ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_error(ngx_http_device_auth_op_t *op,
+    void *r, ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
     ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op);
@@ -605,14 +607,8 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     }
 
     if (rc != NGX_DEVICE_AUTH_V_OK) {
-        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
-                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
-                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
-                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
-
         op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
-        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_error(op, r, &err);
         ngx_http_device_auth_op_replied(op);
         return;
     }
@@ -681,13 +677,7 @@ ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
     rc = ngx_device_auth_reply_get(r, &value, &err);
 
     if (rc != NGX_DEVICE_AUTH_V_OK) {
-        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
-                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
-                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
-                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
-
-        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_error(op, r, &err);
         ngx_http_device_auth_op_replied(op);
         return;
     }
@@ -827,6 +817,22 @@ ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op)
     }
 
     ngx_http_device_auth_op_free(op);
+}
+
+
+/* a reply that is no answer: counted by its kind, and the operation fails */
+
+static void
+ngx_http_device_auth_op_error(ngx_http_device_auth_op_t *op, void *r,
+    ngx_device_auth_verdict_t *err)
+{
+    ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+              r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+              : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+
+    ngx_http_device_auth_op_fail(op, err);
 }
 
 
