@@ -279,7 +279,7 @@ device_auth_cli_change_parse(device_auth_cli_change_t *c, int argc,
 {
     int          o, rc;
     unsigned     need;
-    const char  *name, *p;
+    const char  *name, *p, *opt;
 
     name = c->op->name;
     *nfiles = 0;
@@ -300,6 +300,7 @@ device_auth_cli_change_parse(device_auth_cli_change_t *c, int argc,
         }
 
         need = 0;
+        opt = NULL;
 
         switch (o) {
 
@@ -314,16 +315,19 @@ device_auth_cli_change_parse(device_auth_cli_change_t *c, int argc,
 
         case DEVICE_AUTH_CLI_OPT_REASON:
             need = DEVICE_AUTH_CLI_CHANGE_REASON;
+            opt = "--reason";
             c->value = optarg;
             break;
 
         case DEVICE_AUTH_CLI_OPT_BATCH:
             need = DEVICE_AUTH_CLI_CHANGE_BATCH;
+            opt = "--batch";
             c->value = optarg;
             break;
 
         case DEVICE_AUTH_CLI_OPT_FOR:
             need = DEVICE_AUTH_CLI_CHANGE_FOR;
+            opt = "--for";
             if (device_auth_cli_seconds(optarg, DEVICE_AUTH_CLI_CHANGE_FOR_MAX,
                                         &c->seconds)
                 != 0)
@@ -337,16 +341,19 @@ device_auth_cli_change_parse(device_auth_cli_change_t *c, int argc,
 
         case DEVICE_AUTH_CLI_OPT_SIGNER:
             need = DEVICE_AUTH_CLI_CHANGE_SIGNER;
+            opt = "--signer";
             c->signer = 1;
             break;
 
         case DEVICE_AUTH_CLI_OPT_COMPROMISED:
             need = DEVICE_AUTH_CLI_CHANGE_SIGNER;
+            opt = "--compromised";
             c->compromised = 1;
             break;
 
         case DEVICE_AUTH_CLI_OPT_REPLACE:
             need = DEVICE_AUTH_CLI_CHANGE_REPLACE;
+            opt = "--replace";
             c->replace = 1;
             break;
 
@@ -391,8 +398,7 @@ device_auth_cli_change_parse(device_auth_cli_change_t *c, int argc,
         }
 
         if (need && !(c->op->options & need)) {
-            device_auth_cli_error(name, "%s does not take %s", name,
-                                  argv[optind - 1]);
+            device_auth_cli_error(name, "%s does not take %s", name, opt);
             return device_auth_cli_usage(name);
         }
     }
