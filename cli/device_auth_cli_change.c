@@ -229,6 +229,11 @@ device_auth_cli_change(const device_auth_cli_change_op_t *op, int argc,
     }
 
     if (pending == 0) {
+        for (k = 0; k < c->in.n; k++) {
+            device_auth_cli_change_print(c, &c->in.items[k]);   /* headers */
+        }
+
+        fflush(stdout);
         device_auth_cli_error(op->name, "no %s given: as arguments, or in a "
                               "file with --from", c->signer ? "signer id"
                                                             : "serial");
@@ -710,7 +715,8 @@ device_auth_cli_change_run(device_auth_cli_change_t *c)
 
     for (i = 0; i < c->in.n; i = end) {
 
-        for (end = i, n = 0; end < c->in.n && n < DEVICE_AUTH_CLI_CHANGE_PIPELINE;
+        for (end = i, n = 0;
+             end < c->in.n && n < DEVICE_AUTH_CLI_CHANGE_PIPELINE;
              end++)
         {
             if (c->in.items[end].outcome == DEVICE_AUTH_CLI_ITEM_PENDING) {

@@ -191,7 +191,8 @@ device_auth_cli_input_line(device_auth_cli_input_t *in,
 
     if (memchr(p, '\0', len) != NULL) {
         (void) device_auth_cli_input_message(it, DEVICE_AUTH_CLI_ITEM_REFUSED,
-                                             "refused: a NUL byte: not a text file");
+                                             "refused: a NUL byte: not a "
+                                             "text file");
         return;
     }
 
@@ -237,8 +238,8 @@ device_auth_cli_input_line(device_auth_cli_input_t *in,
                      : (delim == ',' ? "," : ";"));
             (void) device_auth_cli_input_message(it,
                        DEVICE_AUTH_CLI_ITEM_REFUSED,
-                       "refused: %d fields where the header has %d: quote a field "
-                       "that holds a \"%s\"", f.n, h->columns, name);
+                       "refused: %d fields where the header has %d: quote "
+                       "a field that holds a \"%s\"", f.n, h->columns, name);
             free(f.copy);
             return;
         }
@@ -246,7 +247,8 @@ device_auth_cli_input_line(device_auth_cli_input_t *in,
         if (h->id >= f.n) {
             (void) device_auth_cli_input_message(it,
                        DEVICE_AUTH_CLI_ITEM_REFUSED,
-                       "refused: no field %d (the header's id column)", h->id + 1);
+                       "refused: no field %d (the header's id column)",
+                       h->id + 1);
             free(f.copy);
             return;
         }

@@ -422,6 +422,84 @@ cli('DEL', key('meter-0042', 'revoked'), key('sn0123A1B2C3D4E5F6D3', 'revoked'),
     key('0123A1B2C3D4E5F6D1', 'revoked'));
 
 
+# whatever a file holds, every line that is not blank nor a comment gets
+# exactly one line of output, and the summary adds them up: random files
+# of the pieces spreadsheets and typos are made of (a fixed seed)
+{
+    srand(15);
+    my @pieces = ('0123A1B2C3D4E5F6E1', '0123a1b2c3d4e5f6e2', 'sn0123A1B2C3D4E5F6E3',
+                  'SN0123a1b2c3d4e5f6e4', '0123A1B2C3D4E5F6E', 'serial',
+                  'Serial Number', 'reason', ',', ',', ';', "\t", '"', '""',
+                  ' ', '  ', "\r", 'stolen, ticket 5', 'quarantined: x',
+                  "\x01", "\0", '#', 'x' x 300, "\xEF\xBB\xBF", "\xC3\xA9");
+    my ($bad, $files) = (0, 80);
+
+    for my $i (1 .. $files) {
+        my @lines = map { join '', map { $pieces[rand @pieces] }
+                                   1 .. int(rand 6) } 1 .. 1 + int(rand 8);
+        my $text = join "\n", @lines;
+        $text .= "\n" if rand() < 0.5;
+        $t->write_file('rand.csv', $text);
+        my $f = $t->testdir . '/rand.csv';
+
+        my ($rc, $out, $err) = da('revoke', '--from', $f, '--reason', 'r',
+                                  '--dry-run');
+
+        # the lines the tool reads as entries
+        my (@want, $n);
+        for my $l (split /\n/, $text, -1) {
+            $n++;
+            last if $n == @lines + 1 && $l eq '';
+            $l =~ s/^\xEF\xBB\xBF// if $n == 1;
+            $l =~ s/[\r\n \t]+$//;
+            $l =~ s/^[ \t]+//;
+            push @want, $n if $l ne '' && $l !~ /^#/;
+        }
+
+        my @got = lines($out);
+        my %kind;
+        for (@got) {
+            $kind{ / header: / ? 'header'
+                   : / dry run: revoked/ ? 'done'
+                   : / dry run: already / ? 'unchanged'
+                   : / refused: / ? 'refused'
+                   : / duplicate of / ? 'duplicate'
+                   : /^summary: / ? 'summary' : 'other' }++;
+        }
+        my $sum = $kind{summary} ? pop @got : '';
+        my @num = map { /^\Q$f\E:(\d+) / ? $1 : -1 } @got;
+        my $entries = @want - ($kind{header} // 0);
+
+        my $ok = "@num" eq "@want" && !$kind{other}
+                 && ($kind{header} // 0) <= 1
+                 && (!$kind{header} || $got[0] =~ / header: /);
+
+        if ($entries == 0) {
+            # nothing to do: exit 2, said; a header line still shown
+            $ok &&= $rc == 2 && !$kind{summary}
+                    && $err =~ /^device-auth revoke: no serial given/;
+        } else {
+            $ok &&= $err eq ''
+                    && $rc == (($kind{refused} // 0) > 0 ? 1 : 0)
+                    && $sum eq $summary->($entries, $kind{done} // 0,
+                                          'revoked', $kind{unchanged} // 0,
+                                          $kind{refused} // 0,
+                                          $kind{duplicate} // 0)
+                               . '; dry run: nothing written';
+        }
+        next if $ok;
+        $bad++;
+        diag("file $i: " . join('|', map { s/([^\x20-\x7e])/sprintf '\\x%02X', ord $1/ger } @lines)
+             . "\nexit $rc\n$out$err");
+        last if $bad > 3;
+    }
+
+    is($bad, 0, "--from: $files random files, every line accounted for");
+}
+
+
+###############################################################################
+# quarantine, release, unrevoke, with the edge
 ###############################################################################
 # quarantine, release, unrevoke, with the edge
 
