@@ -438,6 +438,15 @@ Try more, from the repository root:
    redis-cli -p $REDIS_PORT XREAD BLOCK 0 STREAMS ${PREFIX}events '\$'
    tail -f $RUN/logs/error.log $RUN/logs/access.log
 
+   # the same with build/device-auth, written to ${PREFIX}audit: lift dev2's
+   # quarantine with its places, list what is revoked, look for keys no
+   # edge reads, the pins as the edge sees them
+   export DEVICE_AUTH_REDIS=127.0.0.1:$REDIS_PORT DEVICE_AUTH_PREFIX=$PREFIX
+   build/device-auth release $sn2 --reason 'moved'
+   build/device-auth list revoked
+   build/device-auth lint
+   build/device-auth pins $PKI/root.pem $PKI/signer1.pem $PKI/signer2.pem
+
    # the signer id of a certificate file
    openssl x509 -in $PKI/signer1.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F a-f
 

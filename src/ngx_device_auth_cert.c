@@ -1115,6 +1115,13 @@ ngx_device_auth_subject(X509 *x, char *buf, size_t len)
 }
 
 
+void
+ngx_device_auth_issuer(X509 *x, char *buf, size_t len)
+{
+    ngx_device_auth_name(X509_get_issuer_name(x), buf, len);
+}
+
+
 static void
 ngx_device_auth_name(X509_NAME *name, char *buf, size_t len)
 {

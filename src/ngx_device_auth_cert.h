@@ -130,6 +130,7 @@ extern const char *ngx_device_auth_reason_names[NGX_DEVICE_AUTH_R_N];
 
 void ngx_device_auth_hex(const unsigned char *in, size_t len, char *out);
 void ngx_device_auth_subject(X509 *x, char *buf, size_t len);
+void ngx_device_auth_issuer(X509 *x, char *buf, size_t len);
 void ngx_device_auth_printable(const unsigned char *data, size_t len,
     char *buf, size_t size);
 int ngx_device_auth_cert_id(X509 *x, unsigned char *id);

@@ -62,7 +62,7 @@ package DeviceAuth::Test;
 #   device_auth(@args), device_auth_split(@args)
 #   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
-#   redis_port, redis_socket, redis_pid
+#   redis_port, redis_socket, redis_pid, redis_stream(KEY)
 # Functions (exported on request): upstream_headers(RES),
 #   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE)
 #
@@ -754,6 +754,25 @@ sub redis_cli {
     chomp $out;
 
     return wantarray ? split(/\n/, $out) : $out;
+}
+
+
+# the entries of a stream, oldest first, each { id => ..., field => value }
+# (fields of any number: the audit's vary); redis_stream(KEY, '+', '-')
+# for the newest first
+
+sub redis_stream {
+    my ($self, $key, @range) = @_;
+
+    require JSON::PP;
+
+    @range = ('-', '+') unless @range;
+
+    my $cmd = $range[0] eq '+' ? 'XREVRANGE' : 'XRANGE';
+    my $out = $self->redis_cli('--json', $cmd, $key, @range);
+    my $list = $out =~ /^\[/ ? JSON::PP::decode_json($out) : [];
+
+    return map { { id => $_->[0], @{ $_->[1] } } } @$list;
 }
 
 
