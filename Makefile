@@ -547,13 +547,17 @@ test-valgrind: vg-build tools $(T_PKI)/.done
 
 
 # ================================================================= bench
-#   make bench           issue 4's side-by-side benchmark (bench/run.sh):
-#                        stock nginx, the module (chain only, Redis with
-#                        recheck 0 and 10s) and a Lua peer, keepalive and
-#                        handshake modes, 1 and 2 workers, interleaved, then
-#                        the extra measurements; table, JSON and plot in
-#                        bench/results/<date>-<time>/ (bench/results/latest)
-#                        About 9 minutes on 2 cores; BENCH_QUICK=1 about 1.
+#   make bench           issues 4 and 10's side-by-side benchmark
+#                        (bench/run.sh): stock nginx, the module (chain
+#                        only; Redis with the device state cache, default
+#                        settings; Redis untracked, a script call per
+#                        request) and a Lua peer, keepalive and handshake
+#                        modes, 1 and 2 workers, interleaved, then the
+#                        extra measurements (revocation latency across 3
+#                        edges, memory per cached device...); table, JSON
+#                        and plot in bench/results/<date>-<time>/
+#                        (bench/results/latest).  About 12 minutes on 2
+#                        cores; BENCH_QUICK=1 about 1.
 #                        Knobs: BENCH_* in bench/run.sh.
 #   make bench-profile   perf and callgrind of the hot path (bench/profile.sh)
 #   make bench-deps      what they need from apt (also needed by t/bench.t)
@@ -569,7 +573,7 @@ bench-deps:
 	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
 
 bench-tools: bench-deps
-	$(MAKE) -s -C bench loadgen
+	$(MAKE) -s -C bench loadgen revprobe
 
 bench: module bench-tools
 	BENCH_COMMAND="$(if $(BENCH_QUICK),BENCH_QUICK=$(BENCH_QUICK) )make bench" \
