@@ -194,14 +194,18 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
      * One round trip for all that is missing; or join what is in flight.
      * The request waits for the device's operation first (its sighting
      * counts for the request it was made for), then for the signer's if
-     * that is still in flight.  A sighting reads the device's facts too
-     * (a revoked device is not sighted), and waits for the signer's: a
-     * device of a revoked signer is not sighted either.
+     * that is still in flight.  A sighting reads the device's facts too:
+     * a revoked device is not sighted, its revocation never overwritten
+     * by a quarantine.  With the link up, it also waits for the signer's
+     * facts, as the checks' order wants (a device of a revoked signer is
+     * not sighted): they are kept then, so that costs a second round
+     * trip once per signer.  Untracked, they would be read again for
+     * each request: the sighting goes in the same round trip.
      */
 
     wait = NULL;
 
-    if (need_sig) {
+    if (need_sig && state == NGX_HTTP_DEVICE_AUTH_LINK_UP) {
         sight = 0;
     }
 
@@ -323,8 +327,12 @@ ngx_http_device_auth_lookup_wake(void *data, ngx_http_device_auth_op_t *op)
 
         /* a sighting counts for the request whose place it was */
 
+        /*
+         * A sighting counts for the request whose place it was; one the
+         * script did not make (the device is revoked) is not asked again.
+         */
+
         if ((op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT)
-            && op->sight != NGX_DEVICE_AUTH_SIGHT_NONE
             && op->window == dlcf->dup_window && op->limit == dlcf->dup_limit
             && op->place_len == ctx->location.len
             && ngx_memcmp(op->place, ctx->location.data, op->place_len) == 0)

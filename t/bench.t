@@ -153,12 +153,8 @@ for my $w (1, 2) {
                . "call per request ($s4 for $n4)");
         cmp_ok($s4, '<=', $n4 + 2 * $ref, "untracked, $mode, $w worker(s): "
                . "and at most two more per refusal ($ref)");
-      TODO: {
-            local $TODO = 'module: a refused device whose signer is not '
-                          . 'cached is sighted too (docs/performance.md)';
-            cmp_ok($s4, '<=', $n4 + $ref, "untracked, $mode, $w worker(s): "
-                   . "at most one more per refusal, its event");
-        }
+        cmp_ok($s4, '<=', $n4 + $ref, "untracked, $mode, $w worker(s): "
+               . "at most one more per refusal, its event");
     }
 }
 

@@ -300,10 +300,9 @@ $t->redis_cli('FLUSHALL');
 
 ###############################################################################
 # a sighting never overwrites a revocation: a device revoked while its
-# signer's facts are being read again (so that its sighting waits for
-# them) is refused as revoked at a new place beyond the limit, and its
-# revocation stays as it was, without a TTL; a device of a revoked signer
-# is not sighted
+# signer's facts are being read again is refused as revoked at a new
+# place beyond the limit, and its revocation stays as it was, without a
+# TTL; a device of a revoked signer is not sighted
 
 {
     my $d = device();
