@@ -12,7 +12,6 @@ NGX_SRC     ?= /usr/share/nginx/src
 NGINX       ?= /usr/sbin/nginx
 BUILD       := $(CURDIR)/build
 MODULE      := $(BUILD)/ngx_http_device_auth_module.so
-SCRIPT_H    := $(BUILD)/ngx_http_device_auth_script.h
 TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
@@ -20,7 +19,8 @@ DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
                 perl
 
-SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
+SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
+        auto/script_h.sh
 
 CC          ?= cc
 TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
@@ -61,7 +61,7 @@ $(BUILD)/nginx-src/configure: | deps
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx-src
 
-$(BUILD)/Makefile: config $(BUILD)/nginx-src/configure
+$(BUILD)/Makefile: config config.make $(BUILD)/nginx-src/configure
 	cd $(BUILD)/nginx-src && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
@@ -72,15 +72,10 @@ $(BUILD)/Makefile: config $(BUILD)/nginx-src/configure
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 
-# The Lua script is embedded at build time as a C string.
-$(SCRIPT_H): src/ngx_http_device_auth_script.lua
-	mkdir -p $(BUILD)
-	{ echo '/* generated from src/ngx_http_device_auth_script.lua */'; \
-	  echo 'static const char ngx_http_device_auth_script_src[] ='; \
-	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
-	  echo '    ;'; } > $@.tmp && mv $@.tmp $@
-
-$(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS)
+# The Lua script is embedded at build time as a C string: config.make adds
+# the rule that makes $(BUILD)/ngx_http_device_auth_script.h to nginx's
+# Makefile (auto/script_h.sh), as for any "--add-dynamic-module" build.
+$(MODULE): $(BUILD)/Makefile $(SRCS)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
@@ -371,7 +366,7 @@ $(NGX_ORIG_SRC)/configure: $(NGX_ORIG) $(NGX_PATCHES)
 
 # nginx and the module in one configure, so that both are instrumented;
 # feature tests run with leak detection off (some of them leak on purpose)
-$(ASAN_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure \
+$(ASAN_BUILD)/Makefile: config config.make $(NGX_ORIG_SRC)/configure \
                         $(NGX_SRC)/conf_flags $(ASAN_BUILD)/.flags
 	mkdir -p $(ASAN_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
@@ -391,10 +386,6 @@ $(ASAN_BUILD)/.flags: FORCE
 	    || echo '$(ASAN_CC) $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) $(ASAN_LD_OPT)' \
 	         > $@
 
-$(ASAN_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
-	mkdir -p $(ASAN_BUILD)
-	cp $< $@
-
 $(ASAN_CERTCHECK): t/tools/certcheck.c src/ngx_device_auth_cert.c \
                    src/ngx_device_auth_cert.h $(ASAN_BUILD)/.flags | san-deps
 	mkdir -p $(ASAN_BUILD)
@@ -402,8 +393,7 @@ $(ASAN_CERTCHECK): t/tools/certcheck.c src/ngx_device_auth_cert.c \
 	    src/ngx_device_auth_cert.c -lcrypto
 
 # nginx's own Makefile knows what changed
-asan-build: san-deps $(ASAN_BUILD)/Makefile \
-            $(ASAN_BUILD)/ngx_http_device_auth_script.h $(ASAN_CERTCHECK)
+asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CERTCHECK)
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
 
@@ -425,7 +415,8 @@ test-asan: asan-build tools $(T_PKI)/.done
 	     "$$(echo $$reports | wc -w) sanitizer report(s)"; \
 	[ $$rc = 0 ] && [ -z "$$reports" ]
 
-$(VG_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure $(NGX_SRC)/conf_flags
+$(VG_BUILD)/Makefile: config config.make $(NGX_ORIG_SRC)/configure \
+                      $(NGX_SRC)/conf_flags
 	mkdir -p $(VG_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
@@ -435,12 +426,7 @@ $(VG_BUILD)/Makefile: config $(NGX_ORIG_SRC)/configure $(NGX_SRC)/conf_flags
 	        > $(VG_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(VG_BUILD)/configure.log; exit 1; }
 
-$(VG_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
-	mkdir -p $(VG_BUILD)
-	cp $< $@
-
-vg-build: san-deps $(VG_BUILD)/Makefile \
-          $(VG_BUILD)/ngx_http_device_auth_script.h
+vg-build: san-deps $(VG_BUILD)/Makefile
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(VG_BUILD)/Makefile binary modules
 
@@ -454,6 +440,98 @@ test-valgrind: vg-build tools $(T_PKI)/.done
 	DEVICE_AUTH_VALGRIND_OPTS="--suppressions=$(SAN_SUPP)/valgrind.supp" \
 	prove $(VALGRIND_TESTS) || rc=$$?; \
 	echo "test-valgrind: $$(( $$(date +%s) - start )) s, prove exit $$rc"; \
+	[ $$rc = 0 ]
+
+
+# ======================================================= nginx versions
+#   make test-nginx NGINX_VERSION=1.28.3   build that nginx and the module
+#                        the standard way (./configure --with-compat ...
+#                        --add-dynamic-module, make modules) into
+#                        build/nginx-<version>/, then the whole suite
+#                        against them (NGINX_TESTS: prove's arguments)
+#   make nginx-build NGINX_VERSION=...     only build nginx and the module
+#   make nginx-module NGINX_VERSION=...    only configure and "make modules"
+#   make nginx-modules   the module for each of NGINX_VERSIONS (CI)
+#
+# Sources: the nginx-<version>.tar.gz of NGINX_TARBALLS (the shared
+# repository snapshots: ./auto/configure), or for 1.22.1 the Debian orig
+# tarball that make test-asan downloads (a release tarball: ./configure).
+# nginx builds with -Werror: a warning in the module fails the build.
+
+NGINX_VERSION   ?= 1.29.8
+NGINX_VERSIONS  ?= 1.24.0 1.26.3 1.28.3 1.29.8
+NGINX_TARBALLS  ?= $(abspath $(CURDIR)/../shared/nginx-src)
+NGINX_TESTS     ?= -r t/
+NV_BUILD        := $(BUILD)/nginx-$(NGINX_VERSION)
+NV_SRC          := $(NV_BUILD)/nginx-$(NGINX_VERSION)
+NV_OBJS         := $(NV_BUILD)/objs
+NV_NGINX        := $(NV_OBJS)/nginx
+NV_MODULE       := $(NV_OBJS)/ngx_http_device_auth_module.so
+NV_TARBALL      := $(if $(filter $(NGX_VERSION),$(NGINX_VERSION)),$(NGX_ORIG),$(NGINX_TARBALLS)/nginx-$(NGINX_VERSION).tar.gz)
+# HTTP/3 exists from nginx 1.25.0 on (with OpenSSL 3.0: nginx's OpenSSL
+# compatibility layer, no 0-RTT)
+NV_HTTP3        := $(shell v='$(NGINX_VERSION)'; IFS=.; set -- $$v; \
+                     [ "$$1" -gt 1 ] || [ "$${2:-0}" -ge 25 ] && echo yes)
+# what the suite uses (SSL, HTTP/2, auth_request, realip, stub_status; ssi,
+# mirror, map are built by default), and what an edge has besides
+NV_CONF_FLAGS   := --with-compat --with-debug --with-threads \
+                   --with-pcre-jit --with-http_ssl_module \
+                   --with-http_v2_module \
+                   $(if $(NV_HTTP3),--with-http_v3_module) \
+                   --with-http_realip_module --with-http_auth_request_module \
+                   --with-http_stub_status_module --with-http_sub_module \
+                   --with-http_dav_module --with-http_slice_module \
+                   --with-stream --with-stream_ssl_module \
+                   --with-stream_realip_module \
+                   --with-stream_ssl_preread_module
+NV_CC_OPT       := -g -O2 -fstack-protector-strong -Wformat \
+                   -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2
+NV_LD_OPT       := -Wl,-z,relro -Wl,-z,now -fPIC
+
+.PHONY: nginx-build nginx-module nginx-modules test-nginx
+
+$(NGINX_TARBALLS)/nginx-%.tar.gz:
+	@echo "no nginx source $@: see $(NGINX_TARBALLS)/README.md," \
+	      "or set NGINX_TARBALLS"; exit 1
+
+$(NV_SRC)/.unpacked: $(NV_TARBALL)
+	rm -rf $(NV_SRC)
+	mkdir -p $(NV_BUILD)
+	tar -C $(NV_BUILD) --no-same-owner -xzf $<
+	touch $@
+
+# configure as a user would, from the source tree; a release tarball has
+# ./configure, a repository snapshot ./auto/configure
+$(NV_OBJS)/Makefile: config config.make $(NV_SRC)/.unpacked
+	cd $(NV_SRC) && \
+	    if [ -f configure ]; then c=./configure; else c=./auto/configure; fi; \
+	    $$c $(NV_CONF_FLAGS) --with-cc-opt="$(NV_CC_OPT)" \
+	        --with-ld-opt="$(NV_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR) --builddir=$(NV_OBJS) \
+	        > $(NV_BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(NV_BUILD)/configure.log; exit 1; }
+
+nginx-module: deps $(NV_OBJS)/Makefile
+	cd $(NV_SRC) && $(MAKE) -s modules
+	@echo "nginx $(NGINX_VERSION): $(NV_MODULE)"
+
+nginx-build: deps $(NV_OBJS)/Makefile
+	cd $(NV_SRC) && $(MAKE) -s -j2 -f $(NV_OBJS)/Makefile binary && \
+	    $(MAKE) -s modules
+	@$(NV_NGINX) -V 2>&1 | head -1
+
+nginx-modules:
+	@for v in $(NGINX_VERSIONS); do \
+	    $(MAKE) -s --no-print-directory nginx-module NGINX_VERSION=$$v \
+	        || exit 1; \
+	done
+
+test-nginx: nginx-build tools $(T_PKI)/.done bench-tools
+	@start=$$(date +%s); rc=0; \
+	NGINX_BINARY=$(NV_NGINX) DEVICE_AUTH_MODULE=$(NV_MODULE) \
+	DEVICE_AUTH_PKI=$(T_PKI) prove $(NGINX_TESTS) || rc=$$?; \
+	echo "test-nginx: nginx $(NGINX_VERSION), $$(( $$(date +%s) - start ))" \
+	     "s, prove exit $$rc"; \
 	[ $$rc = 0 ]
 
 

@@ -393,7 +393,10 @@ is($r->{body}, 'return ' . $t->serial('dev1') . "\n", 'return: serial');
 denied(get(path => '/rewrite'), 496, 'rewrite without certificate');
 $r = get(path => '/rewrite', device => 'dev1');
 is($r->{status}, 200, 'rewrite with a device: 200');
-like($r->{headers}{'x-echo-request'}, qr{^GET /open/rewritten\?case=\d+ HTTP/1.0$},
+# the request line the upstream got; its version is proxy_http_version's
+# default, 1.0 before nginx 1.29.7 and 1.1 from then on: not the point here
+like($r->{headers}{'x-echo-request'},
+     qr{^GET /open/rewritten\?case=\d+ HTTP/1\.[01]$},
      'rewrite with a device: rewritten');
 
 $r = get(path => '/vars', device => 'dev1');

@@ -50,6 +50,7 @@ package DeviceAuth::Test;
 #
 # Methods (see each one for details):
 #   new(), testdir, pki, pki_file(NAME), serial(DEV), fingerprint(NAME)
+#   nginx_version, nginx_version_at_least(V), nginx_has_http3
 #   make_device(name => ..., serial => ... | cn => ..., not_after => ...)
 #   port(N), echo_port, write_conf(TEMPLATE), conf, conf_line(RE),
 #   write_file(NAME, DATA), read_file(NAME), expand(TEXT)
@@ -160,6 +161,42 @@ sub pki { $_[0]->{pki} }
 sub module_path { $_[0]->{module} }
 sub nginx_binary { $_[0]->{nginx} }
 sub certcheck_binary { $_[0]->{certcheck} }
+
+# the version of the nginx under test ("1.29.8"), and whether it was built
+# with HTTP/3 (nginx 1.25.0 and later, --with-http_v3_module)
+
+sub nginx_version {
+    my ($self) = @_;
+    $self->_nginx_V() unless defined $self->{nginx_V};
+    return $self->{nginx_V} =~ m{nginx version: \S+?/(\d+\.\d+\.\d+)}
+           ? $1 : '0.0.0';
+}
+
+sub nginx_has_http3 {
+    my ($self) = @_;
+    $self->_nginx_V() unless defined $self->{nginx_V};
+    return $self->{nginx_V} =~ /--with-http_v3_module\b/ ? 1 : 0;
+}
+
+# nginx_version_at_least("1.29.7")
+
+sub nginx_version_at_least {
+    my ($self, $want) = @_;
+    my @have = split /\./, $self->nginx_version();
+    my @want = split /\./, $want;
+
+    for my $i (0 .. 2) {
+        return ($have[$i] > $want[$i] ? 1 : 0) if $have[$i] != $want[$i];
+    }
+
+    return 1;
+}
+
+sub _nginx_V {
+    my ($self) = @_;
+    my (undef, $out) = _capture($self->{nginx}, '-V');
+    $self->{nginx_V} = $out // '';
+}
 
 # 1 when nginx runs under valgrind (DEVICE_AUTH_VALGRIND)
 
