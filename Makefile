@@ -17,7 +17,7 @@ TOOLS       := $(BUILD)/tools
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
-                perl
+                perl ngtcp2-client libnghttp3-dev
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
         auto/script_h.sh
@@ -79,8 +79,13 @@ $(MODULE): $(BUILD)/Makefile $(SRCS)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
-# Small programs that run the plain-OpenSSL policy code without nginx.
-tools: $(TOOLS)/certcheck
+# Small programs that run the plain-OpenSSL policy code without nginx;
+# the request-header shim of the HTTP/3 client (t/http3.t).
+tools: $(TOOLS)/certcheck $(TOOLS)/h3headers.so
+
+$(TOOLS)/h3headers.so: t/tools/h3headers.c | deps
+	mkdir -p $(TOOLS)
+	$(CC) $(TOOL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 $(TOOLS)/certcheck: t/tools/certcheck.c src/ngx_device_auth_cert.c \
                     src/ngx_device_auth_cert.h | deps

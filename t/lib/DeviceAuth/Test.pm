@@ -388,6 +388,14 @@ sub port {
 
         next if $PORTS_USED{$port}++;
 
+        # free for UDP too: "listen ... quic" (t/http3.t)
+        my $u = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1',
+            LocalPort => $port,
+            Proto     => 'udp',
+        ) or next;
+        close $u;
+
         return $self->{ports}{$n} = $port;
     }
 
@@ -547,8 +555,12 @@ sub _listen_ports {
     my ($self) = @_;
     my @ports;
 
-    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+):)?(\d+)\b/mg) {
-        push @ports, [$1 || '127.0.0.1', $2];
+    # TCP only: a "listen ... quic" socket (UDP) is bound by the master
+    # before the workers start, which run() waits for
+    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+):)?(\d+)\b([^;]*)/mg) {
+        my ($addr, $port, $params) = ($1, $2, $3);
+        next if $params =~ /\bquic\b/;
+        push @ports, [$addr || '127.0.0.1', $port];
     }
 
     return @ports;
