@@ -169,18 +169,7 @@ sub get {
 
 sub identity_ok {
     my ($r, $name, $dev, $signer) = @_;
-
-    is($r->{status}, 200, "$name: 200") or diag($r->{error} || $r->{raw});
-    is_deeply([upstream_values($r, 'X-Device-Serial')], [$t->serial($dev)],
-              "$name: X-Device-Serial");
-    is_deeply([upstream_values($r, 'X-Device-Signer')],
-              [$t->fingerprint($signer)], "$name: X-Device-Signer");
-    is_deeply([upstream_values($r, 'X-Device-Fingerprint')],
-              [$t->fingerprint($dev)], "$name: X-Device-Fingerprint");
-    is_deeply([upstream_values($r, 'X-Device-Status')], ['ok'],
-              "$name: X-Device-Status");
-    is(scalar(grep { $_->[0] =~ /^x-device-/i } upstream_headers($r)), 4,
-       "$name: exactly 4 identity headers");
+    $t->identity_ok($r, $name, $dev, $signer);
 }
 
 # 495 and 496 reach the client as 400 with nginx's standard bodies

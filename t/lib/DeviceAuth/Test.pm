@@ -60,6 +60,7 @@ package DeviceAuth::Test;
 #   read_access_log, logged_status(URI), check_error_log (2 tests, 3 under
 #   valgrind)
 #   https_get(%args), http_get(%args), curl(@args), certcheck(@args)
+#   identity_ok(RES, NAME, DEV, SIGNER) (6 tests)
 #   echo_start, echo_stop, echo_requests
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
 #   redis_port, redis_socket, redis_pid
@@ -1321,6 +1322,31 @@ sub upstream_headers {
 
     return map { /^([^:]*): ?(.*)$/ ? [$1, $2] : [$_, undef] }
            split /\n/, $r->{body};
+}
+
+
+# tests that a response came from the echo upstream with the identity of
+# device DEV issued by SIGNER: 200, the four X-Device-* headers, once each
+# (6 tests)
+
+sub identity_ok {
+    my ($self, $r, $name, $dev, $signer) = @_;
+
+    Test::More::is($r->{status}, 200, "$name: 200")
+        or Test::More::diag($r->{error} || $r->{raw} || $r->{out});
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Serial')],
+                          [$self->serial($dev)], "$name: X-Device-Serial");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Signer')],
+                          [$self->fingerprint($signer)],
+                          "$name: X-Device-Signer");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Fingerprint')],
+                          [$self->fingerprint($dev)],
+                          "$name: X-Device-Fingerprint");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Status')], ['ok'],
+                          "$name: X-Device-Status");
+    Test::More::is(scalar(grep { $_->[0] =~ /^x-device-/i }
+                          upstream_headers($r)),
+                   4, "$name: exactly 4 identity headers");
 }
 
 
