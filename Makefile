@@ -5,6 +5,8 @@
 #   make test     build and run the whole suite (prove t/)
 #   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
+#   make test-nginx NGINX_VERSION=1.28.3   the suite against another nginx
+#   make deb      the Debian package (make test-deb: installed and tried)
 #   make demo-stop
 
 SHELL       := /bin/bash
@@ -538,6 +540,56 @@ test-nginx: nginx-build tools $(T_PKI)/.done bench-tools
 	echo "test-nginx: nginx $(NGINX_VERSION), $$(( $$(date +%s) - start ))" \
 	     "s, prove exit $$rc"; \
 	[ $$rc = 0 ]
+
+
+# ================================================================ debian
+#   make deb        the Debian package libnginx-mod-http-device-auth for
+#                   Debian 12's nginx (debian/: dh with nginx-dev's
+#                   dh-sequence-nginx), built from a copy of the tree in
+#                   build/deb/src; the .deb in build/deb/; then lintian
+#                   (debian/*.lintian-overrides: each tag kept, and why)
+#   make test-deb   make deb, then t/deb.t: apt-get install of the .deb into
+#                   the stock nginx, a device through it, and the package
+#                   removed again (root only; see t/deb.t)
+
+DEB_PACKAGES_BUILD := build-essential debhelper dpkg-dev nginx-dev \
+                      libhiredis-dev libssl-dev libpcre2-dev zlib1g-dev \
+                      lintian git
+DEB_BUILD       := $(BUILD)/deb
+DEB_VERSION     := $(shell dpkg-parsechangelog -l debian/changelog \
+                     -S Version 2>/dev/null)
+DEB_ARCH        := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE        := $(DEB_BUILD)/libnginx-mod-http-device-auth_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+.PHONY: deb deb-deps test-deb
+
+deb-deps:
+	@$(call apt_install,$(DEB_PACKAGES_BUILD))
+
+# the files of the tree (tracked and new, not ignored: no build/), so
+# that what is packaged is what would be committed
+deb: deb-deps
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard \
+	        | xargs -0 -I{} sh -c '[ ! -e "{}" ] || echo "{}"' \
+	        | tar -cf - -T - | tar -C $(DEB_BUILD)/src -xf -; \
+	else \
+	    tar -cf - --exclude=./build --exclude=./.git . \
+	        | tar -C $(DEB_BUILD)/src -xf -; \
+	fi
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -us -uc -b \
+	    > $(DEB_BUILD)/build.log 2>&1 \
+	    || { tail -40 $(DEB_BUILD)/build.log; exit 1; }
+	@echo "deb: $(DEB_FILE)"
+	@dpkg-deb -I $(DEB_FILE) | sed -n 's/^ \(Version\|Depends\):/    \1:/p'
+	@dpkg-deb -c $(DEB_FILE) | awk '{print "    " $$6 ($$7 ? " " $$7 " " $$8 : "")}'
+	lintian --fail-on error,warning --info \
+	    $(DEB_BUILD)/libnginx-mod-http-device-auth_$(DEB_VERSION)_$(DEB_ARCH).changes
+
+test-deb: deb tools $(T_PKI)/.done
+	DEVICE_AUTH_DEB=$(DEB_FILE) DEVICE_AUTH_PKI=$(T_PKI) prove t/deb.t
 
 
 # ================================================================= bench

@@ -50,6 +50,8 @@ package DeviceAuth::Test;
 #
 # Methods (see each one for details):
 #   new(), testdir, pki, pki_file(NAME), serial(DEV), fingerprint(NAME)
+#   new(prefix => DIR): nginx -p DIR instead of the test directory (t/deb.t:
+#   the prefix of Debian's nginx, for its relative module paths)
 #   nginx_version, nginx_version_at_least(V), nginx_has_http3
 #   make_device(name => ..., serial => ... | cn => ..., not_after => ...)
 #   port(N), echo_port, write_conf(TEMPLATE), conf, conf_line(RE),
@@ -65,7 +67,8 @@ package DeviceAuth::Test;
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
 #   redis_port, redis_socket, redis_pid
 # Functions (exported on request): upstream_headers(RES),
-#   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE)
+#   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE),
+#   capture(@CMD)
 #
 # Environment:
 #   NGINX_BINARY          nginx to run (default /usr/sbin/nginx)
@@ -110,7 +113,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(upstream_headers upstream_values new_session_cache
-                    cert_fingerprint);
+                    cert_fingerprint capture);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -135,6 +138,7 @@ sub new {
                      : $ENV{DEVICE_AUTH_SANITIZER} || '',
         vg_checked => {},
         san_logs => $ENV{DEVICE_AUTH_SANITIZER_LOGS},
+        prefix  => $opts{prefix},
     }, $class;
 
     $self->{san_seen} = { map { $_ => 1 } $self->_san_reports() }
@@ -509,7 +513,8 @@ sub conf_line {
 sub _nginx_args {
     my ($self) = @_;
     my $dir = $self->{testdir};
-    return ('-p', "$dir/", '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+    return ('-p', $self->{prefix} || "$dir/", '-c', "$dir/nginx.conf",
+            '-e', "$dir/error.log");
 }
 
 
@@ -1377,6 +1382,11 @@ sub certcheck {
     return _capture($self->{certcheck}, @args);
 }
 
+
+# capture(@cmd): runs a command without a shell, stdin from /dev/null:
+# (exit code, stdout and stderr together)
+
+sub capture { _capture(@_) }
 
 sub _capture {
     my (@cmd) = @_;
