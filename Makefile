@@ -310,7 +310,10 @@ ASAN_BUILD      := $(BUILD)/asan
 ASAN_NGINX      := $(ASAN_BUILD)/nginx
 ASAN_MODULE     := $(ASAN_BUILD)/ngx_http_device_auth_module.so
 ASAN_CERTCHECK  := $(ASAN_BUILD)/certcheck
-ASAN_REPORTS    := $(BUILD)/asan-reports
+# workers run as "nobody" and write their reports too: outside the
+# checkout, which may be in a private directory (/root), one per checkout
+ASAN_REPORTS    := $(or $(TMPDIR),/tmp)/device-auth-asan.$(shell \
+                   printf %s '$(CURDIR)' | sha256sum | cut -c1-12)
 SAN_SUPP        := $(CURDIR)/sanitizers
 # every test file but t/bench.t, which always runs the stock nginx (its
 # Lua peer is built for it): nothing there for the sanitizers to see
@@ -405,7 +408,7 @@ asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CERTCHECK)
 	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
 
 # ASAN_TESTS.  Workers run as "nobody" and write their reports too:
-# the report directory is world-writable (sticky).  The harness fails the
+# the report directory is world-writable (sticky), outside the checkout.  The harness fails the
 # test file during which a report appeared; this fails the run on any
 # report at all, and prints them.
 test-asan: asan-build tools $(T_PKI)/.done

@@ -30,6 +30,13 @@ MKPKI=${DEVICE_AUTH_MKPKI:-$ROOT/t/lib/mkpki.sh}
 PKI=$RUN/pki
 PREFIX=device_auth:
 
+# What nginx's workers write (request bodies, buffered responses) must be
+# reachable by them: started by root they run as "nobody", and a checkout
+# in a private directory such as /root is closed to them.  One directory
+# per checkout, outside it.
+WTMP=${TMPDIR:-/tmp}/device-auth-demo.$(printf %s "$ROOT" | sha256sum \
+                                        | cut -c1-12)
+
 
 die() {
     echo "demo: $*" >&2
@@ -155,11 +162,11 @@ http {
 
     access_log $ARUN/logs/access.log device;
 
-    client_body_temp_path $ARUN/tmp/client_body;
-    proxy_temp_path       $ARUN/tmp/proxy;
-    fastcgi_temp_path     $ARUN/tmp/fastcgi;
-    uwsgi_temp_path       $ARUN/tmp/uwsgi;
-    scgi_temp_path        $ARUN/tmp/scgi;
+    client_body_temp_path $WTMP/client_body;
+    proxy_temp_path       $WTMP/proxy;
+    fastcgi_temp_path     $WTMP/fastcgi;
+    uwsgi_temp_path       $WTMP/uwsgi;
+    scgi_temp_path        $WTMP/scgi;
 
     # the pins: the company root, and the two signers that issue devices
     device_auth_certificate $ARUN/pki/roots.pem;
@@ -455,7 +462,8 @@ start() {
     stop >/dev/null
     STARTING=1
 
-    mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/redis"
+    mkdir -p "$RUN/logs" "$RUN/tmp" "$RUN/redis" "$WTMP"
+    chmod 755 "$WTMP"
     rm -f "$RUN/redis/dump.rdb" "$RUN/tmp/curl."*
     : > "$RUN/logs/error.log"
     : > "$RUN/logs/access.log"

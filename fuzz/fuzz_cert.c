@@ -246,7 +246,10 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
     char                         hex[NGX_DEVICE_AUTH_HEX_LEN + 1];
     ngx_device_auth_bundle_t    *anchors;
     ngx_device_auth_identity_t   id, rid;
-    static const int             flips[] = { 0, 1, 2, 3, 4, 35, 36, 67 };
+    static const int             flips[] = { 0, 1, 2, 3, 4, 35, 36, 67,
+                                             68, 99, 100, 131 };
+    static const unsigned char   context[NGX_DEVICE_AUTH_ID_LEN] =
+                                     "a context the caller checks....";
 
     anchors = p->signers ? p->signers : p->roots;
 
@@ -272,7 +275,7 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
                     && strspn(hex, "0123456789abcdef")
                        == NGX_DEVICE_AUTH_HEX_LEN, "fingerprint hex");
 
-        len = ngx_device_auth_appdata_encode(&id, appdata);
+        len = ngx_device_auth_appdata_encode(p, &id, context, appdata);
         fuzz_assert(len == NGX_DEVICE_AUTH_APPDATA_LEN, "appdata len %zu",
                     len);
 
@@ -290,7 +293,17 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
                     && strcmp(rid.serial, id.serial) == 0,
                     "resumed identity differs from the verified one");
 
-        /* a tampered header, status or anchor must not */
+        /* nor under any other policy (pins, signers, depth, profile) */
+
+        for (i = 0; i < FUZZ_NPOLICIES; i++) {
+            if (fuzz_policies[i] != p) {
+                rc = fuzz_resume(fuzz_policies[i], leaf, appdata, len, &rid);
+                fuzz_assert(rc == NGX_DEVICE_AUTH_CERT_INVALID,
+                            "a session of one policy resumed under another");
+            }
+        }
+
+        /* a tampered header, status, anchor or policy must not */
 
         for (i = 0; i < (int) (sizeof(flips) / sizeof(flips[0])); i++) {
             memcpy(forged, appdata, len);
@@ -298,8 +311,13 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
 
             rc = fuzz_resume(p, leaf, forged, len, &rid);
 
+            /* the context is the caller's to check */
+
             if (flips[i] < 4
+                || (flips[i] >= 4 + 2 * NGX_DEVICE_AUTH_ID_LEN
+                    && flips[i] < 4 + 3 * NGX_DEVICE_AUTH_ID_LEN)
                 || (flips[i] >= 4 + NGX_DEVICE_AUTH_ID_LEN
+                    && flips[i] < 4 + 2 * NGX_DEVICE_AUTH_ID_LEN
                     && ngx_device_auth_bundle_find(anchors, forged + 36) < 0))
             {
                 fuzz_assert(rc == NGX_DEVICE_AUTH_CERT_INVALID,
@@ -322,15 +340,17 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
                            NGX_DEVICE_AUTH_APPDATA_LEN, &rid);
     }
 
-    /* a well-formed verdict naming a pinned anchor */
+    /* a well-formed verdict of this policy naming a pinned anchor */
 
     memset(forged, 0, sizeof(forged));
     forged[0] = 'D';
     forged[1] = 'A';
-    forged[2] = 1;
+    forged[2] = 2;
     forged[3] = NGX_DEVICE_AUTH_CERT_OK;
     memcpy(forged + 4 + NGX_DEVICE_AUTH_ID_LEN,
            anchors->ids[size % anchors->n], NGX_DEVICE_AUTH_ID_LEN);
+    memcpy(forged + 4 + 2 * NGX_DEVICE_AUTH_ID_LEN, p->id,
+           NGX_DEVICE_AUTH_ID_LEN);
 
     rc = fuzz_resume(p, leaf, forged, sizeof(forged), &rid);
 

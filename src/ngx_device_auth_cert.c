@@ -29,7 +29,7 @@
 #include "ngx_device_auth_cert.h"
 
 
-#define NGX_DEVICE_AUTH_APPDATA_VERSION  1
+#define NGX_DEVICE_AUTH_APPDATA_VERSION  2
 
 
 static int ngx_device_auth_bundle_read(ngx_device_auth_bundle_t *b, BIO *bio,
@@ -43,6 +43,7 @@ static int ngx_device_auth_serial(int profile, X509 *leaf,
     ngx_device_auth_identity_t *id);
 static const unsigned char *ngx_device_auth_anchor_id(
     ngx_device_auth_policy_t *p, X509 *x, unsigned char *buf);
+static int ngx_device_auth_policy_id(ngx_device_auth_policy_t *p);
 static void ngx_device_auth_chain_reason(ngx_device_auth_policy_t *p,
     X509_STORE_CTX *vctx, ngx_device_auth_identity_t *id);
 static int ngx_device_auth_invalid(ngx_device_auth_identity_t *id, int error,
@@ -363,10 +364,12 @@ ngx_device_auth_policy_create(ngx_device_auth_bundle_t *roots,
         }
     }
 
-    X509_STORE_set_flags(p->store, X509_V_FLAG_PARTIAL_CHAIN);
+    if (X509_STORE_set_flags(p->store, X509_V_FLAG_PARTIAL_CHAIN) != 1) {
+        goto nomem;
+    }
 
     if (signers == NULL) {
-        return p;
+        goto done;
     }
 
     if (depth < 1) {
@@ -432,7 +435,15 @@ ngx_device_auth_policy_create(ngx_device_auth_bundle_t *roots,
         }
     }
 
-    X509_STORE_set_flags(p->store, X509_V_FLAG_PARTIAL_CHAIN);
+    if (X509_STORE_set_flags(p->store, X509_V_FLAG_PARTIAL_CHAIN) != 1) {
+        goto nomem;
+    }
+
+done:
+
+    if (ngx_device_auth_policy_id(p) != 0) {
+        goto nomem;
+    }
 
     return p;
 
@@ -448,6 +459,76 @@ failed:
     ngx_device_auth_policy_free(p);
 
     return NULL;
+}
+
+
+/*
+ * The identity of a policy: a session verified under it resumes only where
+ * the very same policy applies.  Anything added to the policy that changes
+ * a verdict must be hashed here too.
+ */
+
+static int
+ngx_device_auth_policy_id(ngx_device_auth_policy_t *p)
+{
+    int                        i, k;
+    unsigned int               len;
+    unsigned char              params[4];
+    EVP_MD_CTX                *md;
+    ngx_device_auth_bundle_t  *b;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return -1;
+    }
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, "device_auth policy 1", 20) != 1)
+    {
+        goto failed;
+    }
+
+    for (k = 0; k < 2; k++) {
+        b = k == 0 ? p->roots : p->signers;
+
+        /* "no signers" differs from any list of signers */
+
+        params[0] = (unsigned char) k;
+        params[1] = b ? 1 : 0;
+        params[2] = (unsigned char) ((b ? b->n : 0) >> 8);
+        params[3] = (unsigned char) (b ? b->n : 0);
+
+        if (EVP_DigestUpdate(md, params, 4) != 1) {
+            goto failed;
+        }
+
+        for (i = 0; b && i < b->n; i++) {
+            if (EVP_DigestUpdate(md, b->ids[i], NGX_DEVICE_AUTH_ID_LEN) != 1) {
+                goto failed;
+            }
+        }
+    }
+
+    params[0] = (unsigned char) p->depth;
+    params[1] = (unsigned char) p->profile;
+
+    if (EVP_DigestUpdate(md, params, 2) != 1
+        || EVP_DigestFinal_ex(md, p->id, &len) != 1
+        || len != NGX_DEVICE_AUTH_ID_LEN)
+    {
+        goto failed;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return 0;
+
+failed:
+
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+
+    return -1;
 }
 
 
@@ -508,7 +589,15 @@ ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
                                        "out of memory");
     }
 
-    X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_CLIENT);
+    /* without it, the client-auth purpose check would silently go */
+
+    if (X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_CLIENT) != 1) {
+        X509_STORE_CTX_free(vctx);
+        ERR_clear_error();
+        return ngx_device_auth_invalid(id, X509_V_ERR_UNSPECIFIED,
+                                       "cannot set the certificate purpose");
+    }
+
     X509_STORE_CTX_set_depth(vctx, p->signers ? 0 : p->depth);
 
     rc = X509_verify_cert(vctx);
@@ -862,7 +951,8 @@ bad_generic:
 
 
 size_t
-ngx_device_auth_appdata_encode(ngx_device_auth_identity_t *id,
+ngx_device_auth_appdata_encode(ngx_device_auth_policy_t *p,
+    ngx_device_auth_identity_t *id, const unsigned char *context,
     unsigned char *buf)
 {
     buf[0] = 'D';
@@ -872,16 +962,42 @@ ngx_device_auth_appdata_encode(ngx_device_auth_identity_t *id,
     memcpy(buf + 4, id->signer_id, NGX_DEVICE_AUTH_ID_LEN);
     memcpy(buf + 4 + NGX_DEVICE_AUTH_ID_LEN, id->anchor_id,
            NGX_DEVICE_AUTH_ID_LEN);
+    memcpy(buf + 4 + 2 * NGX_DEVICE_AUTH_ID_LEN, p->id,
+           NGX_DEVICE_AUTH_ID_LEN);
+    memcpy(buf + 4 + 3 * NGX_DEVICE_AUTH_ID_LEN, context,
+           NGX_DEVICE_AUTH_ID_LEN);
 
     return NGX_DEVICE_AUTH_APPDATA_LEN;
 }
 
 
 /*
+ * The context of a session's verdict; NULL when the appdata is not a
+ * device_auth verdict of this version (a session of an older build, or of
+ * no device_auth server at all).
+ */
+
+const unsigned char *
+ngx_device_auth_appdata_context(const unsigned char *appdata, size_t len)
+{
+    if (appdata == NULL || len != NGX_DEVICE_AUTH_APPDATA_LEN
+        || appdata[0] != 'D' || appdata[1] != 'A'
+        || appdata[2] != NGX_DEVICE_AUTH_APPDATA_VERSION)
+    {
+        return NULL;
+    }
+
+    return appdata + 4 + 3 * NGX_DEVICE_AUTH_ID_LEN;
+}
+
+
+/*
  * A resumed session brings only the device certificate; the chain was
- * verified in the full handshake, whose verdict the session carries.
- * The anchor must still be pinned here, and the device certificate must
- * still be in its validity period and match the profile.
+ * verified in the full handshake, whose verdict the session carries.  The
+ * whole policy that verified it must be the one that applies here (pins,
+ * depth, profile: a device with two intermediates accepted under depth 2
+ * must not resume under depth 1), the anchor must be pinned, and the device
+ * certificate must still be in its validity period and match the profile.
  */
 
 int
@@ -899,10 +1015,7 @@ ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
     (void) ngx_device_auth_serial(p->profile, leaf, id);
     id->reason[0] = '\0';
 
-    if (appdata == NULL || len != NGX_DEVICE_AUTH_APPDATA_LEN
-        || appdata[0] != 'D' || appdata[1] != 'A'
-        || appdata[2] != NGX_DEVICE_AUTH_APPDATA_VERSION)
-    {
+    if (ngx_device_auth_appdata_context(appdata, len) == NULL) {
         return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
                          "resumed session carries no device_auth verdict");
     }
@@ -910,6 +1023,15 @@ ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
     if (appdata[3] != NGX_DEVICE_AUTH_CERT_OK) {
         return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
                          "resumed session failed device verification");
+    }
+
+    if (memcmp(appdata + 4 + 2 * NGX_DEVICE_AUTH_ID_LEN, p->id,
+               NGX_DEVICE_AUTH_ID_LEN)
+        != 0)
+    {
+        return ngx_device_auth_fail(id, NGX_DEVICE_AUTH_R_RESUMED_SESSION,
+                         "resumed session was verified under another "
+                         "certificate policy (pins, depth or profile)");
     }
 
     memcpy(id->signer_id, appdata + 4, NGX_DEVICE_AUTH_ID_LEN);

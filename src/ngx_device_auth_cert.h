@@ -49,8 +49,13 @@
 #define NGX_DEVICE_AUTH_R_OTHER              15
 #define NGX_DEVICE_AUTH_R_N                  16
 
-/* serialized identity kept in the TLS session (ticket appdata) */
-#define NGX_DEVICE_AUTH_APPDATA_LEN   (4 + 2 * NGX_DEVICE_AUTH_ID_LEN)
+/*
+ * Serialized identity kept in the TLS session (ticket appdata): "DA",
+ * version, status, signer id, anchor id, id of the policy that verified
+ * it, and an id of the context it was verified in, chosen by the caller
+ * (the module's: the server).
+ */
+#define NGX_DEVICE_AUTH_APPDATA_LEN   (4 + 4 * NGX_DEVICE_AUTH_ID_LEN)
 
 
 typedef struct {
@@ -66,6 +71,9 @@ typedef struct {
     ngx_device_auth_bundle_t  *signers;    /* NULL: any intermediate */
     int                        depth;
     int                        profile;
+
+    /* SHA-256 of everything above that decides: pins, depth, profile */
+    unsigned char              id[NGX_DEVICE_AUTH_ID_LEN];
 } ngx_device_auth_policy_t;
 
 
@@ -110,8 +118,11 @@ int ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
 int ngx_device_auth_check_profile(int profile, X509 *leaf,
     ngx_device_auth_identity_t *id);
 
-size_t ngx_device_auth_appdata_encode(ngx_device_auth_identity_t *id,
+size_t ngx_device_auth_appdata_encode(ngx_device_auth_policy_t *p,
+    ngx_device_auth_identity_t *id, const unsigned char *context,
     unsigned char *buf);
+const unsigned char *ngx_device_auth_appdata_context(
+    const unsigned char *appdata, size_t len);
 int ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
     const unsigned char *appdata, size_t len, ngx_device_auth_identity_t *id);
 

@@ -54,6 +54,12 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
     ngx_http_device_auth_loc_conf_t   *dlcf;
     ngx_http_device_auth_srv_conf_t   *dscf;
 
+    /* a named location starts here, not at SERVER_REWRITE */
+
+    if (r->internal && ngx_http_device_auth_strip(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
     /*

@@ -4,7 +4,11 @@
  *
  * Any client header whose name starts with a configured prefix is removed
  * in the post-read phase, before realip, rewrite, maps or any upstream
- * module can see it, in every server and location.  The comparison treats
+ * module can see it, in every server and location, and again when a
+ * request enters the phases by an internal redirect or a named location
+ * (error_page of a request nginx answered before the post-read phase).
+ * The module's own identity headers survive: their names are the very
+ * strings of the prefix's table, which no client header can be.  The comparison treats
  * '_' as '-', because FastCGI, uwsgi and SCGI turn both into '_' and an
  * "X_Device_Serial" header would otherwise reach them as HTTP_X_DEVICE_SERIAL.
  * The identity headers are then added to the request headers themselves,
@@ -25,7 +29,7 @@
 static ngx_int_t ngx_http_device_auth_filter(ngx_http_request_t *r,
     ngx_uint_t client);
 static ngx_uint_t ngx_http_device_auth_forged(ngx_array_t *prefixes,
-    ngx_table_elt_t *h);
+    ngx_table_elt_t *h, ngx_uint_t client);
 
 
 static ngx_str_t  ngx_http_device_auth_header_names[] = {
@@ -80,20 +84,43 @@ ngx_http_device_auth_headers_check_prefix(ngx_conf_t *cf, void *post,
 }
 
 
+/* the identity headers of a location's prefix, made once per prefix */
+
 char *
 ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
     ngx_http_device_auth_loc_conf_t *dlcf)
 {
-    u_char                            *p;
-    ngx_str_t                         *prefix, *name;
-    ngx_uint_t                         i;
-    ngx_table_elt_t                   *h;
-    ngx_http_device_auth_main_conf_t  *dmcf;
+    u_char                             *p;
+    ngx_str_t                          *prefix, *name;
+    ngx_uint_t                          i;
+    ngx_table_elt_t                    *h;
+    ngx_http_device_auth_prefix_t      *dp, **dpp;
+    ngx_http_device_auth_main_conf_t   *dmcf;
 
     prefix = &dlcf->header_prefix;
 
+    /* every prefix in use is stripped from every request */
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
+
+    dpp = dmcf->prefixes.elts;
+    for (i = 0; i < dmcf->prefixes.nelts; i++) {
+        if (dpp[i]->name.len == prefix->len
+            && ngx_strncasecmp(dpp[i]->name.data, prefix->data, prefix->len)
+               == 0)
+        {
+            dlcf->headers = dpp[i]->headers;
+            return NGX_CONF_OK;
+        }
+    }
+
+    dp = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_prefix_t));
+    if (dp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
-        h = &dlcf->headers[i];
+        h = &dp->headers[i];
         name = &ngx_http_device_auth_header_names[i];
 
         h->key.len = prefix->len + name->len;
@@ -109,43 +136,27 @@ ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
         h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
     }
 
-    /* every prefix in use is stripped from every request */
+    dp->name.len = prefix->len;
+    dp->name.data = dp->headers[0].lowcase_key;
 
-    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
-
-    name = dmcf->prefixes.elts;
-    for (i = 0; i < dmcf->prefixes.nelts; i++) {
-        if (name[i].len == prefix->len
-            && ngx_strncasecmp(name[i].data, prefix->data, prefix->len) == 0)
-        {
-            return NGX_CONF_OK;
-        }
-    }
-
-    name = ngx_array_push(&dmcf->prefixes);
-    if (name == NULL) {
+    dpp = ngx_array_push(&dmcf->prefixes);
+    if (dpp == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    name->len = prefix->len;
-    name->data = dlcf->headers[0].lowcase_key;
+    *dpp = dp;
+    dlcf->headers = dp->headers;
 
     return NGX_CONF_OK;
 }
 
 
+/* POST_READ: every request */
+
 ngx_int_t
 ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
 {
-    ngx_http_device_auth_main_conf_t  *dmcf;
-
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
-
-    if (dmcf->prefixes.nelts == 0) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_device_auth_filter(r, 1) != NGX_OK) {
+    if (ngx_http_device_auth_strip(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -154,10 +165,45 @@ ngx_http_device_auth_strip_handler(ngx_http_request_t *r)
 
 
 /*
- * Removes the headers that carry a prefix in use.  The client's are logged;
- * for a subrequest, whose header list is a shallow copy of its parent's
- * (pushing to it would write into the parent's), it makes the private list
- * the identity headers are then added to.
+ * SERVER_REWRITE: where every internal redirect starts over, and where an
+ * error_page of a request nginx answered before POST_READ (a 400, 405,
+ * 414, 494) enters the phases for the first time
+ */
+
+ngx_int_t
+ngx_http_device_auth_restrip_handler(ngx_http_request_t *r)
+{
+    if (r->internal && ngx_http_device_auth_strip(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* removes the client's headers that carry a prefix in use */
+
+ngx_int_t
+ngx_http_device_auth_strip(ngx_http_request_t *r)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
+
+    if (dmcf->prefixes.nelts == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_device_auth_filter(r, 1);
+}
+
+
+/*
+ * Removes the headers that carry a prefix in use: the client's, which are
+ * logged, or (client 0) all of them, the module's own included: for a
+ * subrequest, whose header list is a shallow copy of its parent's (pushing
+ * to it would write into the parent's), it makes the private list the
+ * identity headers are then added to.
  */
 
 static ngx_int_t
@@ -179,7 +225,8 @@ ngx_http_device_auth_filter(ngx_http_request_t *r, ngx_uint_t client)
 
         for (i = 0; i < part->nelts; i++) {
             n++;
-            forged += ngx_http_device_auth_forged(&dmcf->prefixes, &h[i]);
+            forged += ngx_http_device_auth_forged(&dmcf->prefixes, &h[i],
+                                                  client);
         }
     }
 
@@ -208,7 +255,7 @@ ngx_http_device_auth_filter(ngx_http_request_t *r, ngx_uint_t client)
 
         for (i = 0; i < part->nelts; i++) {
 
-            if (ngx_http_device_auth_forged(&dmcf->prefixes, &h[i])) {
+            if (ngx_http_device_auth_forged(&dmcf->prefixes, &h[i], client)) {
                 if (client) {
                     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                                   "device_auth: removed client header "
@@ -232,36 +279,49 @@ ngx_http_device_auth_filter(ngx_http_request_t *r, ngx_uint_t client)
 }
 
 
-static ngx_uint_t
-ngx_http_device_auth_forged(ngx_array_t *prefixes, ngx_table_elt_t *h)
-{
-    u_char      c;
-    ngx_str_t  *prefix;
-    ngx_uint_t  i, j;
+/* a header with a prefix in use; with client, not one the module added */
 
-    prefix = prefixes->elts;
+static ngx_uint_t
+ngx_http_device_auth_forged(ngx_array_t *prefixes, ngx_table_elt_t *h,
+    ngx_uint_t client)
+{
+    u_char                          c;
+    ngx_str_t                      *prefix;
+    ngx_uint_t                      i, j, k;
+    ngx_http_device_auth_prefix_t **dp;
+
+    dp = prefixes->elts;
 
     for (i = 0; i < prefixes->nelts; i++) {
+        prefix = &dp[i]->name;
 
-        if (h->key.len < prefix[i].len) {
+        if (h->key.len < prefix->len) {
             continue;
         }
 
-        for (j = 0; j < prefix[i].len; j++) {
+        for (j = 0; j < prefix->len; j++) {
             c = h->lowcase_key[j];
 
             if (c == '_') {
                 c = '-';
             }
 
-            if (c != prefix[i].data[j]) {
+            if (c != prefix->data[j]) {
                 break;
             }
         }
 
-        if (j == prefix[i].len) {
-            return 1;
+        if (j < prefix->len) {
+            continue;
         }
+
+        for (k = 0; client && k < NGX_HTTP_DEVICE_AUTH_HDR_N; k++) {
+            if (h->key.data == dp[i]->headers[k].key.data) {
+                return 0;
+            }
+        }
+
+        return 1;
     }
 
     return 0;
@@ -279,6 +339,16 @@ ngx_http_device_auth_set_headers(ngx_http_request_t *r,
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
 
     if (r != r->main && ngx_http_device_auth_filter(r, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a request line nginx refused (414) has no header list yet */
+
+    if (r->headers_in.headers.last == NULL
+        && ngx_list_init(&r->headers_in.headers, r->pool,
+                         NGX_HTTP_DEVICE_AUTH_HDR_N, sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -21,6 +21,8 @@ char *ngx_http_device_auth_headers_prepare(ngx_conf_t *cf,
 char *ngx_http_device_auth_headers_check_prefix(ngx_conf_t *cf, void *post,
     void *data);
 ngx_int_t ngx_http_device_auth_strip_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_device_auth_restrip_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_device_auth_strip(ngx_http_request_t *r);
 ngx_int_t ngx_http_device_auth_set_headers(ngx_http_request_t *r,
     ngx_http_device_auth_conn_t *dc, ngx_str_t *status);
 

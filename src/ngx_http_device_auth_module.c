@@ -20,15 +20,6 @@
 #include "ngx_device_auth_address.h"
 
 
-typedef struct {
-    ngx_device_auth_bundle_t  *roots;
-    ngx_device_auth_bundle_t  *signers;
-    ngx_int_t                  depth;
-    ngx_uint_t                 profile;
-    ngx_device_auth_policy_t  *policy;
-} ngx_http_device_auth_policy_cache_t;
-
-
 static ngx_int_t ngx_http_device_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_device_auth_init(ngx_conf_t *cf);
 static void *ngx_http_device_auth_create_main_conf(ngx_conf_t *cf);
@@ -306,6 +297,11 @@ ngx_http_device_auth_init(ngx_conf_t *cf)
      * Handlers of a phase run in the reverse order of registration, and
      * this module registers after the static ones: forged headers go before
      * realip sees them, and devices are checked before "return".
+     *
+     * A request that nginx answers itself before the phases (400, 405,
+     * 414, 494...) enters them only through error_page: an internal
+     * redirect starts at SERVER_REWRITE, a named location at REWRITE, and
+     * both strip the headers again (the REWRITE handler does it first).
      */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
@@ -314,6 +310,14 @@ ngx_http_device_auth_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_device_auth_strip_handler;
+
+    h = ngx_array_push(
+                    &cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_device_auth_restrip_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
@@ -343,10 +347,12 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
-    if (ngx_array_init(&dmcf->prefixes, cf->pool, 2, sizeof(ngx_str_t))
+    if (ngx_array_init(&dmcf->prefixes, cf->pool, 2, sizeof(void *))
         != NGX_OK
         || ngx_array_init(&dmcf->policies, cf->pool, 2,
                           sizeof(ngx_http_device_auth_policy_cache_t))
+           != NGX_OK
+        || ngx_array_init(&dmcf->contexts, cf->pool, 2, sizeof(void *))
            != NGX_OK)
     {
         return NULL;
@@ -530,7 +536,7 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     dlcf->header_prefix = { 0, NULL };
-     *     dlcf->headers = { ... };
+     *     dlcf->headers = NULL;
      */
 
     dlcf->enable = NGX_CONF_UNSET;
@@ -600,13 +606,6 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_device_auth_lookup_prepare(cf, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
-    }
-
-    if (conf->header_prefix.data == prev->header_prefix.data
-        && prev->headers[0].key.data)
-    {
-        ngx_memcpy(conf->headers, prev->headers, sizeof(conf->headers));
-        return NGX_CONF_OK;
     }
 
     return ngx_http_device_auth_headers_prepare(cf, conf);

@@ -36,9 +36,35 @@
 typedef struct ngx_http_device_auth_redis_s  ngx_http_device_auth_redis_t;
 
 
+/* the policies of a configuration, one per distinct set of pins */
+
 typedef struct {
-    ngx_array_t                 prefixes;     /* of ngx_str_t, normalized */
-    ngx_array_t                 policies;     /* shared between servers */
+    ngx_device_auth_bundle_t   *roots;
+    ngx_device_auth_bundle_t   *signers;
+    ngx_int_t                   depth;
+    ngx_uint_t                  profile;
+    ngx_device_auth_policy_t   *policy;
+} ngx_http_device_auth_policy_cache_t;
+
+
+/*
+ * A header prefix in use and the identity headers made with it, shared by
+ * the locations that use it: a request header whose name is one of these
+ * very strings was added by the module; any other with the prefix came
+ * from the client.
+ */
+
+typedef struct {
+    ngx_str_t                   name;         /* lower case */
+    ngx_table_elt_t             headers[NGX_HTTP_DEVICE_AUTH_HDR_N];
+} ngx_http_device_auth_prefix_t;
+
+
+typedef struct {
+    ngx_array_t                 prefixes;     /* of ..._prefix_t * */
+    ngx_array_t                 policies;     /* of ..._policy_cache_t */
+    ngx_array_t                 contexts;     /* of ..._ssl_ctx_t *: the
+                                                 device_auth servers' */
 
     /* device_auth_redis */
     ngx_str_t                   redis_addr;   /* "host:port" or unix path */
@@ -76,7 +102,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                  enable;
     ngx_str_t                   header_prefix;
-    ngx_table_elt_t             headers[NGX_HTTP_DEVICE_AUTH_HDR_N];
+    ngx_table_elt_t            *headers;      /* [NGX_HTTP_DEVICE_AUTH_HDR_N] */
     ngx_uint_t                  log_level;
 
     ngx_uint_t                  fail_mode;

@@ -25,6 +25,22 @@
 #include "ngx_http_device_auth_ssl.h"
 
 
+/* what the module keeps with the SSL_CTX of every server of http{} */
+
+typedef struct {
+    ngx_http_device_auth_srv_conf_t   *dscf;     /* NULL: device_auth off */
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    /* its session ID context: the id of the context a session was made in */
+    u_char                             context[NGX_DEVICE_AUTH_ID_LEN];
+
+    /* nginx's session cache lookup, which the module's wraps */
+    SSL_SESSION                     *(*get_session)(SSL *ssl_conn,
+                                          const unsigned char *id, int len,
+                                          int *copy);
+} ngx_http_device_auth_ssl_ctx_t;
+
+
 static int ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store,
     void *arg);
 static ngx_http_device_auth_conn_t *ngx_http_device_auth_conn_create(
@@ -32,8 +48,21 @@ static ngx_http_device_auth_conn_t *ngx_http_device_auth_conn_create(
     ngx_device_auth_identity_t *id);
 static ngx_int_t ngx_http_device_auth_hook(ngx_conf_t *cf,
     ngx_http_core_srv_conf_t *cscf, ngx_http_device_auth_srv_conf_t *dscf);
-static ngx_int_t ngx_http_device_auth_session_id_context(ngx_conf_t *cf,
-    ngx_http_ssl_srv_conf_t *sscf, ngx_device_auth_policy_t *policy);
+static ngx_int_t ngx_http_device_auth_session_contexts(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, ngx_http_ssl_srv_conf_t *sscf,
+    ngx_device_auth_policy_t *policy, u_char *context);
+static ngx_http_device_auth_ssl_ctx_t *ngx_http_device_auth_guard_sessions(
+    ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf,
+    ngx_http_device_auth_srv_conf_t *dscf);
+static SSL_TICKET_RETURN ngx_http_device_auth_ticket(SSL *ssl_conn,
+    SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
+    SSL_TICKET_STATUS status, void *arg);
+static SSL_SESSION *ngx_http_device_auth_get_session(SSL *ssl_conn,
+    const unsigned char *id, int len, int *copy);
+static ngx_uint_t ngx_http_device_auth_session_fits(SSL *ssl_conn,
+    SSL_SESSION *sess, ngx_http_device_auth_main_conf_t *dmcf);
+
+
 
 
 static int  ngx_http_device_auth_ssl_index = -1;
@@ -43,9 +72,10 @@ static int  ngx_http_device_auth_ctx_index = -1;
 ngx_int_t
 ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
 {
-    ngx_uint_t                         s, p, a, i, ssl;
+    ngx_uint_t                         s, p, a, i, ssl, needed;
     ngx_http_conf_addr_t              *addr;
     ngx_http_conf_port_t              *port;
+    ngx_http_ssl_srv_conf_t           *sscf;
     ngx_http_core_srv_conf_t         **cscfp, **servers;
     ngx_http_core_main_conf_t         *cmcf;
     ngx_http_device_auth_srv_conf_t   *dscf;
@@ -74,9 +104,31 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     cscfp = cmcf->servers.elts;
 
+    needed = 0;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        dscf = cscfp[s]->ctx->srv_conf[ngx_http_device_auth_module.ctx_index];
+        needed |= dscf->needed;
+    }
+
     for (s = 0; s < cmcf->servers.nelts; s++) {
 
         dscf = cscfp[s]->ctx->srv_conf[ngx_http_device_auth_module.ctx_index];
+        sscf = cscfp[s]->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+        /*
+         * Any server of a listener may be the one whose SSL_CTX looks up a
+         * session for a device_auth server (OpenSSL resumes before the
+         * server name switches the context): all of them check sessions.
+         */
+
+        if (needed && sscf->ssl.ctx
+            && ngx_http_device_auth_guard_sessions(cf, sscf,
+                                                   dscf->needed ? dscf : NULL)
+               == NULL)
+        {
+            return NGX_ERROR;
+        }
 
         if (!dscf->needed) {
             continue;
@@ -147,10 +199,11 @@ static ngx_int_t
 ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     ngx_http_device_auth_srv_conf_t *dscf)
 {
-    int                       i, mode;
-    X509_NAME                *name;
-    STACK_OF(X509_NAME)      *names;
-    ngx_http_ssl_srv_conf_t  *sscf;
+    int                              i, mode;
+    X509_NAME                       *name;
+    STACK_OF(X509_NAME)             *names;
+    ngx_http_ssl_srv_conf_t         *sscf;
+    ngx_http_device_auth_ssl_ctx_t  *sc, **psc;
 
     sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
 
@@ -179,19 +232,10 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     SSL_CTX_set_verify(sscf->ssl.ctx, mode | SSL_VERIFY_PEER,
                        SSL_CTX_get_verify_callback(sscf->ssl.ctx));
 
+    sc = SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_http_device_auth_ctx_index);
+
     SSL_CTX_set_cert_verify_callback(sscf->ssl.ctx,
-                                     ngx_http_device_auth_verify_cert, dscf);
-
-    /* whose pins a session resumed with this context was verified by */
-
-    if (SSL_CTX_set_ex_data(sscf->ssl.ctx, ngx_http_device_auth_ctx_index,
-                            dscf)
-        == 0)
-    {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                      "SSL_CTX_set_ex_data() failed");
-        return NGX_ERROR;
-    }
+                                     ngx_http_device_auth_verify_cert, sc);
 
     /* the CA names in the CertificateRequest: the pins, unless configured */
 
@@ -216,34 +260,56 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
         SSL_CTX_set_client_CA_list(sscf->ssl.ctx, names);
     }
 
-    return ngx_http_device_auth_session_id_context(cf, sscf, dscf->policy);
+    if (ngx_http_device_auth_session_contexts(cf, cscf, sscf, dscf->policy,
+                                              sc->context)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    psc = ngx_array_push(&sc->dmcf->contexts);
+    if (psc == NULL) {
+        return NGX_ERROR;
+    }
+
+    *psc = sc;
+
+    return NGX_OK;
 }
 
 
 /*
- * Sessions are bound to the pins.  nginx made the session ID context from
- * the server certificates and the client CA list before the pins were
- * known; it is made again here with the pinned roots and signers, the
- * verify depth and the profile.  OpenSSL then resumes a session, by ID or
- * by ticket, only where the same pins apply, and after the pins changed a
- * device falls back to a full handshake instead of having its resumed
- * session refused with 495 for as long as it keeps its ticket.
+ * Sessions are bound to the policy.  nginx made the session ID context
+ * from the server certificates and the client CA list before the pins were
+ * known; it is made again here with the id of the whole certificate policy
+ * (pins, depth, profile).  OpenSSL checks it against the context of the
+ * server that looks the session up, which is the listener's default server
+ * (the server name switches contexts later): the module's own session
+ * checks below cover the others, with the context a device is verified in,
+ * made here too: the session ID context, the server's names and its
+ * listening addresses, the same over reloads that change none of them,
+ * and different between servers.
  */
 
 static ngx_int_t
-ngx_http_device_auth_session_id_context(ngx_conf_t *cf,
-    ngx_http_ssl_srv_conf_t *sscf, ngx_device_auth_policy_t *policy)
+ngx_http_device_auth_session_contexts(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, ngx_http_ssl_srv_conf_t *sscf,
+    ngx_device_auth_policy_t *policy, u_char *context)
 {
-    int                        i, n;
-    X509                      *cert;
-    u_char                     buf[EVP_MAX_MD_SIZE], params[2];
-    ngx_str_t                 *certs;
-    ngx_uint_t                 k;
-    EVP_MD_CTX                *md;
-    X509_NAME                 *name;
-    unsigned int               len;
-    STACK_OF(X509_NAME)       *list;
-    ngx_device_auth_bundle_t  *b, *pins[2];
+    int                          i, n;
+    X509                        *cert;
+    u_char                       buf[EVP_MAX_MD_SIZE];
+    ngx_str_t                   *certs;
+    ngx_uint_t                   k, p, a;
+    EVP_MD_CTX                  *md;
+    X509_NAME                   *name;
+    unsigned int                 len;
+    STACK_OF(X509_NAME)         *list;
+    ngx_http_conf_addr_t        *addr;
+    ngx_http_conf_port_t        *port;
+    ngx_http_server_name_t      *sn;
+    ngx_http_core_srv_conf_t   **servers;
+    ngx_http_core_main_conf_t   *cmcf;
 
     md = EVP_MD_CTX_new();
     if (md == NULL) {
@@ -315,49 +381,70 @@ ngx_http_device_auth_session_id_context(ngx_conf_t *cf,
         }
     }
 
-    /* the pins: roots, then signers (none: no ids), depth, profile */
+    /* the whole certificate policy: pins, depth, profile */
 
-    pins[0] = policy->roots;
-    pins[1] = policy->signers;
-
-    for (k = 0; k < 2; k++) {
-        b = pins[k];
-
-        params[0] = (u_char) k;
-        params[1] = (u_char) (b ? b->n : 0);
-
-        if (EVP_DigestUpdate(md, params, sizeof(params)) == 0) {
-            goto failed;
-        }
-
-        for (i = 0; b && i < b->n; i++) {
-            if (EVP_DigestUpdate(md, b->ids[i], NGX_DEVICE_AUTH_ID_LEN) == 0)
-            {
-                goto failed;
-            }
-        }
-    }
-
-    params[0] = (u_char) policy->depth;
-    params[1] = (u_char) policy->profile;
-
-    if (EVP_DigestUpdate(md, params, sizeof(params)) == 0
+    if (EVP_DigestUpdate(md, policy->id, NGX_DEVICE_AUTH_ID_LEN) == 0
         || EVP_DigestFinal_ex(md, buf, &len) == 0)
     {
         goto failed;
     }
-
-    EVP_MD_CTX_free(md);
 
     if (len > SSL_MAX_SID_CTX_LENGTH) {
         len = SSL_MAX_SID_CTX_LENGTH;
     }
 
     if (SSL_CTX_set_session_id_context(sscf->ssl.ctx, buf, len) == 0) {
+        EVP_MD_CTX_free(md);
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
                       "SSL_CTX_set_session_id_context() failed");
         return NGX_ERROR;
     }
+
+    /* the server's context: that, its names, its addresses */
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 0
+        || EVP_DigestUpdate(md, "device_auth server", 18) == 0
+        || EVP_DigestUpdate(md, buf, len) == 0)
+    {
+        goto failed;
+    }
+
+    sn = cscf->server_names.elts;
+
+    for (k = 0; k < cscf->server_names.nelts; k++) {
+        if (EVP_DigestUpdate(md, sn[k].name.data, sn[k].name.len) == 0
+            || EVP_DigestUpdate(md, "", 1) == 0)
+        {
+            goto failed;
+        }
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    port = cmcf->ports ? cmcf->ports->elts : NULL;
+
+    for (p = 0; port && p < cmcf->ports->nelts; p++) {
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+            servers = addr[a].servers.elts;
+
+            for (k = 0; k < addr[a].servers.nelts; k++) {
+                if (servers[k] == cscf
+                    && (EVP_DigestUpdate(md, addr[a].opt.addr_text.data,
+                                         addr[a].opt.addr_text.len) == 0
+                        || EVP_DigestUpdate(md, "", 1) == 0))
+                {
+                    goto failed;
+                }
+            }
+        }
+    }
+
+    if (EVP_DigestFinal_ex(md, context, &len) == 0) {
+        goto failed;
+    }
+
+    EVP_MD_CTX_free(md);
 
     return NGX_OK;
 
@@ -365,16 +452,213 @@ failed:
 
     EVP_MD_CTX_free(md);
     ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                  "device_auth: session ID context digest failed");
+                  "device_auth: session context digest failed");
 
     return NGX_ERROR;
+}
+
+
+/*
+ * OpenSSL looks a session up (ticket or cache) before the server name
+ * callback switches to the SSL_CTX of the server that SNI selects, and it
+ * checks the session ID context of the listener's default server: a session
+ * verified by the pins of one server would resume on another server of the
+ * same listener, whose policy may refuse the device.  So every SSL_CTX of
+ * http{} checks the sessions it is offered: one made under a policy that no
+ * longer exists, or for another server name than the ClientHello asks for,
+ * is not resumed (a full handshake verifies the device against the pins of
+ * the server it asks for).  A resumption that still reaches a server whose
+ * policy differs is refused with 495 (ngx_device_auth_resume()).
+ */
+
+static ngx_http_device_auth_ssl_ctx_t *
+ngx_http_device_auth_guard_sessions(ngx_conf_t *cf,
+    ngx_http_ssl_srv_conf_t *sscf, ngx_http_device_auth_srv_conf_t *dscf)
+{
+    ngx_http_device_auth_ssl_ctx_t  *sc;
+
+    sc = SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_http_device_auth_ctx_index);
+
+    if (sc) {
+        /* a context shared by servers (inherited from http{}): once */
+
+        if (sc->dscf == NULL) {
+            sc->dscf = dscf;
+        }
+
+        return sc;
+    }
+
+    sc = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_ssl_ctx_t));
+    if (sc == NULL) {
+        return NULL;
+    }
+
+    sc->dscf = dscf;
+    sc->dmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_device_auth_module);
+    sc->get_session = SSL_CTX_sess_get_get_cb(sscf->ssl.ctx);
+
+    if (SSL_CTX_set_ex_data(sscf->ssl.ctx, ngx_http_device_auth_ctx_index, sc)
+        == 0)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_ex_data() failed");
+        return NULL;
+    }
+
+    if (SSL_CTX_set_session_ticket_cb(sscf->ssl.ctx, NULL,
+                                      ngx_http_device_auth_ticket, sc->dmcf)
+        == 0)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_session_ticket_cb() failed");
+        return NULL;
+    }
+
+    if (sc->get_session) {
+        SSL_CTX_sess_set_get_cb(sscf->ssl.ctx,
+                                ngx_http_device_auth_get_session);
+    }
+
+    return sc;
+}
+
+
+static SSL_TICKET_RETURN
+ngx_http_device_auth_ticket(SSL *ssl_conn, SSL_SESSION *sess,
+    const unsigned char *keyname, size_t keyname_len,
+    SSL_TICKET_STATUS status, void *arg)
+{
+    ngx_http_device_auth_main_conf_t *dmcf = arg;
+
+    switch (status) {
+
+    case SSL_TICKET_SUCCESS:
+        return ngx_http_device_auth_session_fits(ssl_conn, sess, dmcf)
+               ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_IGNORE_RENEW;
+
+    case SSL_TICKET_SUCCESS_RENEW:
+        return ngx_http_device_auth_session_fits(ssl_conn, sess, dmcf)
+               ? SSL_TICKET_RETURN_USE_RENEW
+               : SSL_TICKET_RETURN_IGNORE_RENEW;
+
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+
+    default: /* SSL_TICKET_FATAL_ERR_* */
+        return SSL_TICKET_RETURN_ABORT;
+    }
+}
+
+
+static SSL_SESSION *
+ngx_http_device_auth_get_session(SSL *ssl_conn, const unsigned char *id,
+    int len, int *copy)
+{
+    SSL_SESSION                     *sess;
+    ngx_http_device_auth_ssl_ctx_t  *sc;
+
+    sc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
+                             ngx_http_device_auth_ctx_index);
+
+    if (sc == NULL || sc->get_session == NULL) {
+        return NULL;
+    }
+
+    sess = sc->get_session(ssl_conn, id, len, copy);
+
+    if (sess == NULL
+        || ngx_http_device_auth_session_fits(ssl_conn, sess, sc->dmcf))
+    {
+        return sess;
+    }
+
+    /* given to the caller without a reference taken: drop it here */
+
+    if (*copy == 0) {
+        SSL_SESSION_free(sess);
+    }
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_device_auth_session_fits(SSL *ssl_conn, SSL_SESSION *sess,
+    ngx_http_device_auth_main_conf_t *dmcf)
+{
+    size_t                            len, hlen;
+    ngx_uint_t                        i;
+    const char                       *host;
+    const u_char                     *p, *appdata, *context;
+    ngx_http_device_auth_ssl_ctx_t  **sc;
+
+    /* the server name of the session, and the one asked for now */
+
+    host = SSL_SESSION_get0_hostname(sess);
+    hlen = host ? ngx_strlen(host) : 0;
+
+    if (SSL_client_hello_get0_ext(ssl_conn, TLSEXT_TYPE_server_name, &p,
+                                  &len)
+        == 1)
+    {
+        /* list length, name type, name length (RFC 6066) */
+
+        if (len < 5 || p[2] != TLSEXT_NAMETYPE_host_name
+            || (size_t) ((p[3] << 8) + p[4]) + 5 > len)
+        {
+            return 0;
+        }
+
+        if (hlen != (size_t) ((p[3] << 8) + p[4])
+            || ngx_strncasecmp((u_char *) host, (u_char *) p + 5, hlen) != 0)
+        {
+            return 0;
+        }
+
+    } else if (hlen) {
+        return 0;
+    }
+
+    appdata = NULL;
+
+    if (SSL_SESSION_get0_ticket_appdata(sess, (void **) &appdata, &len) == 0
+        || appdata == NULL || len == 0)
+    {
+        /* not verified by device_auth */
+        return 1;
+    }
+
+    context = ngx_device_auth_appdata_context(appdata, len);
+
+    if (context == NULL) {
+        return 0;
+    }
+
+    /*
+     * made by a device_auth server of this configuration: after a reload
+     * that changed its pins, depth or profile, or its certificates, no
+     */
+
+    sc = dmcf->contexts.elts;
+
+    for (i = 0; i < dmcf->contexts.nelts; i++) {
+        if (ngx_memcmp(sc[i]->context, context, NGX_DEVICE_AUTH_ID_LEN) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
 static int
 ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
 {
-    ngx_http_device_auth_srv_conf_t *dscf = arg;
+    ngx_http_device_auth_ssl_ctx_t *sc = arg;
 
     SSL                          *ssl_conn;
     X509                         *leaf;
@@ -389,11 +673,11 @@ ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
     c = ngx_ssl_get_connection(ssl_conn);
     leaf = X509_STORE_CTX_get0_cert(x509_store);
 
-    (void) ngx_device_auth_verify(dscf->policy, leaf,
+    (void) ngx_device_auth_verify(sc->dscf->policy, leaf,
                                   X509_STORE_CTX_get0_untrusted(x509_store),
                                   &id);
 
-    dc = ngx_http_device_auth_conn_create(c->pool, dscf->policy, &id);
+    dc = ngx_http_device_auth_conn_create(c->pool, sc->dscf->policy, &id);
     if (dc == NULL) {
         return 0;
     }
@@ -403,7 +687,8 @@ ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
         return 0;
     }
 
-    len = ngx_device_auth_appdata_encode(&id, appdata);
+    len = ngx_device_auth_appdata_encode(sc->dscf->policy, &id, sc->context,
+                                         appdata);
 
     if (SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl_conn),
                                         appdata, len)
@@ -499,7 +784,8 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
     ngx_connection_t                 *c;
     ngx_device_auth_identity_t        id;
     ngx_http_device_auth_conn_t      *dc;
-    ngx_http_device_auth_srv_conf_t  *dscf, *hscf;
+    ngx_http_device_auth_ssl_ctx_t   *sc;
+    ngx_http_device_auth_srv_conf_t  *dscf;
 
     if (r->connection->ssl == NULL || ngx_http_device_auth_ssl_index == -1) {
         return NULL;
@@ -525,11 +811,11 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
      * Host names a server with other pins, the request is misdirected.
      */
 
-    hscf = NULL;
+    sc = NULL;
 
     if (leaf && SSL_session_reused(ssl_conn)) {
-        hscf = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
-                                   ngx_http_device_auth_ctx_index);
+        sc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
+                                 ngx_http_device_auth_ctx_index);
     }
 
     if (leaf == NULL) {
@@ -542,7 +828,7 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
         dc->status = NGX_HTTP_DEVICE_AUTH_CONN_NO_CERT;
         ngx_str_null(&dc->reason);
 
-    } else if (hscf && hscf->policy) {
+    } else if (sc && sc->dscf && sc->dscf->policy) {
 
         appdata = NULL;
         len = 0;
@@ -554,9 +840,11 @@ ngx_http_device_auth_get_conn(ngx_http_request_t *r)
             appdata = NULL;
         }
 
-        (void) ngx_device_auth_resume(hscf->policy, leaf, appdata, len, &id);
+        (void) ngx_device_auth_resume(sc->dscf->policy, leaf, appdata, len,
+                                      &id);
 
-        dc = ngx_http_device_auth_conn_create(c->pool, hscf->policy, &id);
+        dc = ngx_http_device_auth_conn_create(c->pool, sc->dscf->policy,
+                                              &id);
         if (dc == NULL) {
             return NULL;
         }

@@ -113,7 +113,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(upstream_headers upstream_values new_session_cache
-                    cert_fingerprint capture);
+                    cert_fingerprint capture worker_can_reach);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -150,6 +150,13 @@ sub new {
     $self->{testdir} = tempdir('device-auth-XXXXXXXX', TMPDIR => 1);
     chmod 0755, $self->{testdir};
 
+    # nginx's workers read and write in the test directory (logs, temp
+    # files, the unix socket of Redis, html roots)
+    worker_can_reach($self->{testdir}, 'x')
+        or die "nginx workers (user nobody) cannot enter the test "
+               . "directory $self->{testdir}: set TMPDIR to a directory "
+               . "that is not private (mode 0700)\n";
+
     $self->{pki} = File::Spec->rel2abs($ENV{DEVICE_AUTH_PKI}
                                        || "$self->{testdir}/pki");
     $self->_make_pki() unless $opts{no_pki};
@@ -157,6 +164,20 @@ sub new {
     push @INSTANCES, $self;
 
     return $self;
+}
+
+
+# Started by root, nginx runs its workers as "nobody" (no "user" directive
+# in the tests): true when that user can access PATH for MODE ('r', 'w'
+# or 'x', as test(1) takes them); always true when not root.
+
+sub worker_can_reach {
+    my ($path, $mode) = @_;
+
+    return 1 if $> != 0;
+
+    return system('runuser', '-u', 'nobody', '--', 'test', "-$mode",
+                  $path) == 0;
 }
 
 
