@@ -94,7 +94,8 @@ is($rc, 0, "apt-get install $deb") or diag($out);
 is(installed_version($PKG), $version, "$PKG $version installed");
 
 ok(-f $SO, "module in $SO");
-is(read_text($AVAILABLE), "load_module modules/ngx_http_device_auth_module.so;\n",
+is(read_text($AVAILABLE),
+   "load_module modules/ngx_http_device_auth_module.so;\n",
    'mod-http-device-auth.conf loads the module');
 is(readlink($ENABLED), $AVAILABLE,
    "$ENABLED links to the snippet");

@@ -125,8 +125,9 @@ sub h3 {
     # "http: stream 0x4 [:status: 200]": streams 0, 4, 8... in path order
     my %streams;
 
-    while ($out =~ /^http: stream 0x([0-9a-f]+) \[([^:\]]*|:[a-z]+): (.*)\]$/mg)
-    {
+    my $field = qr/^http: stream 0x([0-9a-f]+) \[([^:\]]*|:[a-z]+): (.*)\]$/m;
+
+    while ($out =~ /$field/g) {
         my ($id, $name, $value) = (hex($1), lc $2, $3);
 
         if ($name eq ':status') {
@@ -202,7 +203,10 @@ sub refused {
     is($r->{status}, 400, "$name: 400") or diag($r->{error} || $r->{out});
     ok(!$r->{headers}{'x-echo'}, "$name: upstream not reached");
 
-    my $re = qr/device rejected with $code [^\n]*reason: ([^\n]*), client: [^\n]*request: "GET \Q$path\E HTTP\/3\.0"/;
+    my $re = "device rejected with $code " . '[^\n]*reason: ([^\n]*), '
+             . 'client: [^\n]*request: "GET ' . quotemeta($path)
+             . ' HTTP/3\.0"';
+    $re = qr/$re/;
     my $log = $t->wait_error_log($re) // '';
     my ($why) = $log =~ $re;
     like($why // '', $reason, "$name: error log: $code, $reason");
