@@ -554,6 +554,14 @@ test-nginx: nginx-build tools $(T_PKI)/.done bench-tools
 #   make test-deb   make deb, then t/deb.t: apt-get install of the .deb into
 #                   the stock nginx, a device through it, and the package
 #                   removed again (root only; see t/deb.t)
+#
+# The device-auth tool (issue 11) goes into the package as soon as this
+# Makefile has a target "cli-install" (debian/rules runs it when
+# "make -n cli-install" succeeds): it builds the tool and installs it into
+# $(DESTDIR)/usr/bin/device-auth, with its manual page in
+# $(DESTDIR)/usr/share/man/man1/ (lintian wants one).  It must not depend
+# on "deps" (no apt inside a package build); what it needs to build goes
+# into Build-Depends in debian/control.
 
 DEB_PACKAGES_BUILD := build-essential debhelper dpkg-dev nginx-dev \
                       libhiredis-dev libssl-dev libpcre2-dev zlib1g-dev \
