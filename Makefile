@@ -18,11 +18,15 @@ TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
-                libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl \
+                libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
                 perl ngtcp2-client libnghttp3-dev
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
         auto/script_h.sh
+
+# a module of the tests, built beside this one: a rewrite handler loaded
+# after device_auth (t/module-order.t)
+ORDER_FIXTURE := $(CURDIR)/t/fixtures/order_module
 
 CC          ?= cc
 TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
@@ -63,21 +67,23 @@ $(BUILD)/nginx-src/configure: | deps
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx-src
 
-$(BUILD)/Makefile: config config.make $(BUILD)/nginx-src/configure
+$(BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                   $(BUILD)/nginx-src/configure
 	cd $(BUILD)/nginx-src && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
 	            -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 \
 	            $(EXTRA_CFLAGS)" \
 	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC $(EXTRA_LDFLAGS)" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(BUILD) \
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 
 # The Lua script is embedded at build time as a C string: config.make adds
 # the rule that makes $(BUILD)/ngx_http_device_auth_script.h to nginx's
 # Makefile (auto/script_h.sh), as for any "--add-dynamic-module" build.
-$(MODULE): $(BUILD)/Makefile $(SRCS)
+$(MODULE): $(BUILD)/Makefile $(SRCS) $(wildcard $(ORDER_FIXTURE)/*.c)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
@@ -137,7 +143,7 @@ FUZZ_PACKAGES  := clang-14 libclang-rt-14-dev libssl-dev libhiredis-dev \
                   openssl perl
 FUZZ_CC        ?= clang-14
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply
+FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp
 FUZZ_BUILD     := $(BUILD)/fuzz
 FUZZ_SEEDS     := $(BUILD)/fuzz-seeds
 FUZZ_CORPUS    := $(BUILD)/fuzz-corpus
@@ -154,9 +160,11 @@ FUZZ_ENV       := ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
 FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c
 FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
 FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c
+FUZZ_SRC_fuzz_resp     := src/ngx_device_auth_resp.c
 FUZZ_OPTS_fuzz_cert    := -max_len=8192 -dict=fuzz/fuzz_cert.dict
 FUZZ_OPTS_fuzz_address := -max_len=1024 -dict=fuzz/fuzz_address.dict
 FUZZ_OPTS_fuzz_reply   := -max_len=4096 -dict=fuzz/fuzz_reply.dict
+FUZZ_OPTS_fuzz_resp    := -max_len=4096 -dict=fuzz/fuzz_reply.dict
 
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 
@@ -183,9 +191,10 @@ $(FUZZ_BUILD)/fuzz_cert_pins.h: $(wildcard fuzz/seeds/cert/root-*.pem) \
 
 $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
+                 src/ngx_device_auth_resp.h \
                  $(FUZZ_SRC_fuzz_cert) $(FUZZ_SRC_fuzz_address) \
-                 $(FUZZ_SRC_fuzz_reply) $(FUZZ_BUILD)/fuzz_cert_pins.h \
-                 | fuzz-deps
+                 $(FUZZ_SRC_fuzz_reply) $(FUZZ_SRC_fuzz_resp) \
+                 $(FUZZ_BUILD)/fuzz_cert_pins.h | fuzz-deps
 	mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 
@@ -207,6 +216,7 @@ fuzz: fuzz-build fuzz-seeds
 	    fuzz_cert)    opts="$(FUZZ_OPTS_fuzz_cert)" ;; \
 	    fuzz_address) opts="$(FUZZ_OPTS_fuzz_address)" ;; \
 	    fuzz_reply)   opts="$(FUZZ_OPTS_fuzz_reply)" ;; \
+	    fuzz_resp)    opts="$(FUZZ_OPTS_fuzz_resp)" ;; \
 	    esac; \
 	    log=$(FUZZ_LOGS)/$$t.log; \
 	    reg=fuzz/regressions/$$t; [ -d $$reg ] || reg=; \
@@ -376,7 +386,8 @@ $(NGX_ORIG_SRC)/configure: $(NGX_ORIG) $(NGX_PATCHES)
 
 # nginx and the module in one configure, so that both are instrumented;
 # feature tests run with leak detection off (some of them leak on purpose)
-$(ASAN_BUILD)/Makefile: config config.make $(NGX_ORIG_SRC)/configure \
+$(ASAN_BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                        $(NGX_ORIG_SRC)/configure \
                         $(NGX_SRC)/conf_flags $(ASAN_BUILD)/.flags
 	mkdir -p $(ASAN_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
@@ -384,7 +395,8 @@ $(ASAN_BUILD)/Makefile: config config.make $(NGX_ORIG_SRC)/configure \
 	        --with-cc=$(ASAN_CC) \
 	        --with-cc-opt="-g -O1 $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) -fPIC" \
 	        --with-ld-opt="$(ASAN_LD_OPT)" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(ASAN_BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(ASAN_BUILD) \
 	        > $(ASAN_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(ASAN_BUILD)/configure.log; exit 1; }
 
@@ -425,14 +437,16 @@ test-asan: asan-build tools $(T_PKI)/.done
 	     "$$(echo $$reports | wc -w) sanitizer report(s)"; \
 	[ $$rc = 0 ] && [ -z "$$reports" ]
 
-$(VG_BUILD)/Makefile: config config.make $(NGX_ORIG_SRC)/configure \
+$(VG_BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                      $(NGX_ORIG_SRC)/configure \
                       $(NGX_SRC)/conf_flags
 	mkdir -p $(VG_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(VG_CFLAGS)" \
 	        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(VG_BUILD) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(VG_BUILD) \
 	        > $(VG_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(VG_BUILD)/configure.log; exit 1; }
 
@@ -512,12 +526,15 @@ $(NV_SRC)/.unpacked: $(NV_TARBALL)
 
 # configure as a user would, from the source tree; a release tarball has
 # ./configure, a repository snapshot ./auto/configure
-$(NV_OBJS)/Makefile: config config.make $(NV_SRC)/.unpacked
+# (and the suite's fixture module, for t/module-order.t)
+$(NV_OBJS)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                     $(NV_SRC)/.unpacked
 	cd $(NV_SRC) && \
 	    if [ -f configure ]; then c=./configure; else c=./auto/configure; fi; \
 	    $$c $(NV_CONF_FLAGS) --with-cc-opt="$(NV_CC_OPT)" \
 	        --with-ld-opt="$(NV_LD_OPT)" \
-	        --add-dynamic-module=$(CURDIR) --builddir=$(NV_OBJS) \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(NV_OBJS) \
 	        > $(NV_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(NV_BUILD)/configure.log; exit 1; }
 

@@ -66,6 +66,7 @@ typedef struct {
     int              role;
     int              src;           /* 127.0.0.<src>, 0: any */
     int              nreq;
+    int              got;           /* bytes of the current response */
     int              measured;      /* the current request counts */
     int              starting;      /* in lg_conn_start() */
     uint64_t         t_conn;
@@ -491,12 +492,14 @@ lg_conn_event(lg_engine_t *e, lg_conn_t *c)
                     return;
                 }
                 lg_conn_fail(e, c, err == SSL_ERROR_SSL ? LG_ERR_TLS
-                                                        : LG_ERR_CLOSED,
+                                   : c->nreq ? LG_ERR_KEEPALIVE
+                                   : LG_ERR_CLOSED,
                              "write");
                 return;
             }
 
             lg_http_resp_init(&c->resp, cf->head);
+            c->got = 0;
             c->state = C_READ;
 
             /*
@@ -526,6 +529,12 @@ lg_conn_event(lg_engine_t *e, lg_conn_t *c)
                     return;
                 }
 
+                if (c->state == C_READ && fail == LG_ERR_CLOSED
+                    && c->nreq && c->got == 0)
+                {
+                    fail = LG_ERR_KEEPALIVE;
+                }
+
                 lg_conn_fail(e, c, fail, "read");
                 return;
             }
@@ -535,6 +544,7 @@ lg_conn_event(lg_engine_t *e, lg_conn_t *c)
                 break;
             }
 
+            c->got += n;
             rc = lg_http_parse(&c->resp, lg_rbuf, n, &used);
 
             if (rc == LG_HTTP_ERROR) {

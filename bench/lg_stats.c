@@ -13,7 +13,7 @@
 
 
 static const char  *lg_err_names[LG_ERR_N] = {
-    "connect", "tls", "timeout", "parse", "closed"
+    "connect", "tls", "timeout", "parse", "closed", "keepalive"
 };
 
 static const char  *lg_role_names[LG_ROLE_N] = {

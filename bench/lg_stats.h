@@ -27,7 +27,11 @@
 #define LG_ERR_TIMEOUT     2        /* no progress within --timeout */
 #define LG_ERR_PARSE       3        /* not a valid HTTP/1.x response */
 #define LG_ERR_CLOSED      4        /* closed or reset before the response */
-#define LG_ERR_N           5
+#define LG_ERR_KEEPALIVE   5        /* a reused connection closed before any
+                                       byte of the response: the server
+                                       closed it idle as the request went
+                                       out (clients retry those) */
+#define LG_ERR_N           6
 
 
 typedef struct {

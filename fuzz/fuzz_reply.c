@@ -34,9 +34,10 @@
  *
  * Checked besides the sanitizers: status, cause and reason are in range;
  * the reason is terminated at reason_len and printable without quotes; a
- * device verdict (ok ... duplicate) comes only from an array of 4 whose
- * first element is that verdict's name as a string; NOSCRIPT only from an
- * error reply starting with NOSCRIPT; "places" only from an integer.
+ * device verdict (ok ... duplicate) comes only from an array of 5 whose
+ * first element is that verdict's name as a string and whose last is the
+ * serial of the lookup; NOSCRIPT only from an error reply starting with
+ * NOSCRIPT; "places" only from an integer.
  */
 
 
@@ -61,6 +62,10 @@
 #define FUZZ_MAX_DEPTH   8
 #define FUZZ_MAX_NODES   512
 
+/* the serial of the lookup the replies are parsed for */
+#define FUZZ_SERIAL      "0123A1B2C3D4E5F601"
+#define FUZZ_SERIAL_LEN  (sizeof(FUZZ_SERIAL) - 1)
+
 
 typedef struct {
     const uint8_t  *p;
@@ -81,7 +86,7 @@ fuzz_check(const redisReply *r, const ngx_device_auth_verdict_t *v)
     const redisReply  *e;
 
     fuzz_assert(v->status >= NGX_DEVICE_AUTH_V_OK
-                && v->status <= NGX_DEVICE_AUTH_V_ERROR, "status %d",
+                && v->status <= NGX_DEVICE_AUTH_V_DESYNC, "status %d",
                 v->status);
     fuzz_assert(v->cause >= NGX_DEVICE_AUTH_CAUSE_NONE
                 && v->cause <= NGX_DEVICE_AUTH_CAUSE_REGISTRY, "cause %d",
@@ -103,8 +108,20 @@ fuzz_check(const redisReply *r, const ngx_device_auth_verdict_t *v)
                     "NOSCRIPT from another reply");
     }
 
+    if (v->status == NGX_DEVICE_AUTH_V_DESYNC) {
+        fuzz_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 5
+                    && r->element && r->element[4]
+                    && !(r->element[4]->type == REDIS_REPLY_STRING
+                         && r->element[4]->str
+                         && r->element[4]->len == FUZZ_SERIAL_LEN
+                         && memcmp(r->element[4]->str, FUZZ_SERIAL,
+                                   FUZZ_SERIAL_LEN) == 0),
+                    "desync from a reply of the lookup's serial");
+    }
+
     if (v->status == NGX_DEVICE_AUTH_V_ERROR
-        || v->status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+        || v->status == NGX_DEVICE_AUTH_V_NOSCRIPT
+        || v->status == NGX_DEVICE_AUTH_V_DESYNC)
     {
         fuzz_assert(v->places == 0 && v->cause == 0,
                     "error with places %lld, cause %d", v->places, v->cause);
@@ -112,11 +129,17 @@ fuzz_check(const redisReply *r, const ngx_device_auth_verdict_t *v)
         return;
     }
 
-    /* a device verdict: only from { "<verdict>", reason, places, cause } */
+    /* a device verdict: only from { verdict, reason, places, cause, sn } */
 
-    fuzz_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4
+    fuzz_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 5
                 && r->element, "verdict %s from a reply that is not an "
-                "array of 4", name);
+                "array of 5", name);
+
+    e = r->element[4];
+    fuzz_assert(e && e->type == REDIS_REPLY_STRING && e->str
+                && e->len == FUZZ_SERIAL_LEN
+                && memcmp(e->str, FUZZ_SERIAL, FUZZ_SERIAL_LEN) == 0,
+                "verdict %s for another serial", name);
 
     e = r->element[0];
     fuzz_assert(e && e->type == REDIS_REPLY_STRING && e->str
@@ -142,7 +165,7 @@ fuzz_parse(const redisReply *r)
 
     memset(&v, 0xa5, sizeof(v));
 
-    ngx_device_auth_reply_parse(r, &v);
+    ngx_device_auth_reply_parse(r, FUZZ_SERIAL, FUZZ_SERIAL_LEN, &v);
     fuzz_check(r, &v);
 }
 

@@ -28,12 +28,14 @@ pki=$out/pki
 der() { openssl x509 -in "$1" -outform DER; }
 
 # A session verdict as ngx_device_auth_appdata_encode() writes it:
-# "DA", version 1, status 0 (ok), signer id, anchor id (SHA-256 of DER).
+# "DA", version 2, status 0 (ok), signer id, anchor id (SHA-256 of DER),
+# policy id and context (zeros here: the fuzzer finds its way from there).
 verdict() {
     local signer=$1 anchor=$2
-    printf 'DA\001\000'
+    printf 'DA\002\000'
     der "$signer" | openssl dgst -sha256 -binary
     der "$anchor" | openssl dgst -sha256 -binary
+    head -c 64 /dev/zero
 }
 
 subject() { openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject=//'; }
@@ -302,6 +304,21 @@ done < "$here/seeds/address.txt"
 
 perl "$here/seeds/reply2bin.pl" "$here/seeds/reply.txt" "$out/fuzz_reply"
 
+# fuzz_resp: the wire seeds of fuzz_reply behind a byte that cuts them into
+# pieces, and commands for the encoder ("E", buffer size, pieces)
+mkdir -p "$out/fuzz_resp"
+for f in "$out"/fuzz_reply/*; do
+    case $(head -c 1 "$f") in
+    '*'|'$'|':'|'+'|'-')
+        { printf '\003'; cat "$f"; } > "$out/fuzz_resp/$(basename "$f")" ;;
+    esac
+done
+printf 'E\377\007EVALSHA\0410123456789abcdef0123456789abcdef01234567\0017' \
+    > "$out/fuzz_resp/evalsha"
+printf 'E\030\007EVALSHA\001x' > "$out/fuzz_resp/evalsha-short-buffer"
+printf 'E\000' > "$out/fuzz_resp/empty"
+
 echo "fuzz seeds in $out: $(ls "$certs" | wc -l) cert, " \
      "$(ls "$out/fuzz_address" | wc -l) address, " \
-     "$(ls "$out/fuzz_reply" | wc -l) reply"
+     "$(ls "$out/fuzz_reply" | wc -l) reply, " \
+     "$(ls "$out/fuzz_resp" | wc -l) resp"

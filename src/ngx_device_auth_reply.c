@@ -2,10 +2,13 @@
 /*
  * The device verdict from the Redis script's reply.
  *
- * The script answers { status, reason, places, cause }.  Anything else,
- * from an error reply to a reply of another shape (a script changed by
- * hand, a proxy in between), is an error, which the fail mode handles;
- * it is never read as a good verdict.
+ * The script answers { status, reason, places, cause, serial }.  Anything
+ * else, from an error reply to a reply of another shape (a script changed
+ * by hand, a proxy in between), is an error, which the fail mode handles;
+ * it is never read as a good verdict.  A reply for another serial than the
+ * lookup's means that replies and lookups are no longer paired (a reply
+ * too many or too few on the connection): it is told apart, so that the
+ * connection can be dropped.
  */
 
 
@@ -16,6 +19,8 @@
 
 static void ngx_device_auth_reply_text(ngx_device_auth_verdict_t *v,
     const char *prefix, const char *s, size_t len);
+static void ngx_device_auth_reply_text_append(ngx_device_auth_verdict_t *v,
+    const char *s);
 
 
 static const struct {
@@ -33,8 +38,8 @@ static const struct {
 
 
 void
-ngx_device_auth_reply_parse(const redisReply *reply,
-    ngx_device_auth_verdict_t *v)
+ngx_device_auth_reply_parse(const redisReply *reply, const char *serial,
+    size_t serial_len, ngx_device_auth_verdict_t *v)
 {
     int                i;
     const redisReply  *e;
@@ -59,7 +64,7 @@ ngx_device_auth_reply_parse(const redisReply *reply,
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5
         || reply->element == NULL)
     {
         ngx_device_auth_reply_text(v, "unexpected reply from the script",
@@ -67,12 +72,27 @@ ngx_device_auth_reply_parse(const redisReply *reply,
         return;
     }
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         if (reply->element[i] == NULL) {
             ngx_device_auth_reply_text(v, "unexpected reply from the script",
                                        NULL, 0);
             return;
         }
+    }
+
+    e = reply->element[4];
+
+    if (e->type != REDIS_REPLY_STRING || e->str == NULL
+        || e->len != serial_len || memcmp(e->str, serial, serial_len) != 0)
+    {
+        v->status = NGX_DEVICE_AUTH_V_DESYNC;
+        ngx_device_auth_reply_text(v, "reply of another lookup (serial ",
+                                   e->type == REDIS_REPLY_STRING && e->str
+                                   ? e->str : "?",
+                                   e->type == REDIS_REPLY_STRING && e->str
+                                   ? e->len : 1);
+        ngx_device_auth_reply_text_append(v, ")");
+        return;
     }
 
     e = reply->element[0];
@@ -174,4 +194,22 @@ ngx_device_auth_reply_text(ngx_device_auth_verdict_t *v, const char *prefix,
 
     v->reason[n] = '\0';
     v->reason_len = n;
+}
+
+
+static void
+ngx_device_auth_reply_text_append(ngx_device_auth_verdict_t *v,
+    const char *s)
+{
+    size_t  n;
+
+    n = strlen(s);
+
+    if (n > sizeof(v->reason) - 1 - v->reason_len) {
+        n = sizeof(v->reason) - 1 - v->reason_len;
+    }
+
+    memcpy(v->reason + v->reason_len, s, n);
+    v->reason_len += n;
+    v->reason[v->reason_len] = '\0';
 }

@@ -21,6 +21,7 @@
 #define NGX_DEVICE_AUTH_V_DUPLICATE       5
 #define NGX_DEVICE_AUTH_V_NOSCRIPT        6   /* script not cached: EVAL */
 #define NGX_DEVICE_AUTH_V_ERROR           7   /* error or unexpected reply */
+#define NGX_DEVICE_AUTH_V_DESYNC          8   /* another lookup's reply */
 
 #define NGX_DEVICE_AUTH_CAUSE_NONE               0
 #define NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED 1
@@ -41,7 +42,7 @@ typedef struct {
 
 
 void ngx_device_auth_reply_parse(const redisReply *reply,
-    ngx_device_auth_verdict_t *v);
+    const char *serial, size_t serial_len, ngx_device_auth_verdict_t *v);
 const char *ngx_device_auth_verdict_name(int status);
 
 

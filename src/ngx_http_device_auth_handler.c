@@ -40,14 +40,15 @@ ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
     ngx_string("quarantined"),
     ngx_string("duplicate"),
     ngx_string("unchecked"),
-    ngx_string("error")
+    ngx_string("error"),
+    ngx_string("too_early")
 };
 
 
 ngx_int_t
 ngx_http_device_auth_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                          reason;
+    ngx_str_t                          reason, early;
     ngx_pool_cleanup_t                *cln;
     ngx_http_device_auth_ctx_t        *ctx;
     ngx_http_device_auth_conn_t       *dc;
@@ -74,6 +75,12 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
     ctx = ngx_http_device_auth_get_ctx(r);
 
     if (ctx) {
+        /*
+         * decided, or waiting for its lookup (the request runs the phases
+         * again when it is woken); a context is never left undecided, so
+         * nothing can wait with no lookup to wake it
+         */
+
         return ctx->state == NGX_HTTP_DEVICE_AUTH_DONE ? ctx->rc : NGX_DONE;
     }
 
@@ -93,9 +100,12 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
     dc = ngx_http_device_auth_get_conn(r);
     ctx->dc = dc;
 
-    if (dc == NULL) {
+    if (dc == NULL || ngx_http_device_auth_fault("identity")) {
         if (r->connection->ssl) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            ctx->dc = NULL;
+            return ngx_http_device_auth_internal_error(ctx,
+                                     "cannot keep the device identity of "
+                                     "the connection");
         }
 
         ngx_str_set(&reason, "plain HTTP connection, no client certificate");
@@ -140,6 +150,30 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
         return ctx->rc;
     }
 
+    /*
+     * 0-RTT data is not bound to this handshake: whoever captured it can
+     * send it again, with the device's identity.  Clients retry a 425
+     * once the handshake is complete (RFC 8470).
+     */
+
+    if (ngx_ssl_get_early_data(r->connection, r->pool, &early) != NGX_OK) {
+        return ngx_http_device_auth_internal_error(ctx, "cannot tell early "
+                                                   "data");
+    }
+
+    if (early.len) {
+        ctx->early_data = 1;
+
+        if (!dlcf->early_data) {
+            ngx_str_set(&reason, "request sent in TLS 1.3 early data "
+                                 "(0-RTT), which can be replayed");
+            ngx_http_device_auth_decide(ctx, NGX_HTTP_DEVICE_AUTH_TOO_EARLY,
+                                        NGX_HTTP_DEVICE_AUTH_S_TOO_EARLY,
+                                        &reason);
+            return ctx->rc;
+        }
+    }
+
     return ngx_http_device_auth_lookup(r, ctx);
 }
 
@@ -174,7 +208,10 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
     }
 
     if (rc == NGX_DECLINED) {
-        if (ngx_http_device_auth_set_headers(r, dc, &ctx->status) != NGX_OK) {
+        if (ngx_http_device_auth_set_headers(r, dc, &ctx->status,
+                                             ctx->early_data)
+            != NGX_OK)
+        {
             ctx->rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -201,11 +238,16 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
         ngx_str_null(&ctx->location);
     }
 
+    /*
+     * A certificate that did not pass only claims its serial: a SIEM that
+     * correlates by serial must not take it for the device's.
+     */
+
     if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
         ngx_log_error(dlcf->log_level, r->connection->log, 0,
                       "device_auth: device rejected with %i (%V): "
-                      "serial %V, subject \"%V\", location \"%V\", "
-                      "reason: %V",
+                      "claimed serial %V, subject \"%V\", "
+                      "location \"%V\", reason: %V",
                       rc, &ctx->status,
                       (dc && dc->serial.len) ? &dc->serial : &none,
                       (dc && dc->subject.len) ? &dc->subject : &none,
@@ -224,6 +266,29 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
                   rc == NGX_DECLINED ? (ngx_int_t) NGX_HTTP_OK : rc,
                   &ctx->status, &dc->serial, &signer,
                   ctx->location.len ? &ctx->location : &none, &ctx->reason);
+}
+
+
+/*
+ * A failure of the module itself (out of memory) is a decision too: 500,
+ * logged with the reason.  Returning 500 with the context still undecided
+ * would make a request that error_page sends back into a device_auth
+ * location wait for ever.
+ */
+
+ngx_int_t
+ngx_http_device_auth_internal_error(ngx_http_device_auth_ctx_t *ctx,
+    char *why)
+{
+    ngx_str_t  reason;
+
+    reason.len = ngx_strlen(why);
+    reason.data = (u_char *) why;
+
+    ngx_http_device_auth_decide(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NGX_HTTP_DEVICE_AUTH_S_ERROR, &reason);
+
+    return ctx->rc;
 }
 
 

@@ -35,7 +35,11 @@
 #define NGX_HTTP_DEVICE_AUTH_S_DUPLICATE           9
 #define NGX_HTTP_DEVICE_AUTH_S_UNCHECKED           10
 #define NGX_HTTP_DEVICE_AUTH_S_ERROR               11
-#define NGX_HTTP_DEVICE_AUTH_S_N                   12
+#define NGX_HTTP_DEVICE_AUTH_S_TOO_EARLY           12
+#define NGX_HTTP_DEVICE_AUTH_S_N                   13
+
+/* RFC 8470; nginx has no name for it */
+#define NGX_HTTP_DEVICE_AUTH_TOO_EARLY             425
 
 
 typedef struct {
@@ -46,6 +50,7 @@ typedef struct {
     ngx_str_t                       status;      /* $device_auth_status */
     ngx_str_t                       reason;      /* $device_auth_reason */
     ngx_str_t                       location;    /* device_auth_location */
+    unsigned                        early_data:1;  /* came in 0-RTT */
 
     ngx_queue_t                     queue;       /* in a lookup's waiters */
     ngx_http_device_auth_lookup_t  *lookup;
@@ -60,6 +65,8 @@ ngx_http_device_auth_ctx_t *ngx_http_device_auth_get_ctx(
     ngx_http_request_t *r);
 void ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx,
     ngx_int_t rc, ngx_uint_t status, ngx_str_t *reason);
+ngx_int_t ngx_http_device_auth_internal_error(ngx_http_device_auth_ctx_t *ctx,
+    char *why);
 void ngx_http_device_auth_wake(ngx_http_device_auth_ctx_t *ctx);
 
 

@@ -37,6 +37,7 @@ static ngx_str_t  ngx_http_device_auth_header_names[] = {
     ngx_string("Signer"),
     ngx_string("Fingerprint"),
     ngx_string("Status"),
+    ngx_string("Early-Data"),
 };
 
 
@@ -330,9 +331,9 @@ ngx_http_device_auth_forged(ngx_array_t *prefixes, ngx_table_elt_t *h,
 
 ngx_int_t
 ngx_http_device_auth_set_headers(ngx_http_request_t *r,
-    ngx_http_device_auth_conn_t *dc, ngx_str_t *status)
+    ngx_http_device_auth_conn_t *dc, ngx_str_t *status, ngx_uint_t early)
 {
-    ngx_uint_t                        i;
+    ngx_uint_t                        i, n;
     ngx_table_elt_t                  *h;
     ngx_http_device_auth_loc_conf_t  *dlcf;
 
@@ -352,7 +353,9 @@ ngx_http_device_auth_set_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_HDR_N; i++) {
+    n = early ? NGX_HTTP_DEVICE_AUTH_HDR_N : NGX_HTTP_DEVICE_AUTH_HDR_STATUS + 1;
+
+    for (i = 0; i < n; i++) {
         h = ngx_list_push(&r->headers_in.headers);
         if (h == NULL) {
             return NGX_ERROR;
@@ -376,8 +379,12 @@ ngx_http_device_auth_set_headers(ngx_http_request_t *r,
             h->value.data = dc->fingerprint;
             break;
 
-        default: /* NGX_HTTP_DEVICE_AUTH_HDR_STATUS */
+        case NGX_HTTP_DEVICE_AUTH_HDR_STATUS:
             h->value = *status;
+            break;
+
+        default: /* NGX_HTTP_DEVICE_AUTH_HDR_EARLY_DATA */
+            ngx_str_set(&h->value, "1");
             break;
         }
     }

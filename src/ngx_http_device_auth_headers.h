@@ -24,7 +24,7 @@ ngx_int_t ngx_http_device_auth_strip_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_device_auth_restrip_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_device_auth_strip(ngx_http_request_t *r);
 ngx_int_t ngx_http_device_auth_set_headers(ngx_http_request_t *r,
-    ngx_http_device_auth_conn_t *dc, ngx_str_t *status);
+    ngx_http_device_auth_conn_t *dc, ngx_str_t *status, ngx_uint_t early);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_HEADERS_H_INCLUDED_ */

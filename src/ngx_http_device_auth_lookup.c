@@ -39,10 +39,12 @@ struct ngx_http_device_auth_lookup_s {
     ngx_http_device_auth_conn_t    *dc;         /* shared by a connection */
     void                           *conf;       /* loc conf it was sent for */
     ngx_event_t                     timer;
+    ngx_http_device_auth_redis_waiter_t  waiter;
     ngx_msec_int_t                  start;      /* usec, for the histogram */
 
     unsigned                        done:1;
     unsigned                        in_redis:1; /* hiredis holds it */
+    unsigned                        waiting:1;  /* for the handshake */
     unsigned                        retried:1;  /* NOSCRIPT: sent as EVAL */
 
     /* the command's arguments, kept to resend it as EVAL */
@@ -59,6 +61,7 @@ static ngx_int_t ngx_http_device_auth_lookup_send(
 static void ngx_http_device_auth_lookup_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_lookup_timeout(ngx_event_t *ev);
+static void ngx_http_device_auth_lookup_ready(void *data, ngx_int_t rc);
 static void ngx_http_device_auth_lookup_resolve(
     ngx_http_device_auth_lookup_t *lookup, ngx_device_auth_verdict_t *v);
 static void ngx_http_device_auth_lookup_free(
@@ -69,11 +72,9 @@ static void ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx,
     const char *why);
 static void ngx_http_device_auth_conn_cleanup(void *data);
 static ngx_msec_int_t ngx_http_device_auth_usec(void);
-static u_char *ngx_http_device_auth_key(u_char *p, u_char *prefix,
-    size_t prefix_len, const char *open, u_char *data, size_t len,
-    const char *tail);
-static u_char *ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len);
-static u_char *ngx_http_device_auth_bulk(u_char *p, size_t len);
+static void ngx_http_device_auth_key(ngx_device_auth_resp_t *cmd,
+    ngx_http_device_auth_redis_t *redis, const char *open, u_char *data,
+    size_t len, const char *tail);
 
 
 static ngx_str_t  ngx_http_device_auth_actions[] = {
@@ -103,6 +104,7 @@ ngx_int_t
 ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_http_device_auth_ctx_t *ctx)
 {
+    ngx_int_t                          rc;
     ngx_str_t                          location;
     ngx_queue_t                       *q;
     ngx_connection_t                  *c;
@@ -147,8 +149,11 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     /* the place, for the sighting and the log */
 
-    if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_http_complex_value(r, dlcf->location, &location) != NGX_OK
+        || ngx_http_device_auth_fault("location"))
+    {
+        return ngx_http_device_auth_internal_error(ctx, "cannot evaluate "
+                                                   "device_auth_location");
     }
 
     if (location.len == 0) {
@@ -177,10 +182,31 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         lookup = ngx_queue_data(q, ngx_http_device_auth_lookup_t, link);
 
     } else {
-        lookup = ngx_alloc(sizeof(ngx_http_device_auth_lookup_t), redis->log);
+        lookup = ngx_http_device_auth_fault("lookup") ? NULL
+                 : ngx_alloc(sizeof(ngx_http_device_auth_lookup_t),
+                             redis->log);
         if (lookup == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_http_device_auth_internal_error(ctx, "out of memory "
+                                                       "for a lookup");
         }
+    }
+
+    /* the connection's lookup in flight is forgotten when it closes */
+
+    if (dlcf->recheck && dc->pending == NULL && !dc->cleanup) {
+        c = ngx_ssl_get_connection(r->connection->ssl->connection);
+
+        cln = ngx_http_device_auth_fault("conn_cleanup") ? NULL
+              : ngx_pool_cleanup_add(c->pool, 0);
+        if (cln == NULL) {
+            ngx_queue_insert_head(&redis->free, &lookup->link);
+            return ngx_http_device_auth_internal_error(ctx, "out of memory "
+                                                       "for a lookup");
+        }
+
+        cln->handler = ngx_http_device_auth_conn_cleanup;
+        cln->data = dc;
+        dc->cleanup = 1;
     }
 
     ngx_memzero(lookup, sizeof(ngx_http_device_auth_lookup_t));
@@ -200,7 +226,19 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     lookup->timer.data = lookup;
     lookup->timer.log = redis->log;
 
-    if (ngx_http_device_auth_lookup_send(lookup, 0) != NGX_OK) {
+    /* nothing is sent before the connection's AUTH and SELECT succeeded */
+
+    lookup->waiter.handler = ngx_http_device_auth_lookup_ready;
+    lookup->waiter.data = lookup;
+
+    rc = ngx_http_device_auth_redis_wait(redis, &lookup->waiter);
+
+    if (rc == NGX_AGAIN) {
+        lookup->waiting = 1;
+
+    } else if (rc != NGX_OK
+               || ngx_http_device_auth_lookup_send(lookup, 0) != NGX_OK)
+    {
         ngx_queue_insert_head(&redis->free, &lookup->link);
         ngx_http_device_auth_metrics_redis_error(dmcf,
                                         NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
@@ -212,19 +250,6 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_add_timer(&lookup->timer, dmcf->redis_timeout);
 
     if (dlcf->recheck && dc->pending == NULL) {
-        if (!dc->cleanup) {
-            c = ngx_ssl_get_connection(r->connection->ssl->connection);
-
-            cln = ngx_pool_cleanup_add(c->pool, 0);
-            if (cln == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            cln->handler = ngx_http_device_auth_conn_cleanup;
-            cln->data = dc;
-            dc->cleanup = 1;
-        }
-
         dc->pending = lookup;
         lookup->dc = dc;
     }
@@ -246,73 +271,88 @@ wait:
 /*
  * EVALSHA sha 7 keys... args...; after NOSCRIPT (SCRIPT FLUSH, a Redis
  * restarted under us) the same as EVAL with the script, which loads it.
- * The command is formatted straight into RESP: nothing is allocated for
- * the common case.
+ * The command is written straight into RESP, bounded by its buffer:
+ * nothing is allocated for the common case.
  */
 
 static ngx_int_t
 ngx_http_device_auth_lookup_send(ngx_http_device_auth_lookup_t *lookup,
     ngx_uint_t eval)
 {
-    u_char                            *p, *buf, *prefix;
+    u_char                            *buf;
     u_char                             stack[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
-    size_t                             plen;
+    size_t                             size, len;
     ngx_int_t                          rc;
+    ngx_device_auth_resp_t             cmd;
     ngx_http_device_auth_redis_t      *redis;
     ngx_http_device_auth_loc_conf_t   *dlcf;
-    ngx_http_device_auth_main_conf_t  *dmcf;
 
     redis = lookup->redis;
-    dmcf = redis->conf;
     dlcf = lookup->conf;
-    prefix = dmcf->redis_prefix.data;
-    plen = dmcf->redis_prefix.len;
 
     buf = stack;
+    size = sizeof(stack);
 
     if (eval) {
-        buf = ngx_alloc(NGX_HTTP_DEVICE_AUTH_CMD_MAX
-                        + ngx_http_device_auth_script_len, redis->log);
+        size += ngx_http_device_auth_script_len;
+
+        buf = ngx_alloc(size, redis->log);
         if (buf == NULL) {
             return NGX_ERROR;
         }
+    }
 
-        p = ngx_cpymem(buf, "*20\r\n$4\r\nEVAL\r\n", 15);
-        p = ngx_http_device_auth_arg(p, (u_char *) ngx_http_device_auth_script,
-                                     ngx_http_device_auth_script_len);
-        p = ngx_cpymem(p, "$1\r\n7\r\n", 7);
+    ngx_device_auth_resp_init(&cmd, buf, size);
+
+    if (eval) {
+        ngx_device_auth_resp_array(&cmd, 20);
+        ngx_device_auth_resp_bulk(&cmd, "EVAL", 4);
+        ngx_device_auth_resp_bulk(&cmd, ngx_http_device_auth_script,
+                                  ngx_http_device_auth_script_len);
+        ngx_device_auth_resp_bulk(&cmd, "7", 1);
 
     } else {
-        p = ngx_cpymem(buf, redis->head, redis->head_len);
+        ngx_device_auth_resp_raw(&cmd, redis->head, redis->head_len);
     }
 
     /* KEYS: the {serial} hash tag keeps a device's keys in one slot */
 
-    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
-                                 lookup->serial_len, "}:revoked");
-    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
-                                 lookup->serial_len, "}:registered");
-    p = ngx_http_device_auth_key(p, prefix, plen, "signer:", lookup->signer,
-                                 NGX_DEVICE_AUTH_HEX_LEN, ":revoked");
-    p = ngx_http_device_auth_key(p, prefix, plen, "signer:", lookup->signer,
-                                 NGX_DEVICE_AUTH_HEX_LEN, ":compromised");
-    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
-                                 lookup->serial_len, "}:seen");
-    p = ngx_http_device_auth_key(p, prefix, plen, "", (u_char *) "events", 6,
-                                 "");
-    p = ngx_http_device_auth_key(p, prefix, plen, "{", lookup->serial,
-                                 lookup->serial_len, "}:evrl");
+    ngx_http_device_auth_key(&cmd, redis, "{", lookup->serial,
+                             lookup->serial_len, "}:revoked");
+    ngx_http_device_auth_key(&cmd, redis, "{", lookup->serial,
+                             lookup->serial_len, "}:registered");
+    ngx_http_device_auth_key(&cmd, redis, "signer:", lookup->signer,
+                             NGX_DEVICE_AUTH_HEX_LEN, ":revoked");
+    ngx_http_device_auth_key(&cmd, redis, "signer:", lookup->signer,
+                             NGX_DEVICE_AUTH_HEX_LEN, ":compromised");
+    ngx_http_device_auth_key(&cmd, redis, "{", lookup->serial,
+                             lookup->serial_len, "}:seen");
+    ngx_http_device_auth_key(&cmd, redis, "", (u_char *) "events", 6, "");
+    ngx_http_device_auth_key(&cmd, redis, "{", lookup->serial,
+                             lookup->serial_len, "}:evrl");
 
     /* ARGV: those of the location, then those of the request */
 
-    p = ngx_cpymem(p, dlcf->redis_args.data, dlcf->redis_args.len);
-    p = ngx_http_device_auth_arg(p, lookup->location, lookup->location_len);
-    p = ngx_http_device_auth_arg(p, lookup->serial, lookup->serial_len);
-    p = ngx_http_device_auth_arg(p, lookup->signer, NGX_DEVICE_AUTH_HEX_LEN);
+    ngx_device_auth_resp_raw(&cmd, dlcf->redis_args.data,
+                             dlcf->redis_args.len);
+    ngx_device_auth_resp_bulk(&cmd, lookup->location, lookup->location_len);
+    ngx_device_auth_resp_bulk(&cmd, lookup->serial, lookup->serial_len);
+    ngx_device_auth_resp_bulk(&cmd, lookup->signer, NGX_DEVICE_AUTH_HEX_LEN);
 
-    rc = ngx_http_device_auth_redis_send(redis,
-                                         ngx_http_device_auth_lookup_reply,
-                                         lookup, buf, p - buf);
+    len = ngx_device_auth_resp_len(&cmd);
+
+    if (len == 0) {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
+                      "device_auth: lookup command of serial %*s does not "
+                      "fit in %uz bytes", lookup->serial_len, lookup->serial,
+                      size);
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_device_auth_redis_send(redis,
+                                             ngx_http_device_auth_lookup_reply,
+                                             lookup, buf, len);
+    }
 
     if (buf != stack) {
         ngx_free(buf);
@@ -338,34 +378,41 @@ char *
 ngx_http_device_auth_lookup_prepare(ngx_conf_t *cf,
     ngx_http_device_auth_loc_conf_t *dlcf)
 {
-    u_char     *p, *last;
-    u_char      num[NGX_INT64_LEN];
-    ngx_str_t  *action, *edge;
+    u_char                  *last;
+    u_char                   num[NGX_INT64_LEN];
+    size_t                   size;
+    ngx_str_t               *action, *edge;
+    ngx_device_auth_resp_t   args;
 
     action = &ngx_http_device_auth_actions[dlcf->dup_action];
     edge = &cf->cycle->hostname;
 
-    p = ngx_pnalloc(cf->pool, 256 + edge->len);
-    if (p == NULL) {
+    size = 256 + edge->len;
+
+    dlcf->redis_args.data = ngx_pnalloc(cf->pool, size);
+    if (dlcf->redis_args.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    dlcf->redis_args.data = p;
+    ngx_device_auth_resp_init(&args, dlcf->redis_args.data, size);
 
     last = ngx_sprintf(num, "%M", dlcf->dup_window);
-    p = ngx_http_device_auth_arg(p, num, last - num);
+    ngx_device_auth_resp_bulk(&args, num, last - num);
     last = ngx_sprintf(num, "%i", dlcf->dup_limit);
-    p = ngx_http_device_auth_arg(p, num, last - num);
-    p = ngx_http_device_auth_arg(p, action->data, action->len);
-    p = ngx_http_device_auth_arg(p, (u_char *) (dlcf->registry ? "1" : "0"),
-                                 1);
-    p = ngx_http_device_auth_arg(p, edge->data, edge->len);
+    ngx_device_auth_resp_bulk(&args, num, last - num);
+    ngx_device_auth_resp_bulk(&args, action->data, action->len);
+    ngx_device_auth_resp_bulk(&args, dlcf->registry ? "1" : "0", 1);
+    ngx_device_auth_resp_bulk(&args, edge->data, edge->len);
     last = ngx_sprintf(num, "%d", NGX_HTTP_DEVICE_AUTH_EVENT_RATE);
-    p = ngx_http_device_auth_arg(p, num, last - num);
-    p = ngx_http_device_auth_arg(p, (u_char *) NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
-                                 sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);
+    ngx_device_auth_resp_bulk(&args, num, last - num);
+    ngx_device_auth_resp_bulk(&args, NGX_HTTP_DEVICE_AUTH_EVENTS_MAX,
+                              sizeof(NGX_HTTP_DEVICE_AUTH_EVENTS_MAX) - 1);
 
-    dlcf->redis_args.len = p - dlcf->redis_args.data;
+    dlcf->redis_args.len = ngx_device_auth_resp_len(&args);
+
+    if (dlcf->redis_args.len == 0) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -397,7 +444,8 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
         return;
     }
 
-    ngx_device_auth_reply_parse(r, &v);
+    ngx_device_auth_reply_parse(r, (char *) lookup->serial,
+                                lookup->serial_len, &v);
 
     if (r) {
         ngx_http_device_auth_metrics_latency(redis->conf,
@@ -405,7 +453,8 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
     }
 
     if (v.status == NGX_DEVICE_AUTH_V_ERROR
-        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT
+        || v.status == NGX_DEVICE_AUTH_V_DESYNC)
     {
         ngx_http_device_auth_metrics_redis_error(redis->conf,
                   r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
@@ -429,7 +478,8 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
     }
 
     if (v.status == NGX_DEVICE_AUTH_V_ERROR
-        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT)
+        || v.status == NGX_DEVICE_AUTH_V_NOSCRIPT
+        || v.status == NGX_DEVICE_AUTH_V_DESYNC)
     {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "device_auth: lookup of serial %*s failed: %s",
@@ -438,6 +488,17 @@ ngx_http_device_auth_lookup_reply(redisAsyncContext *ac, void *r,
 
     ngx_http_device_auth_lookup_resolve(lookup, &v);
     ngx_http_device_auth_lookup_free(lookup);
+
+    /*
+     * Replies and lookups no longer pair up: every reply still to come may
+     * be another's.  The connection is dropped (the lookups in flight fail
+     * by the fail mode) and opened again.
+     */
+
+    if (v.status == NGX_DEVICE_AUTH_V_DESYNC) {
+        ngx_http_device_auth_redis_reset(redis, "its replies no longer "
+                                         "match the lookups");
+    }
 }
 
 
@@ -467,12 +528,53 @@ ngx_http_device_auth_lookup_timeout(ngx_event_t *ev)
 
     ngx_http_device_auth_lookup_resolve(lookup, &v);
 
+    if (lookup->waiting) {
+        /* never sent: the handshake has its own timer */
+        ngx_queue_remove(&lookup->waiter.queue);
+        lookup->waiting = 0;
+        ngx_http_device_auth_lookup_free(lookup);
+        return;
+    }
+
     /*
      * Replies come in order: one that is late holds back all behind it.
      * The connection is dropped; hiredis then gives this lookup back.
      */
 
     ngx_http_device_auth_redis_reset(redis, "lookup timed out");
+}
+
+
+/* the connection's handshake is over: send the lookup, or fail it */
+
+static void
+ngx_http_device_auth_lookup_ready(void *data, ngx_int_t rc)
+{
+    ngx_http_device_auth_lookup_t *lookup = data;
+
+    ngx_device_auth_verdict_t      v;
+    ngx_http_device_auth_redis_t  *redis;
+
+    redis = lookup->redis;
+    lookup->waiting = 0;
+
+    if (rc == NGX_OK && ngx_http_device_auth_lookup_send(lookup, 0) == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
+    v.status = NGX_DEVICE_AUTH_V_ERROR;
+    v.reason_len = ngx_sprintf((u_char *) v.reason,
+                               "redis not connected: %*s",
+                               ngx_min(redis->down_len, 200), redis->down)
+                   - (u_char *) v.reason;
+
+    ngx_http_device_auth_metrics_redis_error(redis->conf,
+                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
+
+    ngx_http_device_auth_lookup_resolve(lookup, &v);
+    ngx_http_device_auth_lookup_free(lookup);
 }
 
 
@@ -498,9 +600,12 @@ ngx_http_device_auth_lookup_resolve(ngx_http_device_auth_lookup_t *lookup,
         dc->pending = NULL;
         lookup->dc = NULL;
 
-        if (v->status == NGX_DEVICE_AUTH_V_OK
-            || v->status == NGX_DEVICE_AUTH_V_DUPLICATE)
-        {
+        /*
+         * only an "ok" is kept: a clone's "duplicate" is a refusal where
+         * the action is deny, and its reason (the places) is not kept
+         */
+
+        if (v->status == NGX_DEVICE_AUTH_V_OK) {
             dc->verdict = v->status;
             dc->verdict_conf = lookup->conf;
             dc->verdict_time = ngx_current_msec;
@@ -580,9 +685,7 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
 
     /* a device refused anywhere loses the verdict its connection keeps */
 
-    if (v->status != NGX_DEVICE_AUTH_V_OK
-        && v->status != NGX_DEVICE_AUTH_V_DUPLICATE)
-    {
+    if (v->status != NGX_DEVICE_AUTH_V_OK) {
         ctx->dc->verdict_valid = 0;
     }
 
@@ -678,56 +781,24 @@ ngx_http_device_auth_conn_cleanup(void *data)
 
 /* a key, "<prefix><open><data><tail>", as a RESP bulk string */
 
-static u_char *
-ngx_http_device_auth_key(u_char *p, u_char *prefix, size_t prefix_len,
-    const char *open, u_char *data, size_t len, const char *tail)
+static void
+ngx_http_device_auth_key(ngx_device_auth_resp_t *cmd,
+    ngx_http_device_auth_redis_t *redis, const char *open, u_char *data,
+    size_t len, const char *tail)
 {
     size_t  olen, tlen;
 
     olen = ngx_strlen(open);
     tlen = ngx_strlen(tail);
 
-    p = ngx_http_device_auth_bulk(p, prefix_len + olen + len + tlen);
-    p = ngx_cpymem(p, prefix, prefix_len);
-    p = ngx_cpymem(p, open, olen);
-    p = ngx_cpymem(p, data, len);
-    p = ngx_cpymem(p, tail, tlen);
-    *p++ = CR; *p++ = LF;
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_device_auth_arg(u_char *p, u_char *data, size_t len)
-{
-    p = ngx_http_device_auth_bulk(p, len);
-    p = ngx_cpymem(p, data, len);
-    *p++ = CR; *p++ = LF;
-
-    return p;
-}
-
-
-/* "$<len>\r\n": ngx_sprintf() is the most of a lookup's cost otherwise */
-
-static u_char *
-ngx_http_device_auth_bulk(u_char *p, size_t len)
-{
-    u_char  *d, digits[NGX_SIZE_T_LEN];
-
-    d = digits + sizeof(digits);
-
-    do {
-        *--d = (u_char) ('0' + len % 10);
-        len /= 10;
-    } while (len);
-
-    *p++ = '$';
-    p = ngx_cpymem(p, d, digits + sizeof(digits) - d);
-    *p++ = CR; *p++ = LF;
-
-    return p;
+    ngx_device_auth_resp_bulk_start(cmd, redis->conf->redis_prefix.len + olen
+                                         + len + tlen);
+    ngx_device_auth_resp_raw(cmd, redis->conf->redis_prefix.data,
+                             redis->conf->redis_prefix.len);
+    ngx_device_auth_resp_raw(cmd, open, olen);
+    ngx_device_auth_resp_raw(cmd, data, len);
+    ngx_device_auth_resp_raw(cmd, tail, tlen);
+    ngx_device_auth_resp_crlf(cmd);
 }
 
 

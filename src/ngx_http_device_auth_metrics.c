@@ -62,7 +62,8 @@ static char  *ngx_http_device_auth_decision_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
     "quarantined",
     "duplicate",
     "unchecked",
-    "redis_error"
+    "redis_error",
+    "too_early"
 };
 
 

@@ -8,6 +8,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <dlfcn.h>
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ssl.h"
@@ -48,10 +49,17 @@ static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
     void *post, void *data);
 static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
     const char *src, ngx_str_t *dst);
+static ngx_int_t ngx_http_device_auth_init_module(ngx_cycle_t *cycle);
+static void ngx_http_device_auth_check_order(ngx_cycle_t *cycle,
+    ngx_http_core_main_conf_t *cmcf, ngx_uint_t phase,
+    ngx_http_handler_pt handler, char *name);
 static ngx_int_t ngx_http_device_auth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_device_auth_cleanup_bundle(void *data);
 static void ngx_http_device_auth_cleanup_policy(void *data);
+
+
+u_char  ngx_http_device_auth_fault_point[32];
 
 
 static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
@@ -151,6 +159,13 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_device_auth_srv_conf_t, profile),
       &ngx_http_device_auth_profiles },
+
+    { ngx_string("device_auth_early_data"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, early_data),
+      NULL },
 
     { ngx_string("device_auth_header_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -268,7 +283,7 @@ ngx_module_t  ngx_http_device_auth_module = {
     ngx_http_device_auth_commands,         /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_device_auth_init_module,      /* init module */
     ngx_http_device_auth_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -288,8 +303,17 @@ ngx_http_device_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_device_auth_init(ngx_conf_t *cf)
 {
+    char                       *fault;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    /* read by the master: workers inherit it, whatever "env" says */
+
+    fault = getenv("DEVICE_AUTH_FAULT");
+
+    ngx_cpystrn(ngx_http_device_auth_fault_point,
+                (u_char *) (fault ? fault : ""),
+                sizeof(ngx_http_device_auth_fault_point));
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -540,6 +564,7 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
      */
 
     dlcf->enable = NGX_CONF_UNSET;
+    dlcf->early_data = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
     dlcf->fail_mode = NGX_CONF_UNSET_UINT;
     dlcf->recheck = NGX_CONF_UNSET_MSEC;
@@ -564,6 +589,7 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     static ngx_str_t                   remote_addr = ngx_string("$remote_addr");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->early_data, prev->early_data, 0);
     ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
                               NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
     ngx_conf_merge_msec_value(conf->recheck, prev->recheck, 0);
@@ -888,6 +914,71 @@ ngx_http_device_auth_strdup(ngx_pool_t *pool, const char *src, ngx_str_t *dst)
     ngx_memcpy(dst->data, src, dst->len + 1);
 
     return NGX_OK;
+}
+
+
+/*
+ * nginx runs the handlers of a phase in the reverse order of their
+ * registration, and modules register in the order of "load_module": a
+ * module loaded after this one (Lua's rewrite_by_lua, ...) runs first in
+ * the rewrite phase and may answer before device_auth decided, or see
+ * forged headers in the post-read phase before they are removed.  Said at
+ * nginx -t and at every start, once all modules registered.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_device_auth_check_order(cycle, cmcf, NGX_HTTP_POST_READ_PHASE,
+                                     ngx_http_device_auth_strip_handler,
+                                     "post-read");
+    ngx_http_device_auth_check_order(cycle, cmcf,
+                                     NGX_HTTP_SERVER_REWRITE_PHASE,
+                                     ngx_http_device_auth_restrip_handler,
+                                     "server rewrite");
+    ngx_http_device_auth_check_order(cycle, cmcf, NGX_HTTP_REWRITE_PHASE,
+                                     ngx_http_device_auth_handler,
+                                     "rewrite");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_device_auth_check_order(ngx_cycle_t *cycle,
+    ngx_http_core_main_conf_t *cmcf, ngx_uint_t phase,
+    ngx_http_handler_pt handler, char *name)
+{
+    Dl_info               info;
+    ngx_uint_t            i, n;
+    ngx_http_handler_pt  *h;
+
+    h = cmcf->phases[phase].handlers.elts;
+    n = cmcf->phases[phase].handlers.nelts;
+
+    for (i = 0; i < n && h[i] != handler; i++) { /* void */ }
+
+    for (i++; i < n; i++) {
+        ngx_memzero(&info, sizeof(Dl_info));
+        (void) dladdr((void *) h[i], &info);
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "device_auth: a handler of \"%s\"%s%s%s runs in the "
+                      "%s phase before device_auth: load that module "
+                      "before ngx_http_device_auth_module",
+                      info.dli_fname ? info.dli_fname : "another module",
+                      info.dli_sname ? " (" : "",
+                      info.dli_sname ? info.dli_sname : "",
+                      info.dli_sname ? ")" : "", name);
+    }
 }
 
 

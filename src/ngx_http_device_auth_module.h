@@ -21,7 +21,8 @@
 #define NGX_HTTP_DEVICE_AUTH_HDR_SIGNER       1
 #define NGX_HTTP_DEVICE_AUTH_HDR_FINGERPRINT  2
 #define NGX_HTTP_DEVICE_AUTH_HDR_STATUS       3
-#define NGX_HTTP_DEVICE_AUTH_HDR_N            4
+#define NGX_HTTP_DEVICE_AUTH_HDR_EARLY_DATA   4   /* only when it came so */
+#define NGX_HTTP_DEVICE_AUTH_HDR_N            5
 
 #define NGX_HTTP_DEVICE_AUTH_PREFIX_MAX       48
 
@@ -101,6 +102,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                  enable;
+    ngx_flag_t                  early_data;
     ngx_str_t                   header_prefix;
     ngx_table_elt_t            *headers;      /* [NGX_HTTP_DEVICE_AUTH_HDR_N] */
     ngx_uint_t                  log_level;
@@ -118,7 +120,18 @@ typedef struct {
 } ngx_http_device_auth_loc_conf_t;
 
 
+/*
+ * Fault injection for the tests of error paths no input can reach (an
+ * allocation that fails): DEVICE_AUTH_FAULT=<point> in the environment of
+ * nginx's master makes that point fail (t/error-paths.t).
+ */
+#define ngx_http_device_auth_fault(point)                                     \
+    (ngx_http_device_auth_fault_point[0]                                      \
+     && ngx_strcmp(ngx_http_device_auth_fault_point, point) == 0)
+
+
 extern ngx_module_t  ngx_http_device_auth_module;
+extern u_char        ngx_http_device_auth_fault_point[32];
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_MODULE_H_INCLUDED_ */

@@ -10,10 +10,19 @@
  * and each lookup has its own (see the lookup).  Every command of every
  * request of the worker is pipelined on this one connection.
  *
- * On connect: AUTH and SELECT when configured, then SCRIPT LOAD.  A lost
- * connection fails what is in flight (the fail mode decides) and is
- * reopened with exponential backoff; the timers are cancelable so that a
- * graceful reload or shutdown never waits for Redis.
+ * On connect: AUTH and SELECT when configured, then SCRIPT LOAD.  Nothing
+ * else is sent before all of them succeeded (a lookup sent behind a
+ * refused SELECT would run in db 0): lookups made meanwhile wait, and are
+ * sent when the connection is ready.  A lost connection fails what is in
+ * flight (the fail mode decides) and is reopened with exponential backoff;
+ * the timers are cancelable so that a graceful reload or shutdown never
+ * waits for Redis.
+ *
+ * The bytes Redis sends are read here, not by hiredis: they are framed
+ * (ngx_device_auth_resp.c) and counted against the commands sent before
+ * hiredis parses them, because hiredis' async layer aborts the process on
+ * a reply nobody asked for.  Such a reply, or bytes that are no reply the
+ * module can have asked for, drop the connection.
  */
 
 
@@ -54,6 +63,11 @@ static void ngx_http_device_auth_redis_handshake(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_redis_down(
     ngx_http_device_auth_redis_t *redis, const char *fmt, ...);
+static ngx_int_t ngx_http_device_auth_redis_command(
+    ngx_http_device_auth_redis_t *redis, const char *name,
+    const char *fmt, ...);
+static void ngx_http_device_auth_redis_wake(
+    ngx_http_device_auth_redis_t *redis, ngx_int_t rc);
 
 
 const char    *ngx_http_device_auth_script = ngx_http_device_auth_script_src;
@@ -66,6 +80,7 @@ ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
     ngx_http_device_auth_main_conf_t *dmcf)
 {
     u_char                         md[SHA_DIGEST_LENGTH];
+    ngx_device_auth_resp_t         head;
     ngx_http_device_auth_redis_t  *redis;
 
     redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_device_auth_redis_t));
@@ -77,17 +92,26 @@ ngx_http_device_auth_redis_init(ngx_cycle_t *cycle,
     redis->conf = dmcf;
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
     ngx_queue_init(&redis->free);
+    ngx_queue_init(&redis->waiting);
 
     SHA1((u_char *) ngx_http_device_auth_script,
          ngx_http_device_auth_script_len, md);
     ngx_hex_dump(redis->sha, md, SHA_DIGEST_LENGTH);
 
-    redis->head_len = ngx_sprintf(redis->head,
-                                  "*20\r\n$7\r\nEVALSHA\r\n$40\r\n%*s\r\n"
-                                  "$1\r\n7\r\n",
-                                  (size_t) NGX_HTTP_DEVICE_AUTH_SHA1_LEN,
-                                  redis->sha)
-                      - redis->head;
+    ngx_device_auth_resp_init(&head, redis->head, sizeof(redis->head));
+    ngx_device_auth_resp_array(&head, 20);
+    ngx_device_auth_resp_bulk(&head, "EVALSHA", 7);
+    ngx_device_auth_resp_bulk(&head, redis->sha,
+                              NGX_HTTP_DEVICE_AUTH_SHA1_LEN);
+    ngx_device_auth_resp_bulk(&head, "7", 1);
+
+    redis->head_len = ngx_device_auth_resp_len(&head);
+
+    if (redis->head_len == 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "device_auth: lookup command head does not fit");
+        return NGX_ERROR;
+    }
 
     redis->reconnect.handler = ngx_http_device_auth_redis_reconnect_handler;
     redis->reconnect.data = redis;
@@ -139,7 +163,7 @@ ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
     redisCallbackFn *fn, void *privdata, u_char *cmd, size_t len)
 {
     if (redis->ac == NULL
-        || redis->state == NGX_HTTP_DEVICE_AUTH_REDIS_IDLE
+        || redis->state != NGX_HTTP_DEVICE_AUTH_REDIS_READY
         || (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
     {
         return NGX_DECLINED;
@@ -151,12 +175,63 @@ ngx_http_device_auth_redis_send(ngx_http_device_auth_redis_t *redis,
         return NGX_DECLINED;
     }
 
+    redis->sent++;
     redis->inflight++;
     ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight,
                                         redis->state
                                         == NGX_HTTP_DEVICE_AUTH_REDIS_READY);
 
     return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: ready, send now; NGX_AGAIN: the handshake is under way, the
+ * waiter's handler is called when it succeeds (NGX_OK) or fails; NGX_DECLINED:
+ * no connection now (the caller fails fast rather than wait for a reconnect).
+ */
+
+ngx_int_t
+ngx_http_device_auth_redis_wait(ngx_http_device_auth_redis_t *redis,
+    ngx_http_device_auth_redis_waiter_t *w)
+{
+    if (redis->ac == NULL
+        || (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+    {
+        return NGX_DECLINED;
+    }
+
+    switch (redis->state) {
+
+    case NGX_HTTP_DEVICE_AUTH_REDIS_READY:
+        return NGX_OK;
+
+    case NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING:
+        ngx_queue_insert_tail(&redis->waiting, &w->queue);
+        return NGX_AGAIN;
+
+    default:
+        return NGX_DECLINED;
+    }
+}
+
+
+/* the waiters learn how the handshake ended; each leaves the queue first */
+
+static void
+ngx_http_device_auth_redis_wake(ngx_http_device_auth_redis_t *redis,
+    ngx_int_t rc)
+{
+    ngx_queue_t                          *q;
+    ngx_http_device_auth_redis_waiter_t  *w;
+
+    while (!ngx_queue_empty(&redis->waiting)) {
+        q = ngx_queue_head(&redis->waiting);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_http_device_auth_redis_waiter_t, queue);
+        w->handler(w->data, rc);
+    }
 }
 
 
@@ -230,6 +305,9 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     redis->ac = ac;
     redis->conn = c;
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING;
+    redis->sent = 0;
+    redis->replies = 0;
+    ngx_device_auth_resp_scan_init(&redis->scan);
 
     ac->data = redis;
     ac->ev.data = redis;
@@ -243,31 +321,71 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     redisAsyncSetDisconnectCallback(ac,
                                     ngx_http_device_auth_redis_disconnected);
 
-    /* pipelined behind the connect; lookups may queue behind them */
+    ngx_add_timer(&redis->timeout, dmcf->redis_timeout);
+
+    /* pipelined behind the connect; lookups wait until all succeeded */
 
     if (dmcf->redis_password.len) {
         if (dmcf->redis_user.len) {
-            redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
-                              "AUTH", "AUTH %s %s",
-                              dmcf->redis_user.data,
-                              dmcf->redis_password.data);
-        } else {
-            redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
-                              "AUTH", "AUTH %s", dmcf->redis_password.data);
+            if (ngx_http_device_auth_redis_command(redis, "AUTH",
+                                                   "AUTH %s %s",
+                                                   dmcf->redis_user.data,
+                                                   dmcf->redis_password.data)
+                != NGX_OK)
+            {
+                return;
+            }
+
+        } else if (ngx_http_device_auth_redis_command(redis, "AUTH",
+                                                 "AUTH %s",
+                                                 dmcf->redis_password.data)
+                   != NGX_OK)
+        {
+            return;
         }
     }
 
-    if (dmcf->redis_db) {
-        redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
-                          "SELECT", "SELECT %d", (int) dmcf->redis_db);
+    if (dmcf->redis_db
+        && ngx_http_device_auth_redis_command(redis, "SELECT", "SELECT %d",
+                                              (int) dmcf->redis_db)
+           != NGX_OK)
+    {
+        return;
     }
 
-    redisAsyncCommand(ac, ngx_http_device_auth_redis_handshake,
-                      "SCRIPT LOAD", "SCRIPT LOAD %b",
-                      ngx_http_device_auth_script,
-                      ngx_http_device_auth_script_len);
+    (void) ngx_http_device_auth_redis_command(redis, "SCRIPT LOAD",
+                                              "SCRIPT LOAD %b",
+                                              ngx_http_device_auth_script,
+                                              ngx_http_device_auth_script_len);
+}
 
-    ngx_add_timer(&redis->timeout, dmcf->redis_timeout);
+
+/* a command of the handshake; one that cannot be queued drops it all */
+
+static ngx_int_t
+ngx_http_device_auth_redis_command(ngx_http_device_auth_redis_t *redis,
+    const char *name, const char *fmt, ...)
+{
+    int      rc;
+    va_list  args;
+
+    va_start(args, fmt);
+    rc = redisvAsyncCommand(redis->ac, ngx_http_device_auth_redis_handshake,
+                            (void *) name, fmt, args);
+    va_end(args);
+
+    if (rc != REDIS_OK) {
+        ngx_http_device_auth_redis_down(redis, "cannot send \"%s\" to redis "
+                                        "at \"%V\"", name,
+                                        &redis->conf->redis_addr);
+        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
+        redisAsyncFree(redis->ac);
+        return NGX_ERROR;
+    }
+
+    redis->sent++;
+
+    return NGX_OK;
 }
 
 
@@ -287,8 +405,9 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_http_device_auth_redis_down(redis, "redis \"%s\" failed at "
-                                        "\"%V\": %s", (char *) privdata,
-                                        &redis->conf->redis_addr, reply->str);
+                                        "\"%V\": %*s", (char *) privdata,
+                                        &redis->conf->redis_addr,
+                                        ngx_min(reply->len, 128), reply->str);
 
         redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
         redisAsyncFree(redis->ac);
@@ -296,6 +415,19 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     }
 
     if (ngx_strcmp(privdata, "SCRIPT LOAD") != 0) {
+
+        /* AUTH and SELECT say +OK, or they did not do what was asked */
+
+        if (reply->type != REDIS_REPLY_STATUS || reply->len != 2
+            || ngx_strncmp(reply->str, "OK", 2) != 0)
+        {
+            ngx_http_device_auth_redis_down(redis, "unexpected reply to "
+                                            "\"%s\" from redis at \"%V\"",
+                                            (char *) privdata,
+                                            &redis->conf->redis_addr);
+            ngx_http_device_auth_redis_reset(redis, "handshake failed");
+        }
+
         return;
     }
 
@@ -325,6 +457,8 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
                   "device_auth: connected to redis at \"%V\"",
                   &redis->conf->redis_addr);
+
+    ngx_http_device_auth_redis_wake(redis, NGX_OK);
 }
 
 
@@ -448,15 +582,65 @@ ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev)
 static void
 ngx_http_device_auth_redis_read_handler(ngx_event_t *ev)
 {
+    long                           n;
+    ssize_t                        size;
     ngx_connection_t              *c;
+    redisAsyncContext             *ac;
     ngx_http_device_auth_redis_t  *redis;
+    u_char                         buf[16384];
 
     c = ev->data;
     redis = c->data;
+    ac = redis->ac;
 
-    if (redis->ac) {
-        redisAsyncHandleRead(redis->ac);
+    if (ac == NULL) {
+        return;
     }
+
+    /* the connect itself, and errors and EOF: hiredis sees to them */
+
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        redisAsyncHandleRead(ac);
+        return;
+    }
+
+    size = recv(c->fd, buf, sizeof(buf), 0);
+
+    if (size == -1 && (ngx_socket_errno == NGX_EAGAIN
+                       || ngx_socket_errno == NGX_EINTR))
+    {
+        return;
+    }
+
+    if (size <= 0) {
+        redisAsyncHandleRead(ac);
+        return;
+    }
+
+    n = ngx_device_auth_resp_scan(&redis->scan, buf, (size_t) size);
+
+    if (n < 0) {
+        ngx_http_device_auth_redis_reset(redis, "it sent bytes that are "
+                                         "no reply the module asked for");
+        return;
+    }
+
+    redis->replies += (ngx_uint_t) n;
+
+    if (redis->replies > redis->sent) {
+        ngx_http_device_auth_redis_reset(redis, "it sent a reply that "
+                                         "nobody asked for");
+        return;
+    }
+
+    if (redisReaderFeed(ac->c.reader, (char *) buf, (size_t) size)
+        != REDIS_OK)
+    {
+        ngx_http_device_auth_redis_reset(redis, "cannot buffer its reply");
+        return;
+    }
+
+    redisProcessCallbacks(ac);
 }
 
 
@@ -621,4 +805,7 @@ ngx_http_device_auth_redis_cleanup(void *data)
     redis->inflight = 0;
 
     ngx_http_device_auth_redis_schedule(redis);
+
+    /* lookups that waited for a handshake that did not end well */
+    ngx_http_device_auth_redis_wake(redis, NGX_ERROR);
 }

@@ -14,7 +14,8 @@
 -- MAXLEN (those of the location, formatted once), then ARGV[8] location,
 -- ARGV[9] serial, ARGV[10] signer id
 --
--- Returns { status, reason, places, cause }.
+-- Returns { status, reason, places, cause, serial }: the serial tells the
+-- edge that the reply is the one of its lookup.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,16 +46,16 @@ local reason = redis.call('GET', KEYS[1])
 if reason then
     if string.sub(reason, 1, 12) == 'quarantined:' then
         event('quarantined', reason)
-        return { 'quarantined', reason, 0, '' }
+        return { 'quarantined', reason, 0, '', ARGV[9] }
     end
     event('revoked', reason)
-    return { 'revoked', reason, 0, '' }
+    return { 'revoked', reason, 0, '', ARGV[9] }
 end
 
 reason = redis.call('GET', KEYS[3])
 if reason then
     event('signer_revoked', reason)
-    return { 'signer_revoked', reason, 0, '' }
+    return { 'signer_revoked', reason, 0, '', ARGV[9] }
 end
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -64,18 +65,18 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
         reason = 'signer compromised (' .. reason
                  .. ') and serial not in the manufacturing registry'
         event('unregistered', reason)
-        return { 'unregistered', reason, 0, 'signer_compromised' }
+        return { 'unregistered', reason, 0, 'signer_compromised', ARGV[9] }
     end
 
     if registry then
         reason = 'serial not in the manufacturing registry'
         event('unregistered', reason)
-        return { 'unregistered', reason, 0, 'registry' }
+        return { 'unregistered', reason, 0, 'registry', ARGV[9] }
     end
 end
 
 if limit == 0 then
-    return { 'ok', '', 0, '' }
+    return { 'ok', '', 0, '', ARGV[9] }
 end
 
 -- sightings.  A place seen again within a tenth of the window is only
@@ -100,7 +101,7 @@ else
 end
 
 if places <= limit then
-    return { 'ok', '', places, '' }
+    return { 'ok', '', places, '', ARGV[9] }
 end
 
 local seen = redis.call('ZREVRANGE', KEYS[5], 0, 9)
@@ -111,8 +112,8 @@ if action == 'quarantine' then
     redis.call('SET', KEYS[1], 'quarantined: cloned device ' .. reason,
                'PX', window)
     event('quarantined', reason)
-    return { 'quarantined', reason, places, '' }
+    return { 'quarantined', reason, places, '', ARGV[9] }
 end
 
 event('duplicate', reason)
-return { 'duplicate', reason, places, '' }
+return { 'duplicate', reason, places, '', ARGV[9] }

@@ -187,6 +187,13 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
         }
 
         if (ngx_http_device_auth_hook(cf, cscfp[s], dscf) != NGX_OK) {
+
+            /* whatever failed: nginx -t names the directive */
+
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"device_auth\" in %s:%ui: cannot set up the "
+                          "verification of client certificates",
+                          dscf->on_file, dscf->on_line);
             return NGX_ERROR;
         }
     }
@@ -242,8 +249,11 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     names = SSL_CTX_get_client_CA_list(sscf->ssl.ctx);
 
     if (names == NULL || sk_X509_NAME_num(names) == 0) {
-        names = sk_X509_NAME_new_null();
+        names = ngx_http_device_auth_fault("ca_names") ? NULL
+                : sk_X509_NAME_new_null();
         if (names == NULL) {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "sk_X509_NAME_new_null() failed");
             return NGX_ERROR;
         }
 
@@ -251,6 +261,8 @@ ngx_http_device_auth_hook(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
             name = X509_NAME_dup(X509_get_subject_name(
                                      sk_X509_value(dscf->roots->certs, i)));
             if (name == NULL || sk_X509_NAME_push(names, name) == 0) {
+                ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                              "X509_NAME_dup() failed");
                 X509_NAME_free(name);
                 sk_X509_NAME_pop_free(names, X509_NAME_free);
                 return NGX_ERROR;

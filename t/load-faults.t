@@ -27,8 +27,10 @@ my $t = DeviceAuth::Test->new();
 my $loadgen = DeviceAuth::Test->repo . '/bench/loadgen';
 plan(skip_all => "no $loadgen (make -C bench)") unless -x $loadgen;
 
-# slower under sanitizers: the timeout, and the pause that must exceed it
-my $timeout = 300 * ($t->sanitizer ? 3 : 1);
+# the Redis timeout, and the pauses that must exceed it: long enough that a
+# worker busy with hundreds of handshakes on a loaded 2-core machine still
+# reads Redis' answers within it (slower under sanitizers)
+my $timeout = 1000 * ($t->sanitizer ? 3 : 1);
 
 (my $conf = <<'EOF') =~ s/%%TIMEOUT%%/${timeout}ms/;
 worker_processes 2;
@@ -122,9 +124,12 @@ sub others {
                      grep { !$ok{$_} } sort keys %{ $r->{status} };
 }
 
+# transport errors; "keepalive" (a reused connection closed by nginx, idle,
+# as the next request went out: before any byte of the response) is the
+# race every keepalive client has, and retries, not a failure
 sub errors {
     my ($r, @allowed) = @_;
-    my %ok = map { $_ => 1 } @allowed;
+    my %ok = map { $_ => 1 } 'keepalive', @allowed;
     return join ' ', map { "$_=$r->{errors}{$_}" }
                      grep { !$ok{$_} && $r->{errors}{$_} }
                      sort keys %{ $r->{errors} };
@@ -195,8 +200,8 @@ ok($r->{requests} > 1000, "reloads: $r->{requests} requests answered");
 is(others($r, 200), '', 'reloads: every answer was 200');
 
 # a keepalive connection closed by an old worker as the next request was
-# sent is the usual keepalive race, not a failure
-is(errors($r, 'closed'), '', 'reloads: no connect, TLS, timeout or parse error');
+# sent is the usual keepalive race ("keepalive"), not a failure
+is(errors($r), '', 'reloads: no connect, TLS, timeout, parse or close error');
 
 quiet();
 

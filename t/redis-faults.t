@@ -308,8 +308,12 @@ my $causes = $t->wait_error_log(qr/"SCRIPT LOAD" failed at "127\.0\.0\.1:\d+": N
 ok($causes, 'the new cause of the outage is logged');
 my @refused = ($causes // '') =~ /(cannot connect to redis|connection to "[^"]*" lost)/g;
 ok(@refused >= 1, 'and the first cause was logged before it');
-my @noauth = ($causes // '') =~ /(NOAUTH)/g;
-is(scalar(@noauth), 1, 'each cause once, whatever the reconnect attempts');
+# the causes in the order they were logged: a cause is logged again only
+# after another one (a handshake that timed out on a busy machine, say)
+my @causes = ($causes // '') =~ /device_auth: (cannot connect to redis|redis connection to "[^"]*" lost|redis "SCRIPT LOAD" failed at "[^"]*": NOAUTH|redis at "[^"]*" did not answer)/g;
+is(scalar(grep { $causes[$_] eq $causes[$_ - 1] } 1 .. $#causes), 0,
+   'each cause once, whatever the reconnect attempts')
+    or diag(join "\n", @causes);
 
 $t->redis_stop();
 $t->redis_start();
@@ -356,35 +360,34 @@ unlike($t->read_error_log($mark), qr/dropping redis connection|connected to redi
 
 
 ###############################################################################
-# paused longer than the timeout (200 ms): answered after about the
-# timeout, by the fail mode; back by itself after the pause
+# stopped (SIGSTOP) past the timeout (200 ms): answered by the fail mode
+# while Redis is still stopped, not when it answers again: Redis gets
+# SIGCONT only after both answers came, whatever their time.  Not before
+# the timeout: the answer waits at least that long.
 
 $mark = $t->log_mark();
 
-$t->redis_cli('CLIENT', 'PAUSE', 1500, 'ALL');
-my $paused = time();
+kill 'STOP', $t->redis_pid;
 
 my ($took, $r);
 ($st, $xs, undef, $took) = probe('closed');
-is("$st $xs", '503 error', 'pause: closed: 503 error');
-cmp_ok($took, '<', 1.1, 'pause: closed answered well before the pause ends');
-cmp_ok($took, '>=', 0.15, 'pause: closed waited for the timeout');
+is("$st $xs", '503 error', 'stopped: closed: 503 error, Redis still stopped');
+cmp_ok($took, '>=', 0.2, 'stopped: closed waited for the timeout');
 
 ($st, $xs, my $up, $took) = probe('open');
-is("$st $xs $up", '200 unchecked unchecked', 'pause: open: 200 unchecked');
-cmp_ok($took, '<', 1.1, 'pause: open answered well before the pause ends');
+is("$st $xs $up", '200 unchecked unchecked',
+   'stopped: open: 200 unchecked, Redis still stopped');
 
 ok($t->wait_error_log(qr/lookup of serial \Q$serial\E: redis timeout after 200 ms/,
                       mark => $mark),
-   'pause: error log names the timeout');
+   'stopped: error log names the timeout');
 like($t->read_error_log($mark),
      qr/device_auth: dropping redis connection to "127\.0\.0\.1:\d+": lookup timed out/,
-     'pause: the connection is dropped after a timeout');
+     'stopped: the connection is dropped after a timeout');
 
-cmp_ok(time() - $paused, '<', 1.5, 'pause: both answered during the pause')
-    or diag('the machine is too slow for this test to mean anything');
+kill 'CONT', $t->redis_pid;
 
-recovers('pause over');
+recovers('stopped no more');
 
 
 ###############################################################################
@@ -469,31 +472,31 @@ is_ok('unrevoked');
 
 
 ###############################################################################
-# graceful reload with lookups in flight: the old worker finishes them
+# graceful reload with lookups in flight: the old worker finishes them.
+# Redis is stopped (SIGSTOP) while they are in flight and continued once
+# the reload is done: the answers come after that, by construction; the
+# timeout (30 s) is far beyond anything the steps take.
 
-conf('127.0.0.1:%%REDIS_PORT%%', 'device_auth_redis_timeout 2s;');
-ok($t->reload(), 'reload to a 2 s timeout');
+conf('127.0.0.1:%%REDIS_PORT%%', 'device_auth_redis_timeout 30s;');
+ok($t->reload(), 'reload to a 30 s timeout');
 recovers('after reload', 3);
 
 my ($old) = (worker_pids())[-1];
 my $n = 5;
 
-$t->redis_cli('CLIENT', 'PAUSE', 1500, 'ALL');
-$paused = time();
+kill 'STOP', $t->redis_pid;
+my $paused = time();
 
 my @kids = map { background("inflight.$_", 'closed', $paused) } 1 .. $n;
 
 # the lookups are waiting in Redis
-is(wait_inflight($n, $paused + 1.2), $n, "reload: $n lookups in flight");
+is(wait_inflight($n, $paused + 20), $n, "reload: $n lookups in flight");
 
 $mark = $t->log_mark();
-my $reload_at = time() - $paused;
-ok($t->reload(), 'reload: reloaded');
-my $reloaded_at = time() - $paused;
-note(sprintf('reload sent %.2f s into the pause, done at %.2f s',
-             $reload_at, $reloaded_at));
-cmp_ok($reloaded_at, '<', 1.45, 'reload: done while the lookups still wait')
-    or diag('the machine is too slow for this test to mean anything');
+ok($t->reload(), 'reload: reloaded, the lookups still wait');
+
+my $continued = time() - $paused;
+kill 'CONT', $t->redis_pid;
 
 waitpid($_, 0) for @kids;
 
@@ -501,8 +504,8 @@ my @res = map { $t->read_file("inflight.$_") } 1 .. $n;
 chomp @res;
 is(scalar(grep { /^200 ok / } @res), $n, 'reload: every request answered 200 ok')
     or diag(join "\n", @res);
-ok(!grep({ /^\S+ \S+ (\S+)/ && $1 < 1.4 } @res),
-   'reload: answered after the pause ended')
+ok(!grep({ /^\S+ \S+ (\S+)/ && $1 < $continued } @res),
+   'reload: answered once Redis answered, after the reload')
     or diag(join "\n", @res);
 
 ok($t->wait_error_log(qr/worker process $old exited with code 0/,
@@ -513,30 +516,34 @@ is_ok('after the reload');
 
 
 ###############################################################################
-# killed with lookups in flight (paused, timeout 2 s): they fail at once,
-# by the fail mode, without waiting for the timeout
+# killed with lookups in flight (stopped, timeout 30 s): they fail at once,
+# by the fail mode, for the lost connection, not for the timeout
 
-$t->redis_cli('CLIENT', 'PAUSE', 5000, 'ALL');
+kill 'STOP', $t->redis_pid;
 $paused = time();
+$mark = $t->log_mark();
 
 @kids = (background('killed.closed', 'closed', $paused),
          background('killed.open', 'open', $paused));
 
-is(wait_inflight(2, $paused + 1.5), 2, 'kill: 2 lookups in flight');
+is(wait_inflight(2, $paused + 20), 2, 'kill: 2 lookups in flight');
 
 $t->redis_stop('KILL');
-my $killed = time() - $paused;
 
 waitpid($_, 0) for @kids;
 
 for my $loc (qw(closed open)) {
     my ($res) = split /\n/, $t->read_file("killed.$loc");
-    my ($st, $xs, $t_answer) = split / /, $res || '';
+    my ($st, $xs) = split / /, $res || '';
     is("$st $xs", $loc eq 'closed' ? '503 error' : '200 unchecked',
        "kill: in-flight request in $loc answered by the fail mode");
-    cmp_ok($t_answer - $killed, '<', 1.2,
-           "kill: $loc answered soon after the kill, not after the timeout");
 }
+
+like($t->read_error_log($mark),
+     qr/lookup of serial \Q$serial\E failed: no reply: connection lost/,
+     'kill: failed for the lost connection');
+unlike($t->read_error_log($mark), qr/redis timeout after/,
+       'kill: not for the timeout');
 
 # a graceful reload while Redis is down: the reconnect timer does not
 # hold the old worker back
@@ -544,12 +551,10 @@ for my $loc (qw(closed open)) {
 sleep(0.5);
 ($old) = (worker_pids())[-1];
 $mark = $t->log_mark();
-my $t0 = time();
 ok($t->reload(), 'reload while redis is down');
 ok($t->wait_error_log(qr/worker process $old exited with code 0/,
                       mark => $mark, timeout => 5),
    'reload while redis is down: the old worker exited');
-cmp_ok(time() - $t0, '<', 2, 'reload while redis is down: at once');
 is_failing('reload while redis is down');
 
 $t->redis_start();

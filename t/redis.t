@@ -83,6 +83,14 @@ http {
             proxy_pass http://%%ECHO%%;
         }
 
+        location /deny-recheck/ {
+            device_auth on;
+            device_auth_recheck 10s;
+            device_auth_duplicate_action deny;
+            error_page 403 = /why;
+            proxy_pass http://%%ECHO%%;
+        }
+
         location /metrics {
             device_auth_metrics;
         }
@@ -321,6 +329,34 @@ $r = $t->https_get(device => $deny, path => '/deny/', local_addr => '127.0.0.5')
 is($r->{status}, 403, 'deny action: from a 4th address: 403');
 is($t->https_get(device => $deny, path => '/deny/', local_addr => '127.0.0.2')->{status},
    403, 'deny action: the original place too, within the window');
+
+# deny with recheck: a refusal is never reused (issue 9, item 7): each
+# request of the clone's connection is looked up again and refused with
+# the places as reason
+
+my $drc = $t->make_device(name => 'clone_drc', serial => '0123C10E00000000EE');
+
+for my $i (1 .. 3) {
+    is($t->https_get(device => $drc, path => '/deny-recheck/',
+                     headers => [['X-Test-Place', "d$i"]])->{status},
+       200, "deny with recheck: place d$i: 200");
+}
+
+{
+    my $calls = evalsha_calls();
+
+    $r = $t->https_get(device => $drc, path => '/deny-recheck/',
+                       keepalive => 3, headers => [['X-Test-Place', 'd4']]);
+
+    for my $n (0 .. 2) {
+        like($r->{responses}[$n]{body} // '',
+             qr/^status=duplicate serial=0123C10E00000000EE reason=seen at 4 places within 600s: /,
+             "deny with recheck: request $n refused as duplicate, with the places");
+    }
+
+    is(evalsha_calls() - $calls, 3,
+       'deny with recheck: each request looked up, the refusal not reused');
+}
 
 # limit 0: no clone detection, no sightings written
 

@@ -317,7 +317,7 @@ for my $case ([0, 3, 'session ID'], [1, 4, 'ticket']) {
             is($r->{reused}, 1, "$name: resumed");
             is($r->{status}, 400, "$name: refused");
             like($t->read_error_log($mark),
-                 qr/rejected with 495 \(invalid\): serial 0123ABCDEF01234567, [^\n]*reason: device certificate expired/,
+                 qr/rejected with 495 \(invalid\): claimed serial 0123ABCDEF01234567, [^\n]*reason: device certificate expired/,
                  "$name: expired");
         }
     }

@@ -249,8 +249,27 @@ identity_ok(get(port => $port{5}, device => 'dev_rogue'),
 
 $r = get(port => $port{1}, device => 'dev_unpinned_signer');
 denied($r, 495, 'unpinned signer, signers pinned', 'signer not pinned');
-like($r->{log}, qr/rejected with 495 \(invalid\): serial 0123D0D1D2D3D4D501, subject "CN=sn0123D0D1D2D3D4D501,O=Device Auth Test Inc", location "127.0.0.1", reason: signer not pinned/,
-     'unpinned signer: log line names serial and subject');
+like($r->{log}, qr/rejected with 495 \(invalid\): claimed serial 0123D0D1D2D3D4D501, subject "CN=sn0123D0D1D2D3D4D501,O=Device Auth Test Inc", location "127.0.0.1", reason: signer not pinned/,
+     'unpinned signer: log line names serial (as claimed) and subject');
+
+# a self-signed certificate that claims a real device's serial: the log
+# line does not name it as the device's (issue 9, item 10)
+{
+    my $dir = $t->testdir;
+    my $cn = 'sn' . $t->serial('dev1');
+    system('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+           'ec_paramgen_curve:P-256', '-nodes', '-keyout', "$dir/self.key",
+           '-out', "$dir/self.pem", '-days', '30', '-subj', "/CN=$cn") == 0
+        or die "openssl req -x509 failed";
+
+    $r = get(cert => "$dir/self.pem", key => "$dir/self.key");
+    denied($r, 495, 'self-signed, a real serial claimed',
+           'chain ends in an unpinned root');
+    like($r->{log}, qr/rejected with 495 \(invalid\): claimed serial ${\ $t->serial('dev1')}, subject "CN=$cn"/,
+         'self-signed: the serial is logged as claimed');
+    unlike($r->{log}, qr/\): serial ${\ $t->serial('dev1')}/,
+           'self-signed: never as the serial of the device');
+}
 
 identity_ok(get(device => 'dev_unpinned_signer'),
             'unpinned signer chaining to the pinned root, no signers pinned',
@@ -270,7 +289,7 @@ for my $v ('TLSv1_2', 'TLSv1_3') {
     $r = get(device => 'dev_p384', ssl_version => $v);
     denied($r, 495, "P-384 key $v",
            'curve secp384r1 not allowed by profile atecc608');
-    like($r->{log}, qr/serial 0123F2F2F2F2F2F201, subject "CN=sn0123F2F2F2F2F2F201,O=Device Auth Test Inc"/,
+    like($r->{log}, qr/claimed serial 0123F2F2F2F2F2F201, subject "CN=sn0123F2F2F2F2F2F201,O=Device Auth Test Inc"/,
          "P-384 key $v: log names serial and subject");
 }
 
@@ -278,7 +297,7 @@ denied(get(device => 'dev_sha384'), 495, 'SHA-384 signature',
        'signature algorithm ecdsa-with-SHA384 not allowed by profile atecc608');
 $r = get(device => 'dev_badcn');
 denied($r, 495, 'CN device-42', 'subject CN "device-42" does not match');
-like($r->{log}, qr/rejected with 495 \(invalid\): serial -, subject "CN=device-42,/,
+like($r->{log}, qr/rejected with 495 \(invalid\): claimed serial -, subject "CN=device-42,/,
      'CN device-42: no serial in the log line');
 denied(get(device => 'dev_ca'), 495, 'CA:TRUE device',
        'device certificate is a CA');

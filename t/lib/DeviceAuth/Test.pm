@@ -63,7 +63,7 @@ package DeviceAuth::Test;
 #   valgrind)
 #   https_get(%args), http_get(%args), curl(@args), certcheck(@args)
 #   identity_ok(RES, NAME, DEV, SIGNER) (6 tests)
-#   echo_start, echo_stop, echo_requests
+#   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
 #   redis_port, redis_socket, redis_pid
 # Functions (exported on request): upstream_headers(RES),
@@ -700,8 +700,31 @@ sub stop {
     $self->_reap('nginx', 'QUIT');
     $self->echo_stop();
     $self->redis_stop();
+    $self->_reap($_, 'TERM') for keys %{ $self->{procs} };
 
     return $self;
+}
+
+
+# a helper server of a test (a fake Redis...): NAME, the loopback port it
+# listens on once ready, the command; stopped by daemon_stop(NAME) or at
+# the end
+
+sub daemon_start {
+    my ($self, $name, $port, @cmd) = @_;
+
+    my $pid = $self->_spawn($name, "$self->{testdir}/$name.stderr", @cmd);
+
+    $self->_wait_listen($pid, ['127.0.0.1', $port])
+        or die "$name did not start: "
+               . _slurp("$self->{testdir}/$name.stderr");
+
+    return $pid;
+}
+
+sub daemon_stop {
+    my ($self, $name) = @_;
+    $self->_reap($name, 'TERM');
 }
 
 
