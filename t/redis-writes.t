@@ -56,8 +56,9 @@ $t->run();
 my $r = $t->https_get(device => 'dev1');
 is($r->{body}, "ok\n", 'a device is checked in redis');
 
-# the worker: the one child of the master
-my ($worker) = grep { _ppid($_) == $t->nginx_pid }
+# the worker: the child of the master that is a worker (under ASan the
+# master may also have a symbolizer child, llvm-symbolizer)
+my ($worker) = grep { _ppid($_) == $t->nginx_pid && _is_worker($_) }
                map { m{/proc/(\d+)/} ? $1 : () } glob '/proc/[0-9]*/stat';
 ok($worker, "the worker: pid $worker");
 
@@ -111,4 +112,11 @@ sub _ppid {
     open my $fh, '<', "/proc/$pid/stat" or return 0;
     my $line = <$fh> // '';
     return $line =~ /^\d+ \(.*\) \S+ (\d+) /s ? $1 : 0;
+}
+
+sub _is_worker {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/cmdline" or return 0;
+    my $cmd = <$fh> // '';
+    return $cmd =~ /^nginx: worker/;
 }
