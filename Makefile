@@ -1,8 +1,11 @@
 # ngx_device_auth_module: build, test and demo on Debian 12.
 #
 #   make deps     install what is missing with apt (nothing when all is there)
-#   make          build build/ngx_http_device_auth_module.so
+#   make          build build/ngx_http_device_auth_module.so and
+#                 build/device-auth (the command-line tool, cli/)
 #   make test     build and run the whole suite (prove t/)
+#   make t-manifest  the 100,000-entry manifest of t/manifest-big.t, made
+#                 once into build/t-manifest (make test makes it)
 #   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
 #   make test-nginx NGINX_VERSION=1.28.3   the suite against another nginx
@@ -19,7 +22,7 @@ TOOLS       := $(BUILD)/tools
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
-                perl ngtcp2-client libnghttp3-dev
+                perl libjansson-dev time ngtcp2-client libnghttp3-dev
 
 SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
         auto/script_h.sh
@@ -29,7 +32,16 @@ SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
 ORDER_FIXTURE := $(CURDIR)/t/fixtures/order_module
 
 CC          ?= cc
-TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
+TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
+               -Icli
+
+# device-auth: cli/ and the module's plain-C policy and address code
+CLI         := $(BUILD)/device-auth
+CLI_SRCS    := $(wildcard cli/*.c) src/ngx_device_auth_cert.c \
+               src/ngx_device_auth_address.c
+CLI_HDRS    := $(wildcard cli/*.h) src/ngx_device_auth_cert.h \
+               src/ngx_device_auth_address.h
+CLI_LIBS    := -ljansson -lhiredis -lcrypto 
 
 # apt_install: install those of the Debian packages $(1) that are missing,
 # with sudo unless root; nothing at all (not even apt-get update) when every
@@ -50,9 +62,10 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps module tools test demo demo-stop clean bench-loadgen
+.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen \
+        t-manifest
 
-all: module tools
+all: module cli tools
 
 deps:
 	@$(call apt_install,$(DEB_PACKAGES))
@@ -87,19 +100,29 @@ $(MODULE): $(BUILD)/Makefile $(SRCS) $(wildcard $(ORDER_FIXTURE)/*.c)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
-# Small programs that run the plain-OpenSSL policy code without nginx;
-# the request-header shim of the HTTP/3 client (t/http3.t).
-tools: $(TOOLS)/certcheck $(TOOLS)/h3headers.so
+cli: deps $(CLI)
+
+$(CLI): $(CLI_SRCS) $(CLI_HDRS) | deps
+	mkdir -p $(BUILD)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
+
+# what the tests need besides: the manifest generator, made of the load
+# generator's fleet code; the request-header shim of the HTTP/3 client
+# (t/http3.t)
+tools: $(TOOLS)/manifest-gen $(TOOLS)/h3headers.so
 
 $(TOOLS)/h3headers.so: t/tools/h3headers.c | deps
 	mkdir -p $(TOOLS)
 	$(CC) $(TOOL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
-$(TOOLS)/certcheck: t/tools/certcheck.c src/ngx_device_auth_cert.c \
-                    src/ngx_device_auth_cert.h | deps
+MG_SRCS := t/tools/manifest_gen.c bench/lg_fleet.c bench/lg_fleet_gen.c \
+           cli/ngx_device_auth_base64.c cli/ngx_device_auth_jws.c \
+           src/ngx_device_auth_cert.c
+
+$(TOOLS)/manifest-gen: $(MG_SRCS) bench/lg_fleet.h cli/ngx_device_auth_jws.h \
+                       cli/ngx_device_auth_base64.h | deps
 	mkdir -p $(TOOLS)
-	$(CC) $(TOOL_CFLAGS) -o $@ t/tools/certcheck.c \
-	    src/ngx_device_auth_cert.c -lcrypto
+	$(CC) $(TOOL_CFLAGS) -Ibench -o $@ $(MG_SRCS) -ljansson -lssl -lcrypto
 
 # the suite's test PKI, made once (t/lib/mkpki.sh); the harness makes its
 # own when DEVICE_AUTH_PKI is not set
@@ -109,8 +132,20 @@ $(T_PKI)/.done: t/lib/mkpki.sh
 	rm -rf $(T_PKI)
 	bash t/lib/mkpki.sh $(T_PKI)
 
-test: all $(T_PKI)/.done fuzz-regress bench-loadgen
-	DEVICE_AUTH_PKI=$(T_PKI) prove -r t/
+# the 100,000-entry manifest of t/manifest-big.t (about 370 MB), made
+# once with build/tools/manifest-gen (t/lib/mkmanifest.sh); a new build of
+# the generator does not make it again (25 s), make clean does
+T_MANIFEST   := $(BUILD)/t-manifest
+T_MANIFEST_N := 100000
+
+t-manifest: $(T_MANIFEST)/.done
+
+$(T_MANIFEST)/.done: t/lib/mkmanifest.sh $(T_PKI)/.done | $(TOOLS)/manifest-gen
+	rm -rf $(T_MANIFEST)
+	bash t/lib/mkmanifest.sh $(T_MANIFEST) $(T_PKI) $(T_MANIFEST_N)
+
+test: all $(T_PKI)/.done $(T_MANIFEST)/.done fuzz-regress bench-loadgen
+	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_MANIFEST=$(T_MANIFEST) prove -r t/
 
 # the load generator, for the faults-under-load tests and make bench
 bench-loadgen: deps
@@ -128,8 +163,8 @@ clean:
 
 # ============================================================= fuzzing
 # libFuzzer targets for the plain-C code (no nginx types): certificate
-# policy, device_auth_redis arguments, Redis script replies.  See
-# fuzz/README.md.
+# policy, device_auth_redis arguments, Redis script replies, and the
+# manifests of device-auth import-manifest.  See fuzz/README.md.
 #
 #   make fuzz                    build and run each target FUZZ_SECONDS (60)
 #   make fuzz FUZZ_SECONDS=20    the short run for CI
@@ -140,10 +175,10 @@ clean:
 # build/fuzz-artifacts/<target>/, the full output in build/fuzz-logs/.
 
 FUZZ_PACKAGES  := clang-14 libclang-rt-14-dev libssl-dev libhiredis-dev \
-                  openssl perl
+                  libjansson-dev openssl perl
 FUZZ_CC        ?= clang-14
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp
+FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp fuzz_manifest
 FUZZ_BUILD     := $(BUILD)/fuzz
 FUZZ_SEEDS     := $(BUILD)/fuzz-seeds
 FUZZ_CORPUS    := $(BUILD)/fuzz-corpus
@@ -151,8 +186,8 @@ FUZZ_ARTIFACTS := $(BUILD)/fuzz-artifacts
 FUZZ_LOGS      := $(BUILD)/fuzz-logs
 FUZZ_CFLAGS    := -g -O1 -fsanitize=fuzzer,address,undefined \
                   -fno-sanitize-recover=undefined -Wall -Wextra \
-                  -Wno-unused-parameter -Isrc -Ifuzz -I$(FUZZ_BUILD)
-FUZZ_LIBS      := -lssl -lcrypto -lhiredis
+                  -Wno-unused-parameter -Isrc -Icli -Ifuzz -I$(FUZZ_BUILD)
+FUZZ_LIBS      := -lssl -lcrypto -lhiredis -ljansson
 FUZZ_ENV       := ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
                   UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1}
 
@@ -161,10 +196,16 @@ FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c
 FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
 FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c
 FUZZ_SRC_fuzz_resp     := src/ngx_device_auth_resp.c
+FUZZ_SRC_fuzz_manifest := cli/ngx_device_auth_manifest.c \
+                          cli/ngx_device_auth_jws.c \
+                          cli/ngx_device_auth_base64.c \
+                          cli/ngx_device_auth_registration.c \
+                          src/ngx_device_auth_cert.c
 FUZZ_OPTS_fuzz_cert    := -max_len=8192 -dict=fuzz/fuzz_cert.dict
 FUZZ_OPTS_fuzz_address := -max_len=1024 -dict=fuzz/fuzz_address.dict
 FUZZ_OPTS_fuzz_reply   := -max_len=4096 -dict=fuzz/fuzz_reply.dict
 FUZZ_OPTS_fuzz_resp    := -max_len=4096 -dict=fuzz/fuzz_reply.dict
+FUZZ_OPTS_fuzz_manifest := -max_len=16384 -dict=fuzz/fuzz_manifest.dict
 
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 
@@ -189,18 +230,45 @@ $(FUZZ_BUILD)/fuzz_cert_pins.h: $(wildcard fuzz/seeds/cert/root-*.pem) \
 	    echo '    ;'; \
 	  done; } > $@.tmp && mv $@.tmp $@
 
+# fuzz_manifest's log signers: Microchip's, compiled in from the committed
+# certificates, and one made here, whose key signs mutated entries again
+$(FUZZ_BUILD)/fuzz_manifest_keys.h: \
+        $(wildcard fuzz/seeds/cert/manifest-signer-*.pem) | fuzz-deps
+	mkdir -p $(FUZZ_BUILD)/log-signer
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+	    -nodes -keyout $(FUZZ_BUILD)/log-signer/key.pem \
+	    -out $(FUZZ_BUILD)/log-signer/cert.pem -days 36500 \
+	    -subj "/CN=fuzz_manifest log signer" \
+	    -addext basicConstraints=critical,CA:FALSE \
+	    -addext subjectKeyIdentifier=hash 2>/dev/null
+	{ echo '/* generated by the Makefile */'; \
+	  for v in "fuzz_mchp_log_signers fuzz/seeds/cert/manifest-signer-*.pem" \
+	           "fuzz_own_log_signer $(FUZZ_BUILD)/log-signer/cert.pem" \
+	           "fuzz_own_log_key $(FUZZ_BUILD)/log-signer/key.pem"; do \
+	    set -- $$v; name=$$1; shift; \
+	    echo "static const char $$name[] ="; \
+	    cat "$$@" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' \
+	                    -e 's/^/    "/' -e 's/$$/\\n"/'; \
+	    echo '    ;'; \
+	  done; } > $@.tmp && mv $@.tmp $@
+
 $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
                  src/ngx_device_auth_resp.h \
                  $(FUZZ_SRC_fuzz_cert) $(FUZZ_SRC_fuzz_address) \
                  $(FUZZ_SRC_fuzz_reply) $(FUZZ_SRC_fuzz_resp) \
-                 $(FUZZ_BUILD)/fuzz_cert_pins.h | fuzz-deps
+                 $(FUZZ_SRC_fuzz_manifest) \
+                 $(wildcard cli/ngx_device_auth_*.h) \
+                 $(FUZZ_BUILD)/fuzz_cert_pins.h \
+                 $(FUZZ_BUILD)/fuzz_manifest_keys.h \
+                 | fuzz-deps
 	mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 
 fuzz-seeds: $(FUZZ_SEEDS)/.done
 
 $(FUZZ_SEEDS)/.done: fuzz/gen-seeds.sh fuzz/seeds/address.txt \
+                     t/data/atecc608/manifest-trustandgo-atecc608a-mah4i.json \
                      fuzz/seeds/reply.txt fuzz/seeds/reply2bin.pl \
                      $(wildcard fuzz/seeds/cert/*.pem) | fuzz-deps
 	bash fuzz/gen-seeds.sh $(FUZZ_SEEDS)
@@ -217,6 +285,7 @@ fuzz: fuzz-build fuzz-seeds
 	    fuzz_address) opts="$(FUZZ_OPTS_fuzz_address)" ;; \
 	    fuzz_reply)   opts="$(FUZZ_OPTS_fuzz_reply)" ;; \
 	    fuzz_resp)    opts="$(FUZZ_OPTS_fuzz_resp)" ;; \
+	    fuzz_manifest) opts="$(FUZZ_OPTS_fuzz_manifest)" ;; \
 	    esac; \
 	    log=$(FUZZ_LOGS)/$$t.log; \
 	    reg=fuzz/regressions/$$t; [ -d $$reg ] || reg=; \
@@ -283,7 +352,8 @@ SAN_PACKAGES    := build-essential clang-14 libclang-rt-14-dev valgrind curl \
                    patch \
                    nginx-dev libssl-dev libhiredis-dev libpcre2-dev \
                    zlib1g-dev redis-server redis-tools perl \
-                   libio-socket-ssl-perl libnet-ssleay-perl openssl
+                   libio-socket-ssl-perl libnet-ssleay-perl openssl \
+                   libjansson-dev
 
 NGX_VERSION     := 1.22.1
 NGX_ORIG        := $(BUILD)/nginx_$(NGX_VERSION).orig.tar.gz
@@ -293,7 +363,7 @@ NGX_ORIG_SRC    := $(BUILD)/nginx-$(NGX_VERSION)
 NGX_PATCHES     := $(wildcard $(CURDIR)/sanitizers/*.patch)
 
 ASAN_CC         ?= clang-14
-# The sanitizer flags of nginx, the module and certcheck, and the
+# The sanitizer flags of nginx, the module and device-auth, and the
 # exceptions made for nginx core, each with its reason:
 # - nginx core passes NULL with a length of 0 to memcpy() in places
 #   (ngx_pstrdup() of an empty string...): that one check is made
@@ -319,7 +389,7 @@ ASAN_LD_OPT     := $(SAN_FLAGS) -Wl,-z,relro -Wl,-z,now -fPIC -Wl,-z,nodelete
 ASAN_BUILD      := $(BUILD)/asan
 ASAN_NGINX      := $(ASAN_BUILD)/nginx
 ASAN_MODULE     := $(ASAN_BUILD)/ngx_http_device_auth_module.so
-ASAN_CERTCHECK  := $(ASAN_BUILD)/certcheck
+ASAN_CLI        := $(ASAN_BUILD)/device-auth
 # workers run as "nobody" and write their reports too: outside the
 # checkout, which may be in a private directory (/root), one per checkout
 ASAN_REPORTS    := $(or $(TMPDIR),/tmp)/device-auth-asan.$(shell \
@@ -408,14 +478,12 @@ $(ASAN_BUILD)/.flags: FORCE
 	    || echo '$(ASAN_CC) $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) $(ASAN_LD_OPT)' \
 	         > $@
 
-$(ASAN_CERTCHECK): t/tools/certcheck.c src/ngx_device_auth_cert.c \
-                   src/ngx_device_auth_cert.h $(ASAN_BUILD)/.flags | san-deps
+$(ASAN_CLI): $(CLI_SRCS) $(CLI_HDRS) $(ASAN_BUILD)/.flags | san-deps
 	mkdir -p $(ASAN_BUILD)
-	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ t/tools/certcheck.c \
-	    src/ngx_device_auth_cert.c -lcrypto
+	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
 
 # nginx's own Makefile knows what changed
-asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CERTCHECK)
+asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CLI)
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
 
@@ -423,12 +491,13 @@ asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CERTCHECK)
 # the report directory is world-writable (sticky), outside the checkout.  The harness fails the
 # test file during which a report appeared; this fails the run on any
 # report at all, and prints them.
-test-asan: asan-build tools $(T_PKI)/.done
+test-asan: asan-build tools $(T_PKI)/.done $(T_MANIFEST)/.done
 	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); \
 	chmod 1777 $(ASAN_REPORTS); \
 	start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(ASAN_NGINX) DEVICE_AUTH_MODULE=$(ASAN_MODULE) \
-	DEVICE_AUTH_CERTCHECK=$(ASAN_CERTCHECK) DEVICE_AUTH_PKI=$(T_PKI) \
+	DEVICE_AUTH_CLI=$(ASAN_CLI) DEVICE_AUTH_PKI=$(T_PKI) \
+	DEVICE_AUTH_MANIFEST=$(T_MANIFEST) \
 	DEVICE_AUTH_SANITIZER=asan DEVICE_AUTH_SANITIZER_LOGS=$(ASAN_REPORTS) \
 	$(ASAN_ENV) prove $(ASAN_TESTS) || rc=$$?; \
 	reports=$$(find $(ASAN_REPORTS) -type f | sort); \
@@ -553,10 +622,12 @@ nginx-modules:
 	        || exit 1; \
 	done
 
-test-nginx: nginx-build tools $(T_PKI)/.done bench-tools
+test-nginx: nginx-build cli tools $(T_PKI)/.done $(T_MANIFEST)/.done \
+            bench-tools
 	@start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(NV_NGINX) DEVICE_AUTH_MODULE=$(NV_MODULE) \
-	DEVICE_AUTH_PKI=$(T_PKI) prove $(NGINX_TESTS) || rc=$$?; \
+	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_MANIFEST=$(T_MANIFEST) \
+	prove $(NGINX_TESTS) || rc=$$?; \
 	echo "test-nginx: nginx $(NGINX_VERSION), $$(( $$(date +%s) - start ))" \
 	     "s, prove exit $$rc"; \
 	[ $$rc = 0 ]

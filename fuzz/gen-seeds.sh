@@ -10,6 +10,9 @@
 #                             (good devices and one per profile/chain fault)
 #   fuzz-seeds/fuzz_address/  one file per line of fuzz/seeds/address.txt
 #   fuzz-seeds/fuzz_reply/    one file per line of fuzz/seeds/reply.txt
+#   fuzz-seeds/fuzz_manifest/ Microchip's manifest (t/data/atecc608), each
+#                             of its entries, in both JSON serializations,
+#                             and registration values
 #   fuzz-seeds/pki/           keys, CSRs and CA files of the test PKI
 #
 # usage: fuzz/gen-seeds.sh OUTDIR
@@ -20,7 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: gen-seeds.sh OUTDIR}
 
 rm -rf "$out"
-mkdir -p "$out/fuzz_cert" "$out/fuzz_address" "$out/fuzz_reply" "$out/pki"
+mkdir -p "$out/fuzz_cert" "$out/fuzz_address" "$out/fuzz_reply" "$out/pki" \
+         "$out/fuzz_manifest"
 
 certs=$out/fuzz_cert
 pki=$out/pki
@@ -318,7 +322,42 @@ printf 'E\377\007EVALSHA\0410123456789abcdef0123456789abcdef01234567\0017' \
 printf 'E\030\007EVALSHA\001x' > "$out/fuzz_resp/evalsha-short-buffer"
 printf 'E\000' > "$out/fuzz_resp/empty"
 
+# ---- manifests: Microchip's, its entries, registration values ----------
+
+mf=$out/fuzz_manifest
+cp "$here/../t/data/atecc608/manifest-trustandgo-atecc608a-mah4i.json" \
+   "$mf/mchp-manifest.json"
+
+perl -MJSON::PP -e '
+    my ($in, $dir) = @ARGV;
+    open my $fh, "<", $in or die "$in: $!";
+    my $m = decode_json(do { local $/; <$fh> });
+    my $j = JSON::PP->new->canonical;
+    my $i = 0;
+    for my $e (@$m) {
+        $i++;
+        my %w = ("entry-$i.json" => $e,
+                 "entry-$i-general.json" => { payload => $e->{payload},
+                     signatures => [ { map { $_ => $e->{$_} }
+                                       qw(protected header signature) } ] },
+                 "entry-$i-unsigned.json" => { %$e, signature => "" },
+                 "manifest-entry-$i.json" => [ $e ]);
+        for my $f (keys %w) {
+            open my $o, ">", "$dir/$f" or die "$dir/$f: $!";
+            print $o $j->encode($w{$f});
+            close $o;
+        }
+    }' "$mf/mchp-manifest.json" "$mf"
+
+printf '[]' > "$mf/empty-array.json"
+printf '[{}]' > "$mf/empty-entry.json"
+printf 'manifest=%064d part=ATECC608A-MAH4I provisioned=2020-06-09T22:49:52.470Z signer=%064d spki_sha256=%064d' \
+    0 0 0 > "$mf/registration-value"
+printf 'batch-2026-11' > "$mf/registration-by-hand"
+
 echo "fuzz seeds in $out: $(ls "$certs" | wc -l) cert, " \
      "$(ls "$out/fuzz_address" | wc -l) address, " \
      "$(ls "$out/fuzz_reply" | wc -l) reply, " \
      "$(ls "$out/fuzz_resp" | wc -l) resp"
+
+     "$(ls "$mf" | wc -l) manifest"

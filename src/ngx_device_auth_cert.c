@@ -34,10 +34,7 @@
 
 static int ngx_device_auth_bundle_read(ngx_device_auth_bundle_t *b, BIO *bio,
     const char *what, char *err, size_t errlen);
-static void ngx_device_auth_subject(X509 *x, char *buf, size_t len);
 static void ngx_device_auth_name(X509_NAME *name, char *buf, size_t len);
-static void ngx_device_auth_printable(const unsigned char *data, size_t len,
-    char *buf, size_t size);
 static int ngx_device_auth_is_hex(const unsigned char *p, size_t n);
 static int ngx_device_auth_serial(int profile, X509 *leaf,
     ngx_device_auth_identity_t *id);
@@ -1111,7 +1108,7 @@ ngx_device_auth_is_hex(const unsigned char *p, size_t n)
 
 /* RFC 2253 form with control and non-ASCII bytes escaped: safe to log */
 
-static void
+void
 ngx_device_auth_subject(X509 *x, char *buf, size_t len)
 {
     ngx_device_auth_name(X509_get_subject_name(x), buf, len);
@@ -1144,7 +1141,7 @@ ngx_device_auth_name(X509_NAME *name, char *buf, size_t len)
 }
 
 
-static void
+void
 ngx_device_auth_printable(const unsigned char *data, size_t len, char *buf,
     size_t size)
 {

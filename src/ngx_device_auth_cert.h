@@ -4,7 +4,7 @@
  * certificate profiles and device identity.
  *
  * Plain C and OpenSSL, no nginx types: the same code runs in the TLS
- * handshake, in t/tools/certcheck and in the fuzz targets.
+ * handshake, in build/device-auth (cli/) and in the fuzz targets.
  */
 
 
@@ -129,6 +129,9 @@ int ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
 extern const char *ngx_device_auth_reason_names[NGX_DEVICE_AUTH_R_N];
 
 void ngx_device_auth_hex(const unsigned char *in, size_t len, char *out);
+void ngx_device_auth_subject(X509 *x, char *buf, size_t len);
+void ngx_device_auth_printable(const unsigned char *data, size_t len,
+    char *buf, size_t size);
 int ngx_device_auth_cert_id(X509 *x, unsigned char *id);
 
 

@@ -16,7 +16,7 @@ my $t = DeviceAuth::Test->new();
 
 ok(-f $t->module_path, 'module built: ' . $t->module_path);
 ok(-x $t->nginx_binary, 'nginx binary: ' . $t->nginx_binary);
-ok(-x $t->certcheck_binary, 'certcheck built');
+ok(-x $t->cli_binary, 'device-auth built: ' . $t->cli_binary);
 ok(-e $t->pki_file('.done'), 'test PKI generated in ' . $t->pki);
 
 for my $f (qw(root root2 signer1 signer2 signer3 rogue_signer inter1 inter2

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
 # The certificate policy code (src/ngx_device_auth_cert.c) through
-# build/tools/certcheck: on the test PKI, and on the real Microchip
+# "build/device-auth check": on the test PKI, and on the real Microchip
 # ATECC608 certificates in /work/shared/testdata/atecc608 (their private
 # keys stay in the chips, so they cannot be used in a TLS handshake).
 

@@ -4,7 +4,8 @@
 # verbatim (one shell command per line, /bin/sh, in a directory holding the
 # files the runbook names) against the suite's redis-server and a running
 # nginx, and what it does is checked through nginx.  "redis-cli" in those
-# commands is a wrapper first in PATH that adds the test server's address.
+# commands is a wrapper first in PATH that adds the test server's address;
+# build/device-auth gets it from DEVICE_AUTH_REDIS, as the runbook says.
 #
 # Each block is recognised by what its commands do (a handler below); a
 # block no handler recognises, or a handler that recognises no block or
@@ -26,6 +27,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use POSIX ();
 use DeviceAuth::Test qw(upstream_values cert_fingerprint);
+use DeviceAuth::Manifest;
 
 my $t = DeviceAuth::Test->new();
 my $repo = $t->repo();
@@ -89,7 +91,6 @@ my $wd = $t->testdir() . '/ops';
 mkdir $wd;
 mkdir "$wd/bin";
 mkdir "$wd/build";
-mkdir "$wd/build/tools";
 
 sub copy_file {
     my ($from, $to) = @_;
@@ -100,8 +101,20 @@ copy_file("$dev{$SN}.pem", "$wd/device.pem");
 copy_file($t->pki_file('signer1.pem'), "$wd/signer.pem");
 copy_file($t->pki_file('roots.pem'), "$wd/roots.pem");
 copy_file($t->pki_file('signers.pem'), "$wd/signers.pem");
-symlink($t->certcheck_binary(), "$wd/build/tools/certcheck")
+symlink($t->cli_binary(), "$wd/build/device-auth")
     or die "symlink: $!";
+
+# the reel the runbook imports: its three serials, signed by a log signer
+# made here, whose certificate is log-signers.pem
+
+my ($reel_name) = $doc =~ /import-manifest .* (\S+\.json)$/m;
+my @reel_sn = map { "0123A1B2C3D4E5F6$_" } qw(A7 A8 A9);
+my $manifest = DeviceAuth::Manifest->new($t);
+my $log_signer = $manifest->log_signer('log-signer');
+copy_file($log_signer->{cert}, "$wd/log-signers.pem");
+$manifest->write("$wd/$reel_name", map {
+    $manifest->entry(device => $dev{$_}, signer => $log_signer) } @reel_sn)
+    if $reel_name;
 
 # Microchip's signer, for the signer id of the example
 mkdir "$wd/mchp";
@@ -249,6 +262,7 @@ sub sh {
         chdir($o{dir} || $wd) or POSIX::_exit(126);
         $ENV{PATH} = "$wd/bin:$ENV{PATH}";
         delete $ENV{REDISCLI_AUTH};
+        $ENV{DEVICE_AUTH_REDIS} = "127.0.0.1:$redis_port";
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out;
         open STDERR, '>', $err;
@@ -551,6 +565,109 @@ my @handlers = (
         },
     },
 
+    # a reel's manifest
+    {
+        name => 'import a manifest',
+        match => qr/^build\/device-auth import-manifest --roots roots\.pem --signers signers\.pem --log-signers log-signers\.pem \S+\.json$/,
+        run => sub {
+            my ($cmd) = @_;
+            cli('DEL', map { key($_, 'registered') } @reel_sn);
+            status_is($reel_sn[1], '/registry', '403 unregistered',
+                      'manifest: A8 unregistered before');
+
+            my $out = run_ok($cmd);
+
+            # the output the runbook shows
+            my @doc_lines = $doc =~ /^    (\Q$reel_name\E:\d+ .*|summary: .*)$/mg;
+            is_deeply([lines($out)], \@doc_lines,
+                      'manifest: the output as the runbook shows it');
+
+            status_is($_, '/registry', '200 ok', "manifest: $_ registered")
+                for @reel_sn;
+
+            # the value, as the runbook describes it
+            my %f = map { split /=/, $_, 2 }
+                    split / /, cli('GET', key($SN, 'registered'));
+            is_deeply([sort keys %f],
+                      [qw(manifest part provisioned signer spki_sha256)],
+                      'manifest: the fields the runbook names');
+            is($f{manifest}, Digest::SHA::sha256_hex(
+                                 $t->read_file("$wd/$reel_name")),
+               'manifest: the SHA-256 of the file');
+            is($f{signer}, $signer, 'manifest: the signer id');
+            is($f{spki_sha256},
+               DeviceAuth::Manifest::spki_sha256("$wd/device.pem"),
+               'manifest: the key of the device');
+
+            like(run_ok($cmd), qr/^summary: 3 entries in 1 file, 0 registered, 3 already registered, /m,
+                 'manifest: importing it again is harmless');
+
+            # the runbook's example value: Microchip's sample manifest
+            my ($example) = $doc =~ /^    (manifest=.*)$/m;
+            my $data = "$repo/t/data/atecc608";
+            my $mchp_sn = '01230390B3D1450C01';
+            run_ok("build/device-auth import-manifest --roots $data/root-crypto-authentication-root-ca-002.pem --log-signers $data/manifest-signer-log-signer-002.pem $data/manifest-trustandgo-atecc608a-mah4i.json");
+            is(cli('GET', key($mchp_sn, 'registered')), $example,
+               'manifest: the example value is what the import writes for '
+               . 'Microchip\'s sample');
+            cli('DEL', key($mchp_sn, 'registered'),
+                key('0123D26E26E688C901', 'registered'));
+        },
+    },
+
+    {
+        name => 'the key of a certificate file',
+        match => qr/^openssl x509 -in device\.pem -noout -pubkey \| openssl pkey -pubin -outform DER \| sha256sum$/,
+        run => sub {
+            my ($cmd) = @_;
+            my ($hex) = run_ok($cmd) =~ /^([0-9a-f]{64}) /;
+            my ($reg) = cli('GET', key($SN, 'registered'))
+                        =~ /spki_sha256=([0-9a-f]{64})/;
+            ok($hex && $reg && $hex eq $reg,
+               'spki_sha256: what the import recorded for the device');
+        },
+    },
+
+    # one device, all of it
+    {
+        name => 'show a device',
+        match => qr/^build\/device-auth show \w+$/,
+        run => sub {
+            my ($cmd) = @_;
+            cli('DEL', key($SN, 'seen'), key($SN, 'revoked'),
+                key($SN, 'evrl'));
+
+            my @got;
+            for my $a (map { "127.0.0.$_" } 1 .. 4) {
+                my ($st, $xs) = req($SN, '/clones', local_addr => $a);
+                push @got, "$st $xs";
+            }
+            is($got[-1], '403 quarantined', 'show: a clone quarantined');
+
+            my $out = run_ok($cmd);
+            like($out, qr/^device $SN in redis 127\.0\.0\.1:$redis_port db 0, prefix "device_auth:"$/m,
+                 'show: the device and where');
+            like($out, qr/^state: +quarantined, reason "quarantined: cloned device seen at 4 places within 600s: [^"]*", ends in \d+m\d+s$/m,
+                 'show: quarantined, why, for how long');
+            like($out, qr/^registered: +yes, from manifest sha256 [0-9a-f]{64}$/m,
+                 'show: registered from the manifest');
+            like($out, qr/^seen: +4 places in the duplicate window, forgotten in \d+m\d+s:$/m,
+                 'show: the 4 places');
+            like($out, qr/^ +\d{4}-\S+ \(\d+s ago\) "quarantined" edge "\S+" location "127\.0\.0\.4" reason "seen at 4 places within 600s: /m,
+                 'show: the quarantine event');
+            like($out, qr/^signer: +$signer: in service$/m,
+                 'show: its signer');
+
+            # the example of the runbook has the lines of the real thing
+            my ($example) = $doc =~ /^(    device \S+ in redis .*?)\n\n/ms;
+            my $labels = sub { join ' ', $_[0] =~ /^ {0,4}(device|\w+:) /mg };
+            is($labels->($example =~ s/^    //mgr), $labels->($out),
+               'show: the runbook example has the same lines');
+
+            cli('DEL', key($SN, 'seen'), key($SN, 'revoked'));
+        },
+    },
+
     # registry: one serial
     {
         name => 'register one serial',
@@ -766,10 +883,10 @@ for my $h (@handlers) {
 
 
 ###############################################################################
-# the inline certcheck command
+# the inline "device-auth check" command
 
-my ($certcheck) = $doc =~ /`(build\/tools\/certcheck [^`]+)`/;
-ok($certcheck, 'the runbook names a certcheck command');
+my ($certcheck) = $doc =~ /`(build\/device-auth check [^`]+)`/;
+ok($certcheck, 'the runbook names a device-auth check command');
 if ($certcheck) {
     my $out = run_ok($certcheck);
     my $fp = cert_fingerprint("$wd/device.pem");

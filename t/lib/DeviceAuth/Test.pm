@@ -61,7 +61,8 @@ package DeviceAuth::Test;
 #   read_error_log([MARK]), log_mark, wait_error_log(RE, mark => M),
 #   read_access_log, logged_status(URI), check_error_log (2 tests, 3 under
 #   valgrind)
-#   https_get(%args), http_get(%args), curl(@args), certcheck(@args)
+#   https_get(%args), http_get(%args), curl(@args), certcheck(@args),
+#   device_auth(@args), device_auth_split(@args)
 #   identity_ok(RES, NAME, DEV, SIGNER) (6 tests)
 #   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
@@ -75,7 +76,10 @@ package DeviceAuth::Test;
 #   DEVICE_AUTH_MODULE    module path (default <repo>/build/ngx_http_...so)
 #   DEVICE_AUTH_PKI       pre-generated PKI directory (default: generated
 #                         into the test directory)
-#   DEVICE_AUTH_CERTCHECK certcheck binary (default <repo>/build/tools/...)
+#   DEVICE_AUTH_CLI       the device-auth command (default <repo>/build/
+#                         device-auth; make test-asan: its ASan build)
+#   DEVICE_AUTH_MANIFEST  the 100,000-entry manifest of t/manifest-big.t,
+#                         made once by make (default: made by the test)
 #   DEVICE_AUTH_TEST_LEAVE=1  keep the test directory
 #   DEVICE_AUTH_SANITIZER=asan  nginx and the module are ASan/UBSan builds
 #                         (make test-asan): timeouts of the harness are
@@ -128,8 +132,7 @@ sub new {
         nginx   => $ENV{NGINX_BINARY} || '/usr/sbin/nginx',
         module  => $ENV{DEVICE_AUTH_MODULE}
                    || "$REPO/build/ngx_http_device_auth_module.so",
-        certcheck => $ENV{DEVICE_AUTH_CERTCHECK}
-                   || "$REPO/build/tools/certcheck",
+        cli     => $ENV{DEVICE_AUTH_CLI} || "$REPO/build/device-auth",
         ports   => {},
         procs   => {},
         pid     => $$,
@@ -186,7 +189,7 @@ sub testdir { $_[0]->{testdir} }
 sub pki { $_[0]->{pki} }
 sub module_path { $_[0]->{module} }
 sub nginx_binary { $_[0]->{nginx} }
-sub certcheck_binary { $_[0]->{certcheck} }
+sub cli_binary { $_[0]->{cli} }
 
 # the version of the nginx under test ("1.29.8"), and whether it was built
 # with HTTP/3 (nginx 1.25.0 and later, --with-http_v3_module)
@@ -1419,11 +1422,32 @@ sub curl {
 }
 
 
-# runs certcheck: (exit code, output)
+# runs "device-auth check": (exit code, output)
 
 sub certcheck {
     my ($self, @args) = @_;
-    return _capture($self->{certcheck}, @args);
+    return _capture($self->{cli}, 'check', @args);
+}
+
+
+# runs device-auth with these arguments: (exit code, stdout and stderr
+# together)
+
+sub device_auth {
+    my ($self, @args) = @_;
+    return _capture($self->{cli}, @args);
+}
+
+
+# the same, stdout and stderr apart: (exit code, stdout, stderr)
+
+sub device_auth_split {
+    my ($self, @args) = @_;
+    my $err = "$self->{testdir}/device-auth.stderr";
+
+    my ($rc, $out) = _capture_split($err, $self->{cli}, @args);
+
+    return ($rc, $out, _slurp($err));
 }
 
 

@@ -1,63 +1,75 @@
 
 /*
- * certcheck: run the module's certificate policy code on files, without
- * nginx.  Used by the suite on the real Microchip certificates, whose
- * private keys stay in the chips, and by ops to see what the edge would
- * decide for a certificate.
+ * device-auth check: the edge's certificate policy (ngx_device_auth_cert.c)
+ * run on files, without nginx.  Used by the suite on the real Microchip
+ * certificates, whose private keys stay in the chips, and by ops to see
+ * what an edge with these pins would decide for a certificate.
  *
- *   certcheck [-p atecc608|generic] [-d depth] -r roots.pem [-s signers.pem]
- *             device.pem [intermediate.pem ...]
+ *   device-auth check [-p atecc608|generic] [-d depth] -r roots.pem
+ *                     [-s signers.pem] device.pem [chain.pem ...]
  *
  * Prints "ok serial=... signer=... fingerprint=... anchor=..." and exits 0,
- * or "invalid error=N reason=..." and exits 1; configuration errors exit 2.
+ * or "invalid error=N serial=... reason=... subject=..." and exits 1;
+ * configuration errors exit 2.
  */
 
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <openssl/x509.h>
 
 #include "ngx_device_auth_cert.h"
+#include "device_auth_cli.h"
 
 
-static void
-usage(void)
-{
-    fprintf(stderr, "usage: certcheck [-p atecc608|generic] [-d depth] "
-            "-r roots.pem [-s signers.pem] device.pem [chain.pem ...]\n");
-    exit(2);
-}
+static const struct option  device_auth_cli_check_options[] = {
+    { "profile", required_argument, NULL, 'p' },
+    { "depth", required_argument, NULL, 'd' },
+    { "roots", required_argument, NULL, 'r' },
+    { "signers", required_argument, NULL, 's' },
+    { NULL, 0, NULL, 0 }
+};
 
 
 int
-main(int argc, char **argv)
+device_auth_cli_check(int argc, char **argv)
 {
-    int                         c, i, j, depth, profile, rc, status;
-    char                        err[NGX_DEVICE_AUTH_ERR_MAX];
-    char                        hex[3][NGX_DEVICE_AUTH_HEX_LEN + 1];
-    const char                 *roots_file, *signers_file;
-    STACK_OF(X509)             *sent;
-    ngx_device_auth_bundle_t   *roots, *signers, *b;
-    ngx_device_auth_policy_t   *policy;
-    ngx_device_auth_identity_t  id;
+    int                          c, i, j, profile, rc, status;
+    long                         depth;
+    char                         err[NGX_DEVICE_AUTH_ERR_MAX];
+    char                         hex[3][NGX_DEVICE_AUTH_HEX_LEN + 1];
+    const char                  *roots_file, *signers_file;
+    STACK_OF(X509)              *sent;
+    ngx_device_auth_bundle_t    *roots, *signers, *b;
+    ngx_device_auth_policy_t    *policy;
+    ngx_device_auth_identity_t   id;
 
     depth = 1;
     profile = NGX_DEVICE_AUTH_PROFILE_ATECC608;
     roots_file = NULL;
     signers_file = NULL;
 
-    while ((c = getopt(argc, argv, "p:d:r:s:")) != -1) {
+    while ((c = getopt_long(argc, argv, "p:d:r:s:",
+                            device_auth_cli_check_options, NULL))
+           != -1)
+    {
         switch (c) {
         case 'p':
             profile = ngx_device_auth_profile_parse(optarg);
             if (profile < 0) {
-                usage();
+                device_auth_cli_error("check", "unknown profile \"%s\"",
+                                      optarg);
+                return DEVICE_AUTH_CLI_ERROR;
             }
             break;
         case 'd':
-            depth = atoi(optarg);
+            if (device_auth_cli_number(optarg, 0, 16, &depth) != 0) {
+                device_auth_cli_error("check", "invalid depth \"%s\"",
+                                      optarg);
+                return DEVICE_AUTH_CLI_ERROR;
+            }
             break;
         case 'r':
             roots_file = optarg;
@@ -66,39 +78,39 @@ main(int argc, char **argv)
             signers_file = optarg;
             break;
         default:
-            usage();
+            return device_auth_cli_usage("check");
         }
     }
 
     if (roots_file == NULL || optind >= argc) {
-        usage();
+        return device_auth_cli_usage("check");
     }
 
     /* everything is freed on every path: make test-asan checks leaks */
 
-    status = 2;
+    status = DEVICE_AUTH_CLI_ERROR;
     signers = NULL;
     policy = NULL;
     sent = NULL;
 
     roots = ngx_device_auth_bundle_load(roots_file, err, sizeof(err));
     if (roots == NULL) {
-        fprintf(stderr, "certcheck: roots: %s\n", err);
+        device_auth_cli_error("check", "roots: %s", err);
         goto done;
     }
 
     if (signers_file) {
         signers = ngx_device_auth_bundle_load(signers_file, err, sizeof(err));
         if (signers == NULL) {
-            fprintf(stderr, "certcheck: signers: %s\n", err);
+            device_auth_cli_error("check", "signers: %s", err);
             goto done;
         }
     }
 
-    policy = ngx_device_auth_policy_create(roots, signers, depth, profile,
-                                           err, sizeof(err));
+    policy = ngx_device_auth_policy_create(roots, signers, (int) depth,
+                                           profile, err, sizeof(err));
     if (policy == NULL) {
-        fprintf(stderr, "certcheck: %s\n", err);
+        device_auth_cli_error("check", "%s", err);
         goto done;
     }
 
@@ -106,14 +118,14 @@ main(int argc, char **argv)
 
     sent = sk_X509_new_null();
     if (sent == NULL) {
-        fprintf(stderr, "certcheck: out of memory\n");
+        device_auth_cli_error("check", "out of memory");
         goto done;
     }
 
     for (i = optind; i < argc; i++) {
         b = ngx_device_auth_bundle_load(argv[i], err, sizeof(err));
         if (b == NULL) {
-            fprintf(stderr, "certcheck: %s\n", err);
+            device_auth_cli_error("check", "%s", err);
             goto done;
         }
 
@@ -131,7 +143,7 @@ main(int argc, char **argv)
         printf("invalid error=%d serial=%s reason=%s subject=%s\n",
                id.x509_error, id.serial_len ? id.serial : "-", id.reason,
                id.subject);
-        status = 1;
+        status = DEVICE_AUTH_CLI_FAILED;
         goto done;
     }
 
@@ -142,7 +154,7 @@ main(int argc, char **argv)
     printf("ok serial=%s signer=%s fingerprint=%s anchor=%s\n",
            id.serial, hex[0], hex[1], hex[2]);
 
-    status = 0;
+    status = DEVICE_AUTH_CLI_OK;
 
 done:
 
