@@ -62,7 +62,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen \
+.PHONY: all deps module cli cli-install tools test demo demo-stop clean bench-loadgen \
         t-manifest
 
 all: module cli tools
@@ -101,6 +101,18 @@ $(MODULE): $(BUILD)/Makefile $(SRCS) $(wildcard $(ORDER_FIXTURE)/*.c)
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
 cli: deps $(CLI)
+
+# device-auth for the Debian package (debian/rules): built without "deps"
+# (no apt inside a package build: debian/control's Build-Depends bring what
+# it needs), with the distribution's flags in CLI_BUILD_FLAGS, installed as
+# $(DESTDIR)/usr/bin/device-auth (its manual page: debian/device-auth.1)
+CLI_BUILD_FLAGS ?=
+
+cli-install:
+	mkdir -p $(BUILD)
+	$(CC) $(TOOL_CFLAGS) $(CLI_BUILD_FLAGS) -o $(BUILD)/device-auth.pkg \
+	    $(CLI_SRCS) $(CLI_LIBS)
+	install -D -m 0755 $(BUILD)/device-auth.pkg $(DESTDIR)/usr/bin/device-auth
 
 $(CLI): $(CLI_SRCS) $(CLI_HDRS) | deps
 	mkdir -p $(BUILD)
@@ -643,17 +655,12 @@ test-nginx: nginx-build cli tools $(T_PKI)/.done $(T_MANIFEST)/.done \
 #                   the stock nginx, a device through it, and the package
 #                   removed again (root only; see t/deb.t)
 #
-# The device-auth tool (issue 11) goes into the package as soon as this
-# Makefile has a target "cli-install" (debian/rules runs it when
-# "make -n cli-install" succeeds): it builds the tool and installs it into
-# $(DESTDIR)/usr/bin/device-auth, with its manual page in
-# $(DESTDIR)/usr/share/man/man1/ (lintian wants one).  It must not depend
-# on "deps" (no apt inside a package build); what it needs to build goes
-# into Build-Depends in debian/control.
+# The package holds the device-auth tool too (make cli-install, run by
+# debian/rules; its manual page is debian/device-auth.1).
 
 DEB_PACKAGES_BUILD := build-essential debhelper dpkg-dev nginx-dev \
                       libhiredis-dev libssl-dev libpcre2-dev zlib1g-dev \
-                      lintian git
+                      libjansson-dev lintian git
 DEB_BUILD       := $(BUILD)/deb
 DEB_VERSION     := $(shell dpkg-parsechangelog -l debian/changelog \
                      -S Version 2>/dev/null)

@@ -7,6 +7,7 @@
 #     /usr/share/nginx/modules-available, linked from
 #     /etc/nginx/modules-enabled; a dependency on the nginx ABI that the
 #     installed nginx provides;
+#   - /usr/bin/device-auth (and its manual page) checks certificates;
 #   - the stock configuration (/etc/nginx/nginx.conf, which includes every
 #     enabled module) still passes "nginx -t" with the module loaded;
 #   - /usr/sbin/nginx, loading the module through the package's snippet in
@@ -109,6 +110,26 @@ my $provides = run_out('dpkg-query', '-W', '-f=${Provides}', 'nginx');
 like($provides, qr/(?:^|[\s,])\Q$abi\E(?:$|[\s,])/,
      "the installed nginx provides $abi");
 
+# the device-auth tool of the package
+
+my $CLI = '/usr/bin/device-auth';
+ok(-x $CLI, "$CLI installed");
+ok(-f '/usr/share/man/man1/device-auth.1.gz', 'its manual page');
+
+my $pki = $ENV{DEVICE_AUTH_PKI} || '';
+
+SKIP: {
+    skip 'DEVICE_AUTH_PKI not set', 2 unless -d $pki;
+
+    my ($rc, $out) = run_cmd($CLI, 'check', '-r', "$pki/roots.pem",
+                             "$pki/dev1.chain.pem");
+    is($rc, 0, 'device-auth check: a genuine device passes');
+    ($rc, $out) = run_cmd($CLI, 'check', '-r', "$pki/roots.pem",
+                          "$pki/dev_rogue.chain.pem");
+    like("$rc $out", qr/^1 invalid .*not? .*pinned root/,
+         'device-auth check: a foreign device does not');
+}
+
 SKIP: {
     skip 'the stock configuration failed "nginx -t" before the package', 1
         unless $stock_ok_before;
@@ -182,7 +203,7 @@ SKIP: {
     restore();
 
     is(installed_version($PKG), '', "$PKG purged");
-    ok(!-e $SO && !-l $ENABLED, 'module and link gone');
+    ok(!-e $SO && !-l $ENABLED && !-e $CLI, 'module, link and tool gone');
     is_deeply([enabled_modules()], \@enabled_before,
               '/etc/nginx/modules-enabled as before the test');
 }
