@@ -538,7 +538,7 @@ vg-build: san-deps $(VG_BUILD)/Makefile
 # VALGRIND_TESTS, nginx in one process under memcheck (the harness adds
 # "master_process off" and reads each run's log: see DEVICE_AUTH_VALGRIND
 # in t/lib/DeviceAuth/Test.pm)
-test-valgrind: vg-build tools $(T_PKI)/.done
+test-valgrind: vg-build cli tools $(T_PKI)/.done
 	@start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(VG_NGINX) DEVICE_AUTH_MODULE=$(VG_MODULE) \
 	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_VALGRIND=1 \
