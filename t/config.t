@@ -84,9 +84,12 @@ my ($out, $line);
 ###############################################################################
 # device_auth on in a server without "listen ... ssl"
 
+# an nginx with HTTP/3 also accepts "listen ... quic" (t/http3.t)
+my $listens = $t->nginx_has_http3 ? '"ssl" or "quic"' : '"ssl"';
+
 for my $where ('location', 'server') {
     $out = fails("device_auth on in a $where, no ssl listen",
-                 qr/^nginx: \[emerg\] "device_auth" in \Q$conf\E:(\d+) needs a server that listens with "ssl"$/m,
+                 qr/^nginx: \[emerg\] "device_auth" in \Q$conf\E:(\d+) needs a server that listens with \Q$listens\E$/m,
                  ssl => '',
                  $where eq 'server' ? (server => 'device_auth on;',
                                        location => '') : ());

@@ -169,18 +169,7 @@ sub get {
 
 sub identity_ok {
     my ($r, $name, $dev, $signer) = @_;
-
-    is($r->{status}, 200, "$name: 200") or diag($r->{error} || $r->{raw});
-    is_deeply([upstream_values($r, 'X-Device-Serial')], [$t->serial($dev)],
-              "$name: X-Device-Serial");
-    is_deeply([upstream_values($r, 'X-Device-Signer')],
-              [$t->fingerprint($signer)], "$name: X-Device-Signer");
-    is_deeply([upstream_values($r, 'X-Device-Fingerprint')],
-              [$t->fingerprint($dev)], "$name: X-Device-Fingerprint");
-    is_deeply([upstream_values($r, 'X-Device-Status')], ['ok'],
-              "$name: X-Device-Status");
-    is(scalar(grep { $_->[0] =~ /^x-device-/i } upstream_headers($r)), 4,
-       "$name: exactly 4 identity headers");
+    $t->identity_ok($r, $name, $dev, $signer);
 }
 
 # 495 and 496 reach the client as 400 with nginx's standard bodies
@@ -412,7 +401,10 @@ is($r->{body}, 'return ' . $t->serial('dev1') . "\n", 'return: serial');
 denied(get(path => '/rewrite'), 496, 'rewrite without certificate');
 $r = get(path => '/rewrite', device => 'dev1');
 is($r->{status}, 200, 'rewrite with a device: 200');
-like($r->{headers}{'x-echo-request'}, qr{^GET /open/rewritten\?case=\d+ HTTP/1.0$},
+# the request line the upstream got; its version is proxy_http_version's
+# default, 1.0 before nginx 1.29.7 and 1.1 from then on: not the point here
+like($r->{headers}{'x-echo-request'},
+     qr{^GET /open/rewritten\?case=\d+ HTTP/1\.[01]$},
      'rewrite with a device: rewritten');
 
 $r = get(path => '/vars', device => 'dev1');
