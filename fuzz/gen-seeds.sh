@@ -358,6 +358,5 @@ printf 'batch-2026-11' > "$mf/registration-by-hand"
 echo "fuzz seeds in $out: $(ls "$certs" | wc -l) cert, " \
      "$(ls "$out/fuzz_address" | wc -l) address, " \
      "$(ls "$out/fuzz_reply" | wc -l) reply, " \
-     "$(ls "$out/fuzz_resp" | wc -l) resp"
-
+     "$(ls "$out/fuzz_resp" | wc -l) resp," \
      "$(ls "$mf" | wc -l) manifest"

@@ -33,6 +33,7 @@
 #include "ngx_http_device_auth_ops.h"
 #include "ngx_http_device_auth_lookup.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_http_device_auth_stats.h"
 #include "ngx_device_auth_decide.h"
 
 
@@ -50,6 +51,8 @@ static void ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx,
     ngx_str_t *why);
 static ngx_int_t ngx_http_device_auth_copy(ngx_http_request_t *r,
     ngx_str_t *dst, u_char *data, size_t len);
+static ngx_int_t ngx_http_device_auth_unavailable(
+    ngx_http_device_auth_ctx_t *ctx, ngx_http_device_auth_link_t *link);
 
 
 ngx_int_t
@@ -59,6 +62,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_int_t                          rc;
     ngx_str_t                          why;
     ngx_uint_t                         state, need_dev, need_sig, sight;
+    u_char                             buf[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
     ngx_http_device_auth_link_t       *link;
     ngx_http_device_auth_conn_t       *dc;
     ngx_http_device_auth_entry_t      *dev, *sig, *wait;
@@ -103,6 +107,19 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
         ctx->location.len = ngx_min(ctx->location.len,
                                     NGX_HTTP_DEVICE_AUTH_PLACE_MAX);
+    }
+
+    /* the day's distinct devices: once per connection */
+
+    if (!dc->counted) {
+        state = ngx_http_device_auth_link_state(link);
+
+        if (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
+            || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
+        {
+            ngx_http_device_auth_stats_device(link, &dc->serial);
+            dc->counted = 1;
+        }
     }
 
     dev = ngx_http_device_auth_cache_get(&link->cache, 0, dc->serial.data,
@@ -171,19 +188,18 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
 
-        ngx_http_device_auth_metrics_redis_error(dmcf,
-                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
-
         if (ngx_http_device_auth_cache_graced(&link->cache, dev, dlcf->grace)
             && ngx_http_device_auth_cache_graced(&link->cache, sig,
                                                  dlcf->grace))
         {
+            ngx_http_device_auth_metrics_redis_error(dmcf,
+                               ngx_http_device_auth_link_why(link, buf,
+                                                             sizeof(buf),
+                                                             &why.len));
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
 
-        ngx_str_set(&why, "redis not connected");
-        ngx_http_device_auth_fail(ctx, &why);
-        return ctx->rc;
+        return ngx_http_device_auth_unavailable(ctx, link);
     }
 
     ngx_http_device_auth_metrics_cache(dmcf, NGX_HTTP_DEVICE_AUTH_CM_MISS);
@@ -221,9 +237,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             }
 
             if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+                return ngx_http_device_auth_unavailable(ctx, link);
             }
         }
 
@@ -242,9 +256,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             }
 
             if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+                return ngx_http_device_auth_unavailable(ctx, link);
             }
         }
 
@@ -365,6 +377,7 @@ ngx_http_device_auth_lookup_decide(ngx_http_device_auth_ctx_t *ctx,
                                         ngx_http_device_auth_module);
 
     ngx_http_device_auth_cache_facts(dev, sig, &facts);
+    facts.cert_key = ctx->dc->spki;
 
     if (ctx->sighted) {
         facts.sight = ctx->sight;
@@ -376,6 +389,7 @@ ngx_http_device_auth_lookup_decide(ngx_http_device_auth_ctx_t *ctx,
     }
 
     rules.registry = dlcf->registry;
+    rules.key_binding = (int) dlcf->key_binding;
 
     ngx_device_auth_decide(&facts, &rules, &v);
 
@@ -456,10 +470,20 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
 
     case NGX_DEVICE_AUTH_V_UNREGISTERED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
-                            v->cause == NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
-                            ? NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED
-                            : NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
-                            &reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
+                                    &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED,
+                                    &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_KEY_MISMATCH:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_KEY_MISMATCH,
+                                    &reason);
         return;
 
     default: /* NGX_DEVICE_AUTH_V_QUARANTINED */
@@ -496,6 +520,40 @@ ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx, ngx_str_t *why)
 
     ngx_http_device_auth_decide(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 NGX_HTTP_DEVICE_AUTH_S_ERROR, &reason);
+}
+
+
+/*
+ * Redis cannot be asked now: the fail mode decides, with why (not
+ * connected and what the connection was refused for, or the canary
+ * missing), in the metrics too
+ */
+
+static ngx_int_t
+ngx_http_device_auth_unavailable(ngx_http_device_auth_ctx_t *ctx,
+    ngx_http_device_auth_link_t *link)
+{
+    size_t                     len;
+    ngx_str_t                  why;
+    ngx_uint_t                 kind;
+    ngx_device_auth_verdict_t  v;
+    u_char                     buf[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
+
+    kind = ngx_http_device_auth_link_why(link, buf, sizeof(buf), &len);
+
+    ngx_http_device_auth_metrics_redis_error(link->conf, kind);
+
+    /* printable, without quotes, as every reason */
+
+    ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
+    ngx_device_auth_verdict_text(&v, "", (char *) buf, len);
+
+    why.len = v.reason_len;
+    why.data = (u_char *) v.reason;
+
+    ngx_http_device_auth_fail(ctx, &why);
+
+    return ctx->rc;
 }
 
 
