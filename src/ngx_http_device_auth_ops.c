@@ -531,6 +531,8 @@ ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
         return NGX_ERROR;
     }
 
+    op->sent = 1;
+
     if (op->pending++ == 0) {
         op->lk->cmd.inflight++;
     }
@@ -587,11 +589,6 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     rc = ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
                                       &d, &err);
 
-    if (r) {
-        ngx_http_device_auth_metrics_latency(op->lk->conf,
-                                 ngx_http_device_auth_op_usec() - op->start);
-    }
-
     if (rc == NGX_DEVICE_AUTH_V_NOSCRIPT && !op->retried) {
         op->retried = 1;
 
@@ -613,7 +610,7 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
         ngx_http_device_auth_metrics_redis_error(op->lk->conf,
                   r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
                   : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    ? ngx_http_device_auth_redis_cause(r)
                     : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
 
         op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
@@ -694,7 +691,7 @@ ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
         ngx_http_device_auth_metrics_redis_error(op->lk->conf,
                   r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
                   : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
+                    ? ngx_http_device_auth_redis_cause(r)
                     : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
 
         ngx_http_device_auth_op_fail(op, &err);
@@ -893,6 +890,18 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
+    }
+
+    /*
+     * How long a lookup took, answered or not: a timeout counts as the
+     * time it waited, a lost connection until it was noticed.  Lookups
+     * never sent (no connection) fail at once and are not measured; the
+     * redis errors count them.
+     */
+
+    if (op->sent && !(op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)) {
+        ngx_http_device_auth_metrics_latency(link->conf,
+                                 ngx_http_device_auth_op_usec() - op->start);
     }
 
     e = op->entry;

@@ -73,6 +73,7 @@ struct ngx_http_device_auth_op_s {
     unsigned                           cached:1;    /* CLIENT CACHING yes */
     unsigned                           retried:1;   /* NOSCRIPT: EVAL */
     unsigned                           desync:1;
+    unsigned                           sent:1;      /* a command written */
     unsigned                           got:2;       /* signer replies */
 
     /* the outcome: an error, or a sighting */
