@@ -24,7 +24,7 @@
 #define NGX_DEVICE_AUTH_V_KEY_MISMATCH        7   /* not the registered key */
 #define NGX_DEVICE_AUTH_V_DECISIONS           8
 #define NGX_DEVICE_AUTH_V_NOSCRIPT            8   /* script not cached: EVAL */
-#define NGX_DEVICE_AUTH_V_ERROR               9   /* error or unexpected reply */
+#define NGX_DEVICE_AUTH_V_ERROR               9   /* error, unexpected reply */
 #define NGX_DEVICE_AUTH_V_DESYNC              10  /* another lookup's reply */
 
 #define NGX_DEVICE_AUTH_CAUSE_NONE               0

@@ -143,7 +143,8 @@ ngx_http_device_auth_stats_scan(ngx_http_device_auth_link_t *link)
     ngx_device_auth_resp_array(&cmd, 6);
     ngx_device_auth_resp_bulk(&cmd, "SCAN", 4);
     ngx_device_auth_resp_bulk(&cmd, num,
-                              ngx_sprintf(num, "%uL", (uint64_t) link->stats.cursor)
+                              ngx_sprintf(num, "%uL",
+                                          (uint64_t) link->stats.cursor)
                               - num);
     ngx_device_auth_resp_bulk(&cmd, "MATCH", 5);
     ngx_device_auth_resp_bulk(&cmd, match, p - match);
