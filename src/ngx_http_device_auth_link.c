@@ -140,8 +140,11 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
         return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
     }
 
+    /* a canary read again while it was there does not hold requests */
+
     if (link->cmd.state == NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING
-        || link->checking)
+        || (link->checking
+            && link->canary != NGX_HTTP_DEVICE_AUTH_CANARY_PRESENT))
     {
         return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
     }
@@ -367,6 +370,9 @@ ngx_http_device_auth_link_cmd_lost(void *data)
     ngx_http_device_auth_link_t *link = data;
 
     ngx_http_device_auth_link_down(link);
+
+    /* the next connection may reach a Redis that forgot: read it again */
+    link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_UNKNOWN;
 
     if (!link->exiting) {
         ngx_http_device_auth_link_wake(link, NGX_ERROR);

@@ -259,6 +259,33 @@ $t->check_error_log();
 
 
 ###############################################################################
+# without client-side caching (an ACL without SUBSCRIBE): the canary is
+# read again every heartbeat
+
+$t->redis_cli('ACL', 'SETUSER', 'nosub', 'on', '>secret', '~*', '&*', '+@all',
+              '-subscribe');
+conf(auth => 'user=nosub password=secret',
+     http => 'device_auth_redis_canary canary;');
+$t->run();
+
+is(req($d1, '/strict'), '200 ok', 'untracked: the canary there, 200');
+is(req($d2, '/strict'), '403 revoked', 'untracked: revoked, 403');
+is(metrics()->{nginx_device_auth_invalidation_links_up}, 0,
+   'untracked: no invalidation link');
+
+$mark = $t->log_mark();
+$t->redis_cli('DEL', "${P}canary");
+@seen = ();
+ok(becomes($d2, '/strict', '503 error', \@seen),
+   'untracked: the canary deleted is found out, 503');
+ok(!grep({ /^200/ } @seen), 'untracked: the revoked device never let in');
+$t->redis_cli('SET', "${P}canary", 'back');
+ok(becomes($d1, '/strict', '200 ok'), 'untracked: the canary back, 200');
+
+$t->check_error_log();
+
+
+###############################################################################
 # another prefix than the one operations write: the canary is not found
 
 conf(http => 'device_auth_redis_canary canary; '
