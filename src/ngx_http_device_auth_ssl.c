@@ -741,6 +741,7 @@ ngx_http_device_auth_conn_create(ngx_pool_t *pool,
 
     ngx_hex_dump(dc->fingerprint, id->fingerprint, NGX_DEVICE_AUTH_ID_LEN);
     ngx_hex_dump(dc->signer, id->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+    ngx_memcpy(dc->spki, id->spki, NGX_DEVICE_AUTH_ID_LEN);
 
     if (id->serial_len) {
         dc->serial.len = id->serial_len;

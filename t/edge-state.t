@@ -252,7 +252,7 @@ my %facts = (
     },
     'signer compromised' => {
         key => sub { signer_key('compromised') }, path => '/',
-        with => '403 unregistered', without => '200 ok',
+        with => '403 signer_compromised', without => '200 ok',
     },
 );
 

@@ -228,7 +228,11 @@ sub events {
         my $id = shift @l;
         last unless $id =~ /^\d+-\d+$/;
         my %e = (id => $id);
-        %e = (%e, splice(@l, 0, 12));
+        # 6 fields; a clone's event has its edges too
+        while (@l >= 2 && $l[0] !~ /^\d+-\d+$/) {
+            my ($k, $v) = splice(@l, 0, 2);
+            $e{$k} = $v;
+        }
         push @ev, \%e;
     }
     return @ev;
@@ -356,9 +360,12 @@ my @handlers = (
             is($xr, $reason, 'revoke: $device_auth_reason is the value');
 
             # the log line the runbook quotes
-            ok($t->wait_error_log(qr/device_auth: device rejected with 403 \(revoked\): serial \Q$SN\E, signer $signer, location "127\.0\.0\.1", reason: \Q$reason\E, client: /,
-                                  mark => $mark),
-               'revoke: the error log line as the runbook shows it');
+            my ($doc_line) = $doc =~ /^    (device_auth: device rejected: code=403 status=revoked .*)$/m;
+            (my $want = $doc_line || '') =~ s/signer=\S+/signer=$signer/;
+            ok($doc_line && $t->wait_error_log(qr/\Q$want\E, client: /,
+                                               mark => $mark),
+               'revoke: the error log line as the runbook shows it')
+                or diag($doc_line);
 
             my $e = last_event($SN, 'revoked');
             ok($e && $e->{reason} eq $reason && $e->{signer} eq $signer
@@ -711,8 +718,8 @@ my @handlers = (
             status_is($SN, '/', '200 ok',
                       'compromised: a registered device keeps working');
             my ($st, $xs, $xr) = req($A8, '/');
-            is("$st $xs", '403 unregistered',
-               'compromised: an unregistered one is 403 unregistered '
+            is("$st $xs", '403 signer_compromised',
+               'compromised: an unregistered one is 403 signer_compromised '
                . 'without device_auth_registry');
 
             # the reason the runbook quotes
@@ -721,8 +728,9 @@ my @handlers = (
             is($xr, $doc_reason, 'compromised: the reason the runbook quotes');
             like($xr, qr/\Q($value)\E/, 'compromised: it holds the value');
 
-            my $e = last_event($A8, 'unregistered');
-            ok($e && $e->{reason} eq $xr, 'compromised: an unregistered event');
+            my $e = last_event($A8, 'signer_compromised');
+            ok($e && $e->{reason} eq $xr,
+               'compromised: a signer_compromised event');
             cli('DEL', key($SN, 'registered'));
         },
     },
@@ -734,7 +742,8 @@ my @handlers = (
             my ($cmd) = @_;
             my $A8 = '0123A1B2C3D4E5F6A8';
             cli('SET', signer_key($signer, 'compromised'), 'x');
-            status_is($A8, '/', '403 unregistered', 'compromised undo: before');
+            status_is($A8, '/', '403 signer_compromised',
+                      'compromised undo: before');
             is(run_ok($cmd), "1\n", 'compromised undo: deleted');
             status_is($A8, '/', '200 ok', 'compromised undo: 200 ok');
         },
@@ -1020,6 +1029,103 @@ my @handlers = (
         },
     },
 
+    # the canary
+    {
+        name => 'set the canary',
+        match => qr/^redis-cli SET '[^']*:canary' '[^']*'$/,
+        run => sub {
+            my ($cmd) = @_;
+            my ($key) = $cmd =~ /SET '([^']*)'/;
+            my ($name) = $key =~ /^device_auth:(.*)$/;
+            ok($name, 'canary: a key under the prefix');
+
+            # an edge that names it, on the same Redis
+            my $e = DeviceAuth::Test->new();
+            $e->write_conf(<<"EOF");
+http {
+    ssl_certificate      %%PKI%%/server.pem;
+    ssl_certificate_key  %%PKI%%/server.key;
+    device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_redis 127.0.0.1:$redis_port;
+    device_auth_redis_canary $name;
+
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        server_name localhost;
+        add_header X-Status \$device_auth_status always;
+
+        location / {
+            device_auth on;
+            device_auth_grace 0;
+            return 200 "ok\\n";
+        }
+    }
+}
+EOF
+            cli('DEL', $key);
+            $e->run();
+
+            my $st = sub {
+                my $r = $e->https_get(device => $dev{$SN});
+                return ($r->{status} || 0) . ' '
+                       . ($r->{headers}{'x-status'} || '-');
+            };
+            my $until = sub {
+                my ($want) = @_;
+                my $end = time() + 10;
+                my $got = '';
+                while (time() < $end) {
+                    return 1 if ($got = $st->()) eq $want;
+                    sleep(0.05);
+                }
+                diag("canary: \"$got\", not \"$want\"");
+                return 0;
+            };
+
+            is($st->(), '503 error', 'canary: missing, the edge refuses');
+            like($e->read_error_log(), qr/\[crit\] [^\n]*redis canary "\Q$key\E" missing/,
+                 'canary: missing, at crit');
+
+            is(run_ok($cmd), "OK\n", 'canary: set');
+            ok($until->('200 ok'), 'canary: set, the edge serves');
+
+            cli('DEL', $key);
+            ok($until->('503 error'), 'canary: deleted, the edge refuses '
+               . 'again at once');
+            run_ok($cmd);
+            ok($until->('200 ok'), 'canary: set again, served');
+
+            $e->check_error_log();
+            cli('DEL', $key);
+        },
+    },
+
+    # the day's devices
+    {
+        name => 'how many devices today',
+        match => qr/^redis-cli PFCOUNT "device_auth:devices:\$\(date -u \+%F\)"$/,
+        run => sub {
+            my ($cmd) = @_;
+            req($SN, '/');
+
+            # the devices whose certificate passed: the runbook's
+            # log_format has their serial
+            my %seen = map { /\bserial=(\S+)/ && $1 ne '-' ? ($1 => 1) : () }
+                       split /\n/, $t->read_file('devices.log');
+            my $want = scalar keys %seen;
+            ok($want > 5, "devices today: $want devices made requests");
+            my $got = '';
+            my $end = time() + 5;
+            while (time() < $end) {
+                ($got = run_ok($cmd)) =~ s/\s+$//;
+                last if $got eq $want;
+                sleep(0.05);
+            }
+            is($got, $want, "devices today: every device that passed its "
+               . "certificate checks ($want)");
+        },
+    },
+
     # sightings
     {
         name => 'see where a serial was seen',
@@ -1286,8 +1392,8 @@ for my $st (sort keys %observed) {
 }
 
 ok($observed{$_}, "status seen: $_")
-    for qw(ok revoked quarantined signer_revoked unregistered no_cert
-           invalid error unchecked);
+    for qw(ok revoked quarantined signer_revoked signer_compromised
+           unregistered no_cert invalid error unchecked);
 
 $t->check_error_log();
 

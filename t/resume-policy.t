@@ -97,6 +97,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
 
 $servers}
 EOF
@@ -158,7 +159,7 @@ for my $f (@fields) {
             is($r->{status}, 400, "$name: refused by server $other");
             ok(!$r->{headers}{'x-echo'},
                "$name: upstream of server $other not reached");
-            like($t->read_error_log($mark), qr/device rejected with 495/,
+            like($t->read_error_log($mark), qr/device rejected: code=495/,
                  "$name: the verdict of server $other logged");
         }
     }
@@ -198,7 +199,7 @@ for my $v ('TLSv1_2', 'TLSv1_3') {
     } else {
         is($r->{status}, 400, "$name: refused by server b (depth 1)");
         like($t->read_error_log($mark),
-             qr/device rejected with 495 .*resumed session was verified under another certificate policy/,
+             qr/device rejected: code=495 .*resumed session was verified under another certificate policy/,
              "$name: refused for the policy");
     }
 }

@@ -69,7 +69,8 @@ package DeviceAuth::Test;
 #   redis_port, redis_socket, redis_pid, redis_stream(KEY)
 # Functions (exported on request): upstream_headers(RES),
 #   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE),
-#   capture(@CMD)
+#   capture(@CMD), decision_lines(LOG) (the key=value decision lines,
+#   parsed), kv_fields(TEXT), kv_unescape(VALUE)
 #
 # Environment:
 #   NGINX_BINARY          nginx to run (default /usr/sbin/nginx)
@@ -117,7 +118,8 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(upstream_headers upstream_values new_session_cache
-                    cert_fingerprint capture worker_can_reach);
+                    cert_fingerprint capture worker_can_reach decision_lines
+                    kv_fields kv_unescape);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -1426,6 +1428,60 @@ sub identity_ok {
 sub upstream_values {
     my ($r, $name) = @_;
     return map { $_->[1] } grep { lc $_->[0] eq lc $name } upstream_headers($r);
+}
+
+
+# The decision lines of an error log text (docs/directives.md,
+# device_auth_log_level): one hash per "device_auth: device rejected: ..."
+# or "device allowed: ..." line, oldest first, with its key=value fields
+# (quoted values unescaped), "action" (rejected or allowed), "level"
+# ([warn] ...) and "tail" (what follows the last field: nginx's ", client:
+# ...").  Fields are read in order from the start of the message: a field
+# forged inside a value cannot be read as one.
+
+sub decision_lines {
+    my ($log) = @_;
+    my @lines;
+
+    for my $line (split /\n/, $log) {
+        next unless $line =~ /\[(\w+)\] .*?device_auth: device (rejected|allowed): (.*)$/;
+
+        my ($level, $action, $rest) = ($1, $2, $3);
+        my %f = (level => $level, action => $action);
+
+        while ($rest =~ s/^ ?([a-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_.:-]+))//) {
+            $f{$1} = defined $2 ? kv_unescape($2) : $3;
+        }
+
+        $f{tail} = $rest;
+        push @lines, \%f;
+    }
+
+    return @lines;
+}
+
+
+# a quoted log value as it was: \" \\ \xNN
+
+sub kv_unescape {
+    my ($s) = @_;
+    $s =~ s/\\(?:x([0-9a-fA-F]{2})|(.))/defined $1 ? chr(hex $1) : $2/ge;
+    return $s;
+}
+
+
+# the key=value fields of a log message from its start (the start-up
+# lines: "device_auth: server=... roots=..."): a hash
+
+sub kv_fields {
+    my ($rest) = @_;
+    my %f;
+
+    while ($rest =~ s/^ ?([a-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_.:-]+))//) {
+        $f{$1} = defined $2 ? kv_unescape($2) : $3;
+    }
+
+    return \%f;
 }
 
 
