@@ -25,7 +25,8 @@
  *
  * Then a summary: the keys, the findings, how the registrations were
  * written (the import's format, or free text by hand: both valid).  Exit 1
- * when something was found.
+ * when something was found.  The canary (device_auth_redis_canary) is the
+ * key DEVICE_AUTH_CANARY names under the prefix, "canary" by default.
  */
 
 
@@ -59,6 +60,7 @@ typedef struct {
 typedef struct {
     device_auth_cli_redis_t      redis;
     int                          profile;
+    const char                  *canary;    /* DEVICE_AUTH_CANARY */
     size_t                       plen;
     size_t                       ours;
     size_t                       others;
@@ -111,6 +113,12 @@ device_auth_cli_lint(int argc, char **argv)
     }
 
     l.plen = strlen(l.redis.prefix);
+    l.canary = getenv("DEVICE_AUTH_CANARY");
+
+    if (l.canary == NULL || l.canary[0] == '\0') {
+        l.canary = "canary";
+    }
+
     rc = DEVICE_AUTH_CLI_ERROR;
 
     if (device_auth_cli_redis_scan(&l.redis, "*", device_auth_cli_lint_page,
@@ -273,6 +281,15 @@ device_auth_cli_lint_name(device_auth_cli_lint_t *l, redisReply *key,
     l->ours++;
     lk->ours = 1;
 
+    /* the canary of device_auth_redis_canary, its name relative */
+
+    if (key->len - l->plen == strlen(l->canary)
+        && memcmp(key->str + l->plen, l->canary, strlen(l->canary)) == 0)
+    {
+        lk->type = "string";
+        return;
+    }
+
     device_auth_cli_key_parse(key->str + l->plen, key->len - l->plen, &lk->k);
 
     switch (lk->k.type) {
@@ -344,6 +361,10 @@ device_auth_cli_lint_device(device_auth_cli_lint_t *l, redisReply *key,
         suffix = "evrl";
         lk->type = "hash";
 
+    } else if (device_auth_cli_key_suffix(k, "edges")) {
+        suffix = "edges";
+        lk->type = "zset";
+
     } else {
         suffix = NULL;
         known = 0;
@@ -387,7 +408,7 @@ device_auth_cli_lint_device(device_auth_cli_lint_t *l, redisReply *key,
     if (!known) {
         device_auth_cli_lint_found(l, "unknown-suffix", key,
                                    "a device's keys end in :revoked, "
-                                   ":registered, :seen or :evrl");
+                                   ":registered, :seen, :edges or :evrl");
         return;
     }
 
@@ -484,6 +505,7 @@ device_auth_cli_lint_outside(device_auth_cli_lint_t *l, redisReply *key)
              && (device_auth_cli_key_suffix(&k, "revoked")
                  || device_auth_cli_key_suffix(&k, "registered")
                  || device_auth_cli_key_suffix(&k, "seen")
+                 || device_auth_cli_key_suffix(&k, "edges")
                  || device_auth_cli_key_suffix(&k, "evrl")))
             || (k.type == DEVICE_AUTH_CLI_KEY_SIGNER
                 && (device_auth_cli_key_suffix(&k, "revoked")

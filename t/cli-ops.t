@@ -676,7 +676,7 @@ is_deeply([sort(lines($out))],
 like($out, qr/^$signer1 unrevoked, was "signer retired"$/m,
      'unrevoke --signer: upper case accepted');
 ($st, $xr) = req('dev2');
-is($st, '403 unregistered',
+is($st, '403 signer_compromised',
    'the signer compromised: its unregistered device is refused');
 ($rc, $out) = da('unrevoke', '--signer', '--compromised', $signer1);
 like($out, qr/^$signer1 compromised mark lifted, was "key leaked"$/m,
@@ -825,9 +825,9 @@ my %bad = (
     'device_auth:0123A1B2C3D4E5F6A9:revoked' => ['no-braces',
         'the edge reads "device_auth:{0123A1B2C3D4E5F6A9}:revoked"'],
     'device_auth:{0123A1B2C3D4E5F6A9}:revokd' => ['unknown-suffix',
-        'a device\'s keys end in :revoked, :registered, :seen or :evrl'],
+        'a device\'s keys end in :revoked, :registered, :seen, :edges or :evrl'],
     'device_auth:{0123A1B2C3D4E5F6A9}' => ['unknown-suffix',
-        'a device\'s keys end in :revoked, :registered, :seen or :evrl'],
+        'a device\'s keys end in :revoked, :registered, :seen, :edges or :evrl'],
     "device_auth:signer:\U$signer1\E:revoked" => ['signer-id',
         "the edge reads \"device_auth:signer:$signer1:revoked\""],
     "device_auth:signer:" . join(':', unpack('(A2)*', uc $signer1))
