@@ -494,7 +494,7 @@ device_auth_cli_show_event(device_auth_cli_show_t *s, redisReply *entry)
     redisReply  *f, *v;
     const char  *name;
     static const char  *fields[] = { "type", "edge", "location", "reason",
-                                     "signer" };
+                                     "signer", "edges" };
 
     printf(DEVICE_AUTH_CLI_LABEL "  ", "");
     device_auth_cli_show_time(atoll(entry->element[0]->str), s->now);

@@ -17,11 +17,13 @@
  * claimed_serial= and its subject=.
  *
  * The level is the decision's (device_auth_log_level [decision] level).
- * Within device_auth_log_interval, a worker writes one line per serial and
+ * Within device_auth_log_interval, the edge writes one line per serial and
  * decision (per place, for a request without a certificate); the next
- * line after it says how many it left out: suppressed=N.  The table that
- * remembers them is a fixed array: two keys of one slot only cost a line
- * each, never one left out.
+ * line after it says how many were left out: suppressed=N.  The table that
+ * remembers them lives in shared memory, so that a device whose
+ * connections land on every worker still gets one line, not one per
+ * worker; it is a fixed array: two keys of one slot only cost a line
+ * each, never one left out.  It survives a reload, as the counts do.
  */
 
 
@@ -49,32 +51,92 @@ typedef struct {
 } ngx_http_device_auth_log_slot_t;
 
 
-static ngx_uint_t ngx_http_device_auth_log_gate(ngx_uint_t status,
-    u_char *id, size_t len, ngx_msec_t interval, ngx_uint_t *suppressed);
+static ngx_int_t ngx_http_device_auth_log_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_uint_t ngx_http_device_auth_log_gate(ngx_shm_zone_t *zone,
+    ngx_uint_t status, u_char *id, size_t len, ngx_msec_t interval,
+    ngx_uint_t *suppressed);
 static u_char *ngx_http_device_auth_log_field(u_char *p, u_char *last,
     char *name, ngx_str_t *value);
 
 
-static ngx_http_device_auth_log_slot_t  *ngx_http_device_auth_log_slots;
+ngx_int_t
+ngx_http_device_auth_log_zone(ngx_conf_t *cf,
+    ngx_http_device_auth_main_conf_t *dmcf)
+{
+    size_t     size;
+    ngx_str_t  name = ngx_string("device_auth_log");
+
+    /* the slots, and room for the slab pool's own pages */
+    size = NGX_HTTP_DEVICE_AUTH_LOG_SLOTS
+           * sizeof(ngx_http_device_auth_log_slot_t)
+           + 16 * ngx_pagesize;
+
+    dmcf->log_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_device_auth_module);
+    if (dmcf->log_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    dmcf->log_zone->init = ngx_http_device_auth_log_init_zone;
+    dmcf->log_zone->data = NULL;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_device_auth_log_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_device_auth_log_slot_t  *slots;
+
+    /* a reload keeps what was logged, and the counts left out */
+
+    if (data) {
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    slots = ngx_slab_calloc(shpool, NGX_HTTP_DEVICE_AUTH_LOG_SLOTS
+                                    * sizeof(ngx_http_device_auth_log_slot_t));
+    if (slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = slots;
+    shm_zone->data = slots;
+
+    return NGX_OK;
+}
 
 
 void
 ngx_http_device_auth_log_decision(ngx_http_device_auth_ctx_t *ctx,
     ngx_int_t code, ngx_uint_t status)
 {
-    u_char                           *p, *last;
-    size_t                            len;
-    ngx_str_t                         signer, *serial;
-    ngx_uint_t                        suppressed, verified;
-    ngx_http_request_t               *r;
-    ngx_http_device_auth_conn_t      *dc;
-    ngx_http_device_auth_loc_conf_t  *dlcf;
-    u_char                            id[NGX_HTTP_DEVICE_AUTH_LOG_ID_MAX];
-    u_char                            line[NGX_HTTP_DEVICE_AUTH_LOG_LINE];
+    u_char                            *p, *last;
+    size_t                             len;
+    ngx_str_t                          signer, *serial;
+    ngx_uint_t                         suppressed, verified;
+    ngx_http_request_t                *r;
+    ngx_http_device_auth_conn_t       *dc;
+    ngx_http_device_auth_loc_conf_t   *dlcf;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+    u_char                             id[NGX_HTTP_DEVICE_AUTH_LOG_ID_MAX];
+    u_char                             line[NGX_HTTP_DEVICE_AUTH_LOG_LINE];
 
     r = ctx->request;
     dc = ctx->dc;
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_device_auth_module);
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_device_auth_module);
 
     if (r->connection->log->log_level < dlcf->log_levels[status]) {
         return;
@@ -96,7 +158,7 @@ ngx_http_device_auth_log_decision(ngx_http_device_auth_ctx_t *ctx,
         ngx_memcpy(id + 1, ctx->location.data, len);
     }
 
-    if (!ngx_http_device_auth_log_gate(status, id, len + 1,
+    if (!ngx_http_device_auth_log_gate(dmcf->log_zone, status, id, len + 1,
                                        dlcf->log_interval, &suppressed))
     {
         return;
@@ -152,27 +214,18 @@ ngx_http_device_auth_log_decision(ngx_http_device_auth_ctx_t *ctx,
  */
 
 static ngx_uint_t
-ngx_http_device_auth_log_gate(ngx_uint_t status, u_char *id, size_t len,
-    ngx_msec_t interval, ngx_uint_t *suppressed)
+ngx_http_device_auth_log_gate(ngx_shm_zone_t *zone, ngx_uint_t status,
+    u_char *id, size_t len, ngx_msec_t interval, ngx_uint_t *suppressed)
 {
     uint32_t                          hash;
+    ngx_uint_t                        write;
+    ngx_slab_pool_t                  *shpool;
     ngx_http_device_auth_log_slot_t  *s;
 
     *suppressed = 0;
 
-    if (interval == 0) {
+    if (interval == 0 || zone == NULL || zone->data == NULL) {
         return 1;
-    }
-
-    if (ngx_http_device_auth_log_slots == NULL) {
-        ngx_http_device_auth_log_slots = ngx_calloc(
-                                 NGX_HTTP_DEVICE_AUTH_LOG_SLOTS
-                                 * sizeof(ngx_http_device_auth_log_slot_t),
-                                 ngx_cycle->log);
-
-        if (ngx_http_device_auth_log_slots == NULL) {
-            return 1;
-        }
     }
 
     ngx_crc32_init(hash);
@@ -180,19 +233,32 @@ ngx_http_device_auth_log_gate(ngx_uint_t status, u_char *id, size_t len,
     ngx_crc32_update(&hash, id, len);
     ngx_crc32_final(hash);
 
-    s = &ngx_http_device_auth_log_slots[hash % NGX_HTTP_DEVICE_AUTH_LOG_SLOTS];
+    s = (ngx_http_device_auth_log_slot_t *) zone->data
+        + hash % NGX_HTTP_DEVICE_AUTH_LOG_SLOTS;
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    write = 1;
 
     if (s->len == len && s->status == status
         && ngx_memcmp(s->id, id, len) == 0)
     {
+        /*
+         * the workers' clocks are cached a few milliseconds apart: a
+         * "last" slightly ahead of this worker's reads as within
+         */
+
         if ((ngx_msec_int_t) (ngx_current_msec - s->last)
             < (ngx_msec_int_t) interval)
         {
             s->suppressed++;
-            return 0;
-        }
+            write = 0;
 
-        *suppressed = s->suppressed;
+        } else {
+            *suppressed = s->suppressed;
+        }
 
     } else {
         /* another serial's slot: it only gets its next line early */
@@ -201,10 +267,14 @@ ngx_http_device_auth_log_gate(ngx_uint_t status, u_char *id, size_t len,
         ngx_memcpy(s->id, id, len);
     }
 
-    s->suppressed = 0;
-    s->last = ngx_current_msec;
+    if (write) {
+        s->suppressed = 0;
+        s->last = ngx_current_msec;
+    }
 
-    return 1;
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return write;
 }
 
 

@@ -2,7 +2,7 @@
 /*
  * The log lines of the decisions: key=value fields with quoted, escaped
  * values, at the level configured for each decision, at most one per
- * serial and decision per interval from a worker.
+ * serial and decision per interval from the edge (all its workers).
  */
 
 
@@ -14,6 +14,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_handler.h"
 
 
@@ -21,6 +22,8 @@
 #define ngx_http_device_auth_log_value_len(n)  (4 * (n) + 2)
 
 
+ngx_int_t ngx_http_device_auth_log_zone(ngx_conf_t *cf,
+    ngx_http_device_auth_main_conf_t *dmcf);
 void ngx_http_device_auth_log_decision(ngx_http_device_auth_ctx_t *ctx,
     ngx_int_t code, ngx_uint_t status);
 u_char *ngx_http_device_auth_log_value(u_char *p, u_char *last,

@@ -439,9 +439,10 @@ ngx_http_device_auth_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_device_auth_init(ngx_conf_t *cf)
 {
-    char                       *fault;
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    char                              *fault;
+    ngx_http_handler_pt               *h;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_device_auth_main_conf_t  *dmcf;
 
     /* read by the master: workers inherit it, whatever "env" says */
 
@@ -486,9 +487,10 @@ ngx_http_device_auth_init(ngx_conf_t *cf)
 
     *h = ngx_http_device_auth_handler;
 
-    if (ngx_http_device_auth_metrics_zone(cf,
-            ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module))
-        != NGX_OK)
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
+
+    if (ngx_http_device_auth_metrics_zone(cf, dmcf) != NGX_OK
+        || ngx_http_device_auth_log_zone(cf, dmcf) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -119,6 +119,7 @@ typedef struct {
 
     ngx_http_device_auth_link_t  *link;       /* per worker */
     ngx_shm_zone_t             *metrics;
+    ngx_shm_zone_t             *log_zone;   /* the decision lines' gate */
 } ngx_http_device_auth_main_conf_t;
 
 

@@ -846,6 +846,8 @@ my @handlers = (
                  'show: the 4 places');
             like($out, qr/^ +\d{4}-\S+ \(\d+s ago\) "quarantined" edge "\S+" location "127\.0\.0\.4" reason "seen at 4 places within 600s: /m,
                  'show: the quarantine event');
+            like($out, qr/^ +\d{4}-\S+ \(\d+s ago\) "quarantined" .* edges "[^"]+"$/m,
+                 'show: the edges that saw the clone');
             like($out, qr/^signer: +$signer: in service$/m,
                  'show: its signer');
 
