@@ -40,10 +40,14 @@ http {
     ssl_certificate      %%PKI%%/server.pem;
     ssl_certificate_key  %%PKI%%/server.key;
 
+    # nginx's own timeouts (the TLS handshake's is client_header_timeout
+    # before 1.25.5) far above what a handshake takes on a 2-core machine
+    # that runs other jobs too (seen: 3.5 s for the slowest of 200
+    # concurrent ones); the stalled clients below close by themselves
     keepalive_timeout      1s;
     keepalive_requests     200;
-    client_header_timeout  2s;
-    http2_recv_timeout     2s;
+    client_header_timeout  15s;
+    http2_recv_timeout     15s;
     http2_idle_timeout     2s;
 
     device_auth_certificate %%PKI%%/roots.pem;
@@ -57,9 +61,13 @@ http {
 
         access_log off;
 
+        # strict: a cached device too gets the fail mode while Redis is
+        # away (the grace under load is edge-state.t's), so the fail-mode
+        # windows are there whatever the workers had cached
         location / {
             device_auth on;
             device_auth_duplicate_limit 0;
+            device_auth_grace 0;
             return 200 "ok $device_auth_serial\n";
         }
     }
@@ -74,7 +82,7 @@ my $dir = $t->testdir;
 my $url = 'https://127.0.0.1:' . $t->port(0) . '/';
 my @fleet = ('--signer-cert', $t->pki_file('signer1.pem'),
              '--signer-key', $t->pki_file('signer1.key'),
-             '--fleet-cache', "$dir/fleet", '-q');
+             '--fleet-cache', "$dir/fleet", '-q', '-t', 20000);
 
 my $run = 0;
 
@@ -174,7 +182,7 @@ sub usage {
 }
 
 sub quiet {
-    # idle keepalive (1 s) and stalled clients (2 s) are closed by then
+    # idle keepalive (1 s) is closed by then; stalled clients closed theirs
     sleep(3);
 }
 
@@ -235,8 +243,7 @@ is(others($r, 200, 503), '',
    'redis faults: only 200, and 503 by the closed fail mode');
 ok($r->{status}{503}, "redis faults: the fail-mode windows were seen "
                       . "($r->{status}{503} x 503)");
-ok($r->{status}{200} > $r->{status}{503},
-   'redis faults: most requests got 200');
+ok($r->{status}{200}, 'redis faults: 200 outside the fail-mode windows');
 is(errors($r), '', 'redis faults: no transport error');
 
 ###############################################################################
