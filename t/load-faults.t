@@ -186,11 +186,16 @@ sub quiet {
     sleep(3);
 }
 
+# that a phase ran under load: a floor, not a speed (the reloads close
+# every keepalive connection three times; on a loaded 2-core machine 200
+# handshakes at once take seconds: 416 requests in 6 s were seen)
+my $floor = 100;
+
 ###############################################################################
 # warm up and take the baseline of the workers
 
 my $r = load(@fleet, '-N', 300, '-c', 100, '-d', 2, '-w', 0.5, $url)->();
-ok($r->{requests} > 500, "warmup: $r->{requests} requests");
+ok($r->{requests} > $floor, "warmup: $r->{requests} requests");
 is(others($r, 200), '', 'warmup: all 200');
 
 ###############################################################################
@@ -204,7 +209,7 @@ for my $at (1.5, 3, 4.5) {
 }
 
 $r = $wait->();
-ok($r->{requests} > 1000, "reloads: $r->{requests} requests answered");
+ok($r->{requests} > $floor, "reloads: $r->{requests} requests answered");
 is(others($r, 200), '', 'reloads: every answer was 200');
 
 # a keepalive connection closed by an old worker as the next request was
@@ -238,7 +243,7 @@ sleep(2);
 $t->redis_cli('CLIENT', 'PAUSE', 3 * $timeout, 'ALL');
 
 $r = $wait->();
-ok($r->{requests} > 1000, "redis faults: $r->{requests} requests answered");
+ok($r->{requests} > $floor, "redis faults: $r->{requests} requests answered");
 is(others($r, 200, 503), '',
    'redis faults: only 200, and 503 by the closed fail mode');
 ok($r->{status}{503}, "redis faults: the fail-mode windows were seen "
@@ -320,7 +325,7 @@ child {
 waitpid($_, 0) for @kids;
 
 $r = $wait->();
-ok($r->{requests} > 300, "abuse: $r->{requests} good requests answered");
+ok($r->{requests} > $floor, "abuse: $r->{requests} good requests answered");
 is(others($r, 200, 503), '', 'abuse: good devices got 200 (or 503 while '
                              . 'Redis was paused)');
 is(errors($r), '', 'abuse: no transport error for good devices');
@@ -335,7 +340,7 @@ is(others($rr, 400), '', 'abuse: foreign devices never got anything but 400');
 quiet();
 
 $r = load(@fleet, '-N', 300, '-c', 100, '-d', 2, '-w', 0.2, $url)->();
-ok($r->{requests} > 500, "after: $r->{requests} requests");
+ok($r->{requests} > $floor, "after: $r->{requests} requests");
 is(others($r, 200), '', 'after: all 200');
 is(errors($r), '', 'after: no error');
 
