@@ -20,7 +20,7 @@ use lib "$FindBin::Bin/lib";
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use DeviceAuth::Test qw(upstream_values upstream_headers);
+use DeviceAuth::Test qw(upstream_values upstream_headers decision_lines);
 
 my $t = DeviceAuth::Test->new();
 
@@ -52,6 +52,7 @@ http {
     device_auth_certificate %%PKI%%/roots.pem;
     device_auth_redis 127.0.0.1:%%REDIS_PORT%%;
     device_auth_redis_timeout %%REDIS_TIMEOUT%%;
+    device_auth_log_interval 0;    # a line for every decision
 
     # HTTP/3 only
     server {
@@ -203,13 +204,13 @@ sub refused {
     is($r->{status}, 400, "$name: 400") or diag($r->{error} || $r->{out});
     ok(!$r->{headers}{'x-echo'}, "$name: upstream not reached");
 
-    my $re = "device rejected with $code " . '[^\n]*reason: ([^\n]*), '
-             . 'client: [^\n]*request: "GET ' . quotemeta($path)
-             . ' HTTP/3\.0"';
-    $re = qr/$re/;
+    my $re = qr/device rejected: code=$code [^\n]*, client: [^\n]*
+                request: "GET \Q$path\E HTTP\/3\.0"/x;
     my $log = $t->wait_error_log($re) // '';
-    my ($why) = $log =~ $re;
-    like($why // '', $reason, "$name: error log: $code, $reason");
+    my ($line) = grep { /\Q$path\E HTTP\/3\.0"/ } split /\n/, $log;
+    my ($d) = decision_lines($line // '');
+    like(($d ? $d->{reason} : undef) // "", $reason,
+         "$name: error log: $code, $reason");
 }
 
 my ($r, @r, $mark, $log);
