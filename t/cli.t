@@ -161,12 +161,14 @@ like($seen, qr/^3 places in the duplicate window, forgotten in \d+m\d+s:\n/,
 is_deeply([sort $seen =~ /^ +"(\w)" last \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(\d+s ago\)$/mg],
           [qw(A B C)], 'show: each place, when last seen');
 
-# the events of a device: [type, location, reason], newest first
+# the events of a device: [type, location, reason, edges of a clone],
+# newest first
 sub events {
     my ($out) = @_;
     my $ev = section($out, 'events:');
     my @e;
-    push @e, [$1, $2, $3] while $ev =~ /^ +\d{4}-\d\d-\d\dT[\d:.]+Z \(\d+s ago\) "(\w+)" edge "[^"]+" location "(\w)" reason "([^"]*)" signer "$signer"$/mg;
+    push @e, [$1, $2, $3, $4 // '']
+        while $ev =~ /^ +\d{4}-\d\d-\d\dT[\d:.]+Z \(\d+s ago\) "(\w+)" edge "[^"]+" location "(\w)" reason "([^"]*)" signer "$signer"(?: edges "([^"]*)")?$/mg;
     return @e;
 }
 
@@ -174,8 +176,9 @@ like(section($out, 'events:'), qr/^newest first:\n/, 'show: events');
 my @ev = events($out);
 is(scalar @ev, 1, 'show: one event (one per type and minute)')
     or diag($out);
-like(join(' ', @{ $ev[0] }), qr/^quarantined C seen at 3 places within 600s: C, B, A$/,
+like(join(' ', @{ $ev[0] }[0 .. 2]), qr/^quarantined C seen at 3 places within 600s: C, B, A$/,
      'show: the quarantine, its place and reason');
+like($ev[0][3], qr/^\S+$/, 'show: the edge that saw the clone');
 
 is(section($out, 'signer:'),
    "$signer: compromised, reason \"factory key leaked\"",

@@ -204,8 +204,8 @@ sub refused {
     is($r->{status}, 400, "$name: 400") or diag($r->{error} || $r->{out});
     ok(!$r->{headers}{'x-echo'}, "$name: upstream not reached");
 
-    my $re = qr/device rejected: code=$code [^\n]*, client: [^\n]*
-                request: "GET \Q$path\E HTTP\/3\.0"/x;
+    my $re = qr/device rejected: code=$code [^\n]*, client: [^\n]*/;
+    $re = qr/$re request: "GET \Q$path\E HTTP\/3\.0"/;
     my $log = $t->wait_error_log($re) // '';
     my ($line) = grep { /\Q$path\E HTTP\/3\.0"/ } split /\n/, $log;
     my ($d) = decision_lines($line // '');
