@@ -716,6 +716,10 @@ test-deb: deb tools $(T_PKI)/.done
 #                        cores; BENCH_QUICK=1 about 1.
 #                        Knobs: BENCH_* in bench/run.sh.
 #   make bench-profile   perf and callgrind of the hot path (bench/profile.sh)
+#   make bench-handshake what a device's TLS handshake costs, stock vs the
+#                        module: callgrind (TLS 1.3, 1.2, resumed) and
+#                        handshakes per worker CPU (bench/handshake.sh,
+#                        issue 16).  About 12 minutes; knobs: HS_* there.
 #   make bench-deps      what they need from apt (also needed by t/bench.t)
 
 BENCH_PACKAGES   := nginx libnginx-mod-http-lua lua-nginx-redis redis-server \
@@ -723,10 +727,10 @@ BENCH_PACKAGES   := nginx libnginx-mod-http-lua lua-nginx-redis redis-server \
                     build-essential
 PROFILE_PACKAGES := linux-perf valgrind
 
-.PHONY: bench bench-deps bench-tools bench-profile
+.PHONY: bench bench-deps bench-tools bench-profile bench-handshake
 
 bench-deps:
-	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
+	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile bench-handshake,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
 
 bench-tools: bench-deps
 	$(MAKE) -s -C bench loadgen revprobe
@@ -737,6 +741,9 @@ bench: module bench-tools
 
 bench-profile: module bench-tools
 	bash bench/profile.sh
+
+bench-handshake: module bench-tools
+	bash bench/handshake.sh
 
 # t/bench.t runs bench/run.sh in its quick mode
 test: bench-tools
