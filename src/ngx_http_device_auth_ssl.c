@@ -700,6 +700,13 @@ ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
                                   X509_STORE_CTX_get0_untrusted(x509_store),
                                   &id);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "device_auth: certificate %s verified %s", id.subject,
+                   id.path == NGX_DEVICE_AUTH_PATH_CACHED
+                   ? "directly, signature cached"
+                   : id.path == NGX_DEVICE_AUTH_PATH_DIRECT
+                     ? "directly against the signer" : "by the chain");
+
     dc = ngx_http_device_auth_conn_create(c->pool, sc->dscf->policy, &id);
     if (dc == NULL) {
         return 0;
