@@ -72,9 +72,14 @@ struct ngx_device_auth_direct_s {
 
 #define NGX_DEVICE_AUTH_DIRECT_DECLINED  -1
 
-/* what the full verification looks at in a device certificate, beyond */
+/*
+ * what the full verification looks at further in a device certificate:
+ * critical or invalid extensions, proxy certificates, invalid policies,
+ * a device that names itself as its issuer
+ */
 #define NGX_DEVICE_AUTH_LEAF_FLAGS                                            \
-    (EXFLAG_CRITICAL | EXFLAG_INVALID | EXFLAG_PROXY | EXFLAG_INVALID_POLICY)
+    (EXFLAG_CRITICAL | EXFLAG_INVALID | EXFLAG_PROXY | EXFLAG_INVALID_POLICY \
+     | EXFLAG_SI | EXFLAG_SS)
 
 
 static int ngx_device_auth_find_signer(ngx_device_auth_policy_t *p,
@@ -164,12 +169,11 @@ ngx_device_auth_direct_verify(ngx_device_auth_policy_t *p, X509 *leaf,
         return NGX_DEVICE_AUTH_DIRECT_DECLINED;
     }
 
-    /* a pinned or self-issued device: the full verification says why not */
+    /* a pinned device: the full verification says why not */
 
     if (ngx_device_auth_bundle_find(p->roots, id->fingerprint) >= 0
         || (p->signers
-            && ngx_device_auth_bundle_find(p->signers, id->fingerprint) >= 0)
-        || X509_check_issued(leaf, leaf) == X509_V_OK)
+            && ngx_device_auth_bundle_find(p->signers, id->fingerprint) >= 0))
     {
         return NGX_DEVICE_AUTH_DIRECT_DECLINED;
     }
@@ -234,7 +238,9 @@ ngx_device_auth_find_signer(ngx_device_auth_policy_t *p, X509 *leaf,
     d = p->direct;
 
     if (p->signers) {
-        if (ngx_device_auth_pinned_issuer(p->signers, leaf, &x) != 1) {
+        if (ngx_device_auth_pinned_issuer(p->signers, leaf, &x) != 1
+            || x == NULL)
+        {
             return -1;
         }
 
@@ -266,13 +272,18 @@ ngx_device_auth_find_signer(ngx_device_auth_policy_t *p, X509 *leaf,
 }
 
 
-/* how many certificates of a bundle issued x; *issuer: the last one */
+/*
+ * How many certificates of a bundle X509_verify_cert() may take as the
+ * issuer of x: by name and key identifier, as it looks them up, whether
+ * their key usage then allows it or not.  *issuer: the last one, when its
+ * key usage allows it, else NULL.
+ */
 
 static int
 ngx_device_auth_pinned_issuer(ngx_device_auth_bundle_t *b, X509 *x,
     X509 **issuer)
 {
-    int    i, n;
+    int    i, n, rc;
     X509  *c;
 
     n = 0;
@@ -280,9 +291,12 @@ ngx_device_auth_pinned_issuer(ngx_device_auth_bundle_t *b, X509 *x,
 
     for (i = 0; i < b->n; i++) {
         c = sk_X509_value(b->certs, i);
+        rc = X509_check_issued(c, x);
 
-        if (X509_check_issued(c, x) == X509_V_OK) {
-            *issuer = c;
+        if (rc == X509_V_OK || rc == X509_V_ERR_KEYUSAGE_NO_CERTSIGN
+            || rc == X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE)
+        {
+            *issuer = rc == X509_V_OK ? c : NULL;
             n++;
         }
     }
