@@ -45,12 +45,15 @@ my @out;
 my %ir;
 
 for my $n (@names) {
-    for my $case ('13', '12', '13r') {
+    for my $case ('13', '12', '13s', '13r') {
         my $t = total_ir("$dir/callgrind-$n-$case-loop.out");
         my $lg = slurp_json("$dir/callgrind-$n-$case-loop.loadgen.json");
         next unless defined $t && $lg && $lg->{requests};
 
         my $per = $t / $lg->{requests};
+
+        # no resumption at all (0 tickets): nothing to show
+        next if $case eq '13r' && !$lg->{resumed};
 
         if ($case eq '13r' && defined $ir{$n}{'13'}) {
             my $full = $lg->{requests} - $lg->{resumed};
@@ -65,13 +68,14 @@ for my $n (@names) {
 if (%ir) {
     push @out, 'callgrind: instructions per connection (handshake + one '
                . 'request), event loop, nginx single process';
-    push @out, sprintf('  %-10s %14s %7s %14s %7s %14s %7s',
+    push @out, '  (full: a new device each; seen: 2 devices again and again)';
+    push @out, sprintf('  %-10s %14s %7s %14s %7s %14s %7s %14s %7s',
                        'variant', 'TLS 1.3 full', 'x stock',
-                       'TLS 1.2 full', 'x stock', 'TLS 1.3 resumed',
-                       'x stock');
+                       'TLS 1.2 full', 'x stock', 'TLS 1.3 seen',
+                       'x stock', 'TLS 1.3 resumed', 'x stock');
     for my $n (@names) {
         my @c;
-        for my $case ('13', '12', '13r') {
+        for my $case ('13', '12', '13s', '13r') {
             my $v = $ir{$n}{$case};
             my $s = $ir{$stock}{$case};
             push @c, defined $v ? sprintf('%14.0f', $v) : sprintf('%14s', '-');

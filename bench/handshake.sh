@@ -5,9 +5,11 @@
 #   1. callgrind: nginx in single-process mode under valgrind, only the
 #      event loop counted (as bench/profile.sh), HS_COUNT connections of
 #      loadgen, each a handshake and one request: instructions per
-#      connection for TLS 1.3 full handshakes, TLS 1.2 full handshakes and
-#      TLS 1.3 resumed ones (resume mode, 2 devices: the first connection
-#      of each is a full handshake, the report takes them out).
+#      connection for TLS 1.3 full handshakes of new devices, TLS 1.2 full
+#      handshakes, TLS 1.3 full handshakes of 2 devices that come again
+#      (the module's verified-leaf cache) and TLS 1.3 resumed ones (resume
+#      mode, 2 devices: the first connection of each is a full handshake,
+#      the report takes them out).
 #   2. loadgen handshake mode (TLS 1.3, a new device each connection),
 #      1 worker, HS_ROUNDS interleaved rounds of HS_DURATION seconds:
 #      handshakes per second and the worker's CPU per handshake (utime +
@@ -16,7 +18,8 @@
 # Variants: stock (1: ssl_verify_client, as bench/run.sh), the module with
 # chain checks only (2) and with Redis, default settings (3), and the
 # module with "device_auth_tls13_tickets 2" (OpenSSL's number of tickets,
-# what the module sent before issue 16; HS_BASELINE=0 leaves it out).
+# what the module sent before issue 16) and 0 (no TLS 1.3 resumption);
+# HS_BASELINE=0 leaves these two out.
 #
 # Output: bench/results/handshake-<date>-<time>/ (HS_OUT), summary.txt
 # printed.  Environment: HS_COUNT (150), HS_ROUNDS (5), HS_DURATION (3),
@@ -44,7 +47,8 @@ callgrind_setup
 # name variant extra-directives
 CELLS=("stock 1 -" "chain 2 -" "cached 3 -")
 [ "$BASELINE" = 1 ] \
-    && CELLS+=("tickets2 3 device_auth_tls13_tickets 2;")
+    && CELLS+=("tickets2 3 device_auth_tls13_tickets 2;"
+               "tickets0 3 device_auth_tls13_tickets 0;")
 
 cell() {          # "name variant directives" -> NAME V EXTRA
     NAME=${1%% *}
@@ -65,6 +69,9 @@ if [ "${HS_CALLGRIND:-1}" = 1 ]; then
         say "handshake: callgrind, $NAME, TLS 1.2 full"
         MODULE_SRV_EXTRA=$EXTRA cg_run "$NAME-12" "$V" handshake "$NHS" loop \
             --tls 1.2
+        say "handshake: callgrind, $NAME, TLS 1.3 full, devices seen before"
+        MODULE_SRV_EXTRA=$EXTRA cg_run "$NAME-13s" "$V" handshake "$NHS" loop \
+            -N 2
         say "handshake: callgrind, $NAME, TLS 1.3 resumed"
         MODULE_SRV_EXTRA=$EXTRA cg_run "$NAME-13r" "$V" resume "$NHS" loop \
             -N 2
