@@ -33,10 +33,10 @@
  * (src/ngx_device_auth_verify.c) against X509_verify_cert() alone
  * (ngx_device_auth_verify_chain()): each policy forgets what it learnt,
  * then verifies the input three times (the chain, which learns the signer;
- * directly, the device forgotten; from the cache), then copies of the device certificate with
- * one byte changed (the signature's last, one in the middle, one chosen by
- * the input) under what it learnt: every verdict, reason and identity must
- * be the one of the chain alone.
+ * directly, the device forgotten; from the cache), then copies of the
+ * device certificate with one byte changed (the signature's last, one in
+ * the middle, one chosen by the input) under what it learnt: every verdict,
+ * reason and identity must be the one of the chain alone.
  *
  * Besides the sanitizers, the identity is checked after every call: status
  * and return code agree, strings are terminated and printable, a serial is
