@@ -38,8 +38,10 @@ TOOL_CFLAGS := -g -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc \
 # device-auth: cli/ and the module's plain-C policy and address code
 CLI         := $(BUILD)/device-auth
 CLI_SRCS    := $(wildcard cli/*.c) src/ngx_device_auth_cert.c \
+               src/ngx_device_auth_verify.c \
                src/ngx_device_auth_address.c
 CLI_HDRS    := $(wildcard cli/*.h) src/ngx_device_auth_cert.h \
+               src/ngx_device_auth_verify.h \
                src/ngx_device_auth_address.h
 CLI_LIBS    := -ljansson -lhiredis -lcrypto 
 
@@ -129,7 +131,7 @@ $(TOOLS)/h3headers.so: t/tools/h3headers.c | deps
 
 MG_SRCS := t/tools/manifest_gen.c bench/lg_fleet.c bench/lg_fleet_gen.c \
            cli/ngx_device_auth_base64.c cli/ngx_device_auth_jws.c \
-           src/ngx_device_auth_cert.c
+           src/ngx_device_auth_cert.c src/ngx_device_auth_verify.c
 
 $(TOOLS)/manifest-gen: $(MG_SRCS) bench/lg_fleet.h cli/ngx_device_auth_jws.h \
                        cli/ngx_device_auth_base64.h | deps
@@ -204,7 +206,8 @@ FUZZ_ENV       := ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
                   UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1}
 
 # per target: the code under test and the libFuzzer options
-FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c
+FUZZ_SRC_fuzz_cert     := src/ngx_device_auth_cert.c \
+                          src/ngx_device_auth_verify.c
 FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
 FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c \
                           src/ngx_device_auth_decide.c \
@@ -215,7 +218,8 @@ FUZZ_SRC_fuzz_manifest := cli/ngx_device_auth_manifest.c \
                           cli/ngx_device_auth_jws.c \
                           cli/ngx_device_auth_base64.c \
                           cli/ngx_device_auth_registration.c \
-                          src/ngx_device_auth_cert.c
+                          src/ngx_device_auth_cert.c \
+                          src/ngx_device_auth_verify.c
 FUZZ_OPTS_fuzz_cert    := -max_len=8192 -dict=fuzz/fuzz_cert.dict
 FUZZ_OPTS_fuzz_address := -max_len=1024 -dict=fuzz/fuzz_address.dict
 FUZZ_OPTS_fuzz_reply   := -max_len=4096 -dict=fuzz/fuzz_reply.dict
@@ -268,6 +272,7 @@ $(FUZZ_BUILD)/fuzz_manifest_keys.h: \
 	  done; } > $@.tmp && mv $@.tmp $@
 
 $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
+                 src/ngx_device_auth_verify.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
                  src/ngx_device_auth_resp.h src/ngx_device_auth_decide.h \
                  src/ngx_device_auth_keys.h \
@@ -716,6 +721,10 @@ test-deb: deb tools $(T_PKI)/.done
 #                        cores; BENCH_QUICK=1 about 1.
 #                        Knobs: BENCH_* in bench/run.sh.
 #   make bench-profile   perf and callgrind of the hot path (bench/profile.sh)
+#   make bench-handshake what a device's TLS handshake costs, stock vs the
+#                        module: callgrind (TLS 1.3, 1.2, resumed) and
+#                        handshakes per worker CPU (bench/handshake.sh,
+#                        issue 16).  About 12 minutes; knobs: HS_* there.
 #   make bench-deps      what they need from apt (also needed by t/bench.t)
 
 BENCH_PACKAGES   := nginx libnginx-mod-http-lua lua-nginx-redis redis-server \
@@ -723,10 +732,10 @@ BENCH_PACKAGES   := nginx libnginx-mod-http-lua lua-nginx-redis redis-server \
                     build-essential
 PROFILE_PACKAGES := linux-perf valgrind
 
-.PHONY: bench bench-deps bench-tools bench-profile
+.PHONY: bench bench-deps bench-tools bench-profile bench-handshake
 
 bench-deps:
-	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
+	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile bench-handshake,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
 
 bench-tools: bench-deps
 	$(MAKE) -s -C bench loadgen revprobe
@@ -737,6 +746,9 @@ bench: module bench-tools
 
 bench-profile: module bench-tools
 	bash bench/profile.sh
+
+bench-handshake: module bench-tools
+	bash bench/handshake.sh
 
 # t/bench.t runs bench/run.sh in its quick mode
 test: bench-tools

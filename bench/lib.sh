@@ -1,7 +1,9 @@
-# bench/lib.sh: shared by bench/run.sh and bench/profile.sh (sourced).
+# bench/lib.sh: shared by bench/run.sh, bench/profile.sh and
+# bench/handshake.sh (sourced).
 #
-# Expects: here, repo, STATE, LOADGEN, OUT, TLS, REVOKED set by the
-# caller; sets NGINX_BIN, SO and LUA_MODULES.  Makes a temp dir ($tmp), the
+# Expects: here, repo, OUT, TLS set by the caller, and STATE, LOADGEN,
+# REVOKED, FLEET unless the defaults below do; sets NGINX_BIN, SO and
+# LUA_MODULES.  Makes a temp dir ($tmp), the
 # bench PKI (kept in $STATE so that loadgen's fleet cache stays valid), and
 # starts and stops redis-server and nginx instances on free loopback ports;
 # every process started here is stopped by its pid when the caller exits.
@@ -16,6 +18,11 @@ NGINX_BIN=${BENCH_NGINX:-/usr/sbin/nginx}
 unset NGINX
 SO=${DEVICE_AUTH_MODULE:-$repo/build/ngx_http_device_auth_module.so}
 LUA_MODULES=${LUA_MODULES:-/usr/lib/nginx/modules}
+
+: "${STATE:=${BENCH_STATE:-$repo/build/bench}}"
+: "${LOADGEN:=$here/loadgen}"
+: "${REVOKED:=${BENCH_REVOKED:-0.01}}"
+: "${FLEET:=${BENCH_FLEET:-10000}}"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
@@ -117,6 +124,21 @@ bench_setup() {
               --fleet-cache "$STATE/fleet" --tls "$TLS")
 }
 
+# what a callgrind run needs (bench/profile.sh, bench/handshake.sh): the
+# tools, $OUT, the PKI, the fleet and the "main" redis-server with its
+# revoked devices
+callgrind_setup() {
+    command -v valgrind >/dev/null || die "valgrind missing"
+    [ -f "$SO" ] || die "no module at $SO: make"
+    [ -x "$LOADGEN" ] || die "no $LOADGEN: make -C bench"
+
+    mkdir -p "$OUT"
+    bench_setup
+    fleet_files "$FLEET"
+    start_redis main
+    load_revoked main "$FLEET_REVOKED"
+}
+
 # the fleet's revoked serials (and all serials, for prefilling Redis)
 fleet_files() {   # N -> $FLEET_REVOKED, $FLEET_SERIALS
     local n=$1
@@ -172,6 +194,25 @@ load_revoked() {  # redis-name file
 
 # ----------------------------------------------------------------- nginx
 
+# the server the load goes to: "location / { return 200; }" behind TLS
+tls_server() {    # port server-directives location-directives
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$1 ssl;
+        ssl_certificate $pki/server.pem;
+        ssl_certificate_key $pki/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        $2
+        location / {
+            $3
+            return 200;
+        }
+    }
+EOF
+}
+
+# MODULE_SRV_EXTRA: more directives for the module's server, here and in
+# cg_run (bench/handshake.sh: device_auth_tls13_tickets 2)
 declare -A PORT SPORT MPID VARIANT
 start_nginx() {   # name variant workers redis-name|- [worker_connections]
     local name=$1 v=$2 w=$3 rname=$4 wc=${5:-4096}
@@ -193,7 +234,8 @@ start_nginx() {   # name variant workers redis-name|- [worker_connections]
     2|3|4)
         main="load_module $SO;"
         srv="device_auth_certificate $pki/root.pem;
-        device_auth on;"
+        device_auth on;
+        ${MODULE_SRV_EXTRA:-}"
         status="$status
         location = /metrics { device_auth_metrics; }"
         # 3: default settings (the device state cache, kept current by
@@ -241,17 +283,7 @@ $(temp_paths "$d")
         $status
     }
 
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_certificate $pki/server.pem;
-        ssl_certificate_key $pki/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        $srv
-        location / {
-            $loc
-            return 200;
-        }
-    }
+$(tls_server "$port" "$srv" "$loc")
 }
 EOF
     "$NGINX_BIN" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" \
@@ -281,3 +313,90 @@ snapshot() {      # name redis-name|- -> stdout
     perl "$here/snapshot.pl" "${args[@]}"
 }
 
+# -------------------------------------------------------------- callgrind
+
+# module entry points; a toggle nested inside another flips collection
+# off, so the resumed request (ngx_http_device_auth_wake) is excluded
+# while the module's own re-entry into its phase handler is counted
+MODULE_TOGGLES=(
+    --toggle-collect=ngx_http_device_auth_strip_handler
+    --toggle-collect=ngx_http_device_auth_handler
+    --toggle-collect=ngx_http_device_auth_redis_read_handler
+    --toggle-collect=ngx_http_device_auth_redis_write_handler
+    --toggle-collect=ngx_http_device_auth_subscriber_read_handler
+    --toggle-collect=ngx_http_device_auth_subscriber_write_handler
+    --toggle-collect=ngx_http_device_auth_wake
+    --toggle-collect=ngx_http_device_auth_verify_cert
+)
+
+# nginx under callgrind (single process), loadgen's COUNT connections or
+# requests, instructions in $OUT/callgrind-NAME-WHAT.out
+cg_run() {        # name variant mode count what(loop|module) [loadgen args]
+    local name=$1 v=$2 mode=$3 n=$4 what=$5 d port i pid
+    shift 5
+    d=$tmp/cg-$name-$what
+    port=$(free_port)
+    mkdir -p "$d/tmp"
+    local main="" http="" srv
+    srv="ssl_verify_client on; ssl_verify_depth 2;
+        ssl_client_certificate $pki/root-signer.pem;"
+    if [ "$v" != 1 ]; then
+        main="load_module $SO;"
+        srv="device_auth_certificate $pki/root.pem; device_auth on;
+        ${MODULE_SRV_EXTRA:-}"
+        # valgrind slows the worker ~50x: a reply may wait in the socket
+        # longer than the default 200 ms lookup timeout
+        case $v in
+        3)  http="device_auth_redis 127.0.0.1:${RPORT[main]};
+    device_auth_redis_timeout 20s;" ;;
+        4)  http="device_auth_redis 127.0.0.1:${RPORT[main]}
+        user=$UNTRACKED_USER password=$UNTRACKED_PASSWORD;
+    device_auth_redis_timeout 20s;" ;;
+        esac
+    fi
+    cat > "$d/nginx.conf" <<EOF
+$main
+master_process off;
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+$(temp_paths "$d")
+    $http
+$(tls_server "$port" "$srv" "")
+}
+EOF
+    local toggles=(--toggle-collect=ngx_process_events_and_timers)
+    [ "$what" = module ] && toggles=("${MODULE_TOGGLES[@]}")
+    valgrind --tool=callgrind --collect-atstart=no "${toggles[@]}" \
+        --callgrind-out-file="$OUT/callgrind-$name-$what.out" \
+        "$NGINX_BIN" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" \
+        > "$d/valgrind.log" 2>&1 &
+    pid=$!
+    BG_PID=$pid
+    for ((i = 0; i < 300; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep 1     # the Redis connections and SCRIPT LOAD
+    "$LOADGEN" "${LG_FLEET[@]}" -N "$FLEET" --revoked "$REVOKED" -m "$mode" \
+        -c 2 -n "$n" -w 0 -t 60000 -q "$@" \
+        --json "$OUT/callgrind-$name-$what.loadgen.json" \
+        "https://127.0.0.1:$port/" || say "profile: loadgen failed ($name)"
+    # nginx without a master checks for a signal only between event loop
+    # iterations: a QUIT that lands just before epoll_wait waits for the
+    # next event, which never comes (slow under valgrind); send it again
+    # after 10 s, time enough for callgrind to write its output
+    while alive "$pid"; do
+        kill -QUIT "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.2
+        done
+    done
+    wait "$pid" || true
+    BG_PID=""
+}

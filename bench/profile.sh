@@ -29,11 +29,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-STATE=${BENCH_STATE:-$repo/build/bench}
-LOADGEN=$here/loadgen
 TLS=${BENCH_TLS:-1.3}
-REVOKED=${BENCH_REVOKED:-0.01}
-FLEET=${BENCH_FLEET:-10000}
 DUR=${PROFILE_DURATION:-8}
 NREQ=${PROFILE_REQUESTS:-20000}
 NHS=${PROFILE_HANDSHAKES:-150}
@@ -46,15 +42,7 @@ declare -A VNAME_SHORT=([1]=stock [3]="module+redis cached"
                         [4]="module+redis untracked" [5]="lua peer")
 
 command -v perf >/dev/null || die "perf missing (apt-get install linux-perf)"
-command -v valgrind >/dev/null || die "valgrind missing"
-[ -f "$SO" ] || die "no module at $SO: make"
-[ -x "$LOADGEN" ] || die "no $LOADGEN: make -C bench"
-
-mkdir -p "$OUT"
-bench_setup
-fleet_files "$FLEET"
-start_redis main
-load_revoked main "$FLEET_REVOKED"
+callgrind_setup
 redis_pid=$(redis-cli -p "${RPORT[main]}" INFO server \
             | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
 
@@ -103,96 +91,6 @@ say "profile: perf, module+redis cached, handshake"
 perf_run hs 3 handshake 16
 
 # --------------------------------------------------------- 2. callgrind
-
-# module entry points; a toggle nested inside another flips collection
-# off, so the resumed request (ngx_http_device_auth_wake) is excluded
-# while the module's own re-entry into its phase handler is counted
-MODULE_TOGGLES=(
-    --toggle-collect=ngx_http_device_auth_strip_handler
-    --toggle-collect=ngx_http_device_auth_handler
-    --toggle-collect=ngx_http_device_auth_redis_read_handler
-    --toggle-collect=ngx_http_device_auth_redis_write_handler
-    --toggle-collect=ngx_http_device_auth_subscriber_read_handler
-    --toggle-collect=ngx_http_device_auth_subscriber_write_handler
-    --toggle-collect=ngx_http_device_auth_wake
-    --toggle-collect=ngx_http_device_auth_verify_cert
-)
-
-cg_run() {        # name variant mode count what(loop|module) [loadgen args]
-    local name=$1 v=$2 mode=$3 n=$4 what=$5 d port i pid
-    shift 5
-    d=$tmp/cg-$name-$what
-    port=$(free_port)
-    mkdir -p "$d/tmp"
-    local main="" http="" srv
-    srv="ssl_verify_client on; ssl_verify_depth 2;
-        ssl_client_certificate $pki/root-signer.pem;"
-    if [ "$v" != 1 ]; then
-        main="load_module $SO;"
-        srv="device_auth_certificate $pki/root.pem; device_auth on;"
-        # valgrind slows the worker ~50x: a reply may wait in the socket
-        # longer than the default 200 ms lookup timeout
-        case $v in
-        3)  http="device_auth_redis 127.0.0.1:${RPORT[main]};
-    device_auth_redis_timeout 20s;" ;;
-        4)  http="device_auth_redis 127.0.0.1:${RPORT[main]}
-        user=$UNTRACKED_USER password=$UNTRACKED_PASSWORD;
-    device_auth_redis_timeout 20s;" ;;
-        esac
-    fi
-    cat > "$d/nginx.conf" <<EOF
-$main
-master_process off;
-daemon off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-$(temp_paths "$d")
-    $http
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_certificate $pki/server.pem;
-        ssl_certificate_key $pki/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        $srv
-        location / { return 200; }
-    }
-}
-EOF
-    local toggles=(--toggle-collect=ngx_process_events_and_timers)
-    [ "$what" = module ] && toggles=("${MODULE_TOGGLES[@]}")
-    valgrind --tool=callgrind --collect-atstart=no "${toggles[@]}" \
-        --callgrind-out-file="$OUT/callgrind-$name-$what.out" \
-        "$NGINX_BIN" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" \
-        > "$d/valgrind.log" 2>&1 &
-    pid=$!
-    BG_PID=$pid
-    for ((i = 0; i < 300; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
-    sleep 1     # the Redis connections and SCRIPT LOAD
-    "$LOADGEN" "${LG_FLEET[@]}" -N "$FLEET" --revoked "$REVOKED" -m "$mode" \
-        -c 2 -n "$n" -w 0 -t 60000 -q "$@" \
-        --json "$OUT/callgrind-$name-$what.loadgen.json" \
-        "https://127.0.0.1:$port/" || say "profile: loadgen failed ($name)"
-    # nginx without a master checks for a signal only between event loop
-    # iterations: a QUIT that lands just before epoll_wait waits for the
-    # next event, which never comes (slow under valgrind); send it again
-    # after 10 s, time enough for callgrind to write its output
-    while alive "$pid"; do
-        kill -QUIT "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            alive "$pid" || break
-            sleep 0.2
-        done
-    done
-    wait "$pid" || true
-    BG_PID=""
-}
 
 # each nginx here starts with an empty cache: in handshake mode every
 # device is new to it (a miss, one round trip); in keepalive mode one

@@ -29,6 +29,15 @@
  *     input bytes, with the last 68 input bytes, and with a well-formed
  *     verdict naming a pinned anchor.
  *
+ * The direct verification and the verified-leaf cache
+ * (src/ngx_device_auth_verify.c) against X509_verify_cert() alone
+ * (ngx_device_auth_verify_chain()): each policy forgets what it learnt,
+ * then verifies the input three times (the chain, which learns the signer;
+ * directly, the device forgotten; from the cache), then copies of the
+ * device certificate with one byte changed (the signature's last, one in
+ * the middle, one chosen by the input) under what it learnt: every verdict,
+ * reason and identity must be the one of the chain alone.
+ *
  * Besides the sanitizers, the identity is checked after every call: status
  * and return code agree, strings are terminated and printable, a serial is
  * only ever set from the profile's alphabet, "ok" comes with a serial and
@@ -48,6 +57,7 @@
 #include <openssl/x509.h>
 
 #include "ngx_device_auth_cert.h"
+#include "ngx_device_auth_verify.h"
 #include "fuzz_common.h"
 
 /* generated from fuzz/seeds/cert/{root,signer}-*.pem by the Makefile */
@@ -236,6 +246,107 @@ fuzz_resume(ngx_device_auth_policy_t *p, X509 *leaf,
 
 
 static void
+fuzz_same_verdict(const ngx_device_auth_identity_t *a,
+    const ngx_device_auth_identity_t *b, const char *what)
+{
+    fuzz_assert(a->status == b->status && a->x509_error == b->x509_error
+                && a->reason_code == b->reason_code
+                && strcmp(a->reason, b->reason) == 0,
+                "%s: direct \"%s\" (%d), chain \"%s\" (%d)", what,
+                a->reason, a->status, b->reason, b->status);
+
+    fuzz_assert(memcmp(a->fingerprint, b->fingerprint,
+                       NGX_DEVICE_AUTH_ID_LEN) == 0
+                && memcmp(a->spki, b->spki, NGX_DEVICE_AUTH_ID_LEN) == 0
+                && strcmp(a->serial, b->serial) == 0
+                && strcmp(a->subject, b->subject) == 0,
+                "%s: another device", what);
+
+    if (a->status == NGX_DEVICE_AUTH_CERT_OK) {
+        fuzz_assert(memcmp(a->signer_id, b->signer_id,
+                           NGX_DEVICE_AUTH_ID_LEN) == 0
+                    && memcmp(a->anchor_id, b->anchor_id,
+                              NGX_DEVICE_AUTH_ID_LEN) == 0,
+                    "%s: another signer or anchor", what);
+    }
+}
+
+
+/* the direct path and the cache against the chain alone */
+
+static void
+fuzz_direct(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
+    const uint8_t *data, size_t size)
+{
+    int                          i, k, rc, len, at[3];
+    X509                        *x;
+    unsigned char               *der, *q;
+    const unsigned char         *cq;
+    STACK_OF(X509)              *sk;
+    ngx_device_auth_identity_t   id, cid;
+
+    /* the chain (learns), directly against the signer, from the cache */
+
+    for (i = 0; i < 3; i++) {
+        if (i < 2) {
+            ngx_device_auth_direct_reset(p->direct, i == 0);
+        }
+
+        rc = ngx_device_auth_verify(p, leaf, sent, &id);
+        fuzz_check_identity(&id, rc, p->profile, "verify, direct");
+        (void) ngx_device_auth_verify_chain(p, leaf, sent, &cid);
+        fuzz_same_verdict(&id, &cid, "verify");
+    }
+
+    len = i2d_X509(leaf, NULL);
+    if (len <= 0) {
+        ERR_clear_error();
+        return;
+    }
+
+    der = malloc(len);
+    if (der == NULL) {
+        abort();
+    }
+
+    q = der;
+    (void) i2d_X509(leaf, &q);
+
+    at[0] = len - 1;
+    at[1] = len / 2;
+    at[2] = size ? data[size - 1] * len / 256 : 0;
+
+    for (k = 0; k < 3; k++) {
+        der[at[k]] ^= 0x01;
+
+        cq = der;
+        x = d2i_X509(NULL, &cq, len);
+
+        if (x) {
+            sk = sk_X509_dup(sent);
+            if (sk == NULL || sk_X509_set(sk, 0, x) == NULL) {
+                abort();
+            }
+
+            rc = ngx_device_auth_verify(p, x, sk, &id);
+            fuzz_check_identity(&id, rc, p->profile, "tampered, direct");
+            (void) ngx_device_auth_verify_chain(p, x, sk, &cid);
+            fuzz_same_verdict(&id, &cid, "tampered device");
+
+            sk_X509_free(sk);
+            X509_free(x);
+        }
+
+        der[at[k]] ^= 0x01;
+    }
+
+    free(der);
+    ERR_clear_error();
+}
+
+
+
+static void
 fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
     const uint8_t *tail, size_t tail_len, const uint8_t *data, size_t size)
 {
@@ -252,6 +363,10 @@ fuzz_policy(ngx_device_auth_policy_t *p, X509 *leaf, STACK_OF(X509) *sent,
                                      "a context the caller checks....";
 
     anchors = p->signers ? p->signers : p->roots;
+
+    if (sent && sk_X509_num(sent) > 0) {
+        fuzz_direct(p, leaf, sent, data, size);
+    }
 
     /* with and without the chain the device sent */
 

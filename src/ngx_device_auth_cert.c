@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "ngx_device_auth_cert.h"
+#include "ngx_device_auth_verify.h"
 
 
 #define NGX_DEVICE_AUTH_APPDATA_VERSION  2
@@ -42,6 +43,9 @@ static int ngx_device_auth_serial(int profile, X509 *leaf,
 static const unsigned char *ngx_device_auth_anchor_id(
     ngx_device_auth_policy_t *p, X509 *x, unsigned char *buf);
 static int ngx_device_auth_policy_id(ngx_device_auth_policy_t *p);
+static int ngx_device_auth_verify_path(ngx_device_auth_policy_t *p,
+    X509 *leaf, STACK_OF(X509) *sent, ngx_device_auth_identity_t *id,
+    int direct);
 static void ngx_device_auth_chain_reason(ngx_device_auth_policy_t *p,
     X509_STORE_CTX *vctx, ngx_device_auth_identity_t *id);
 static int ngx_device_auth_invalid(ngx_device_auth_identity_t *id, int error,
@@ -349,8 +353,9 @@ ngx_device_auth_policy_create(ngx_device_auth_bundle_t *roots,
     p->depth = depth;
     p->profile = profile;
 
+    p->direct = ngx_device_auth_direct_create();
     p->store = X509_STORE_new();
-    if (p->store == NULL) {
+    if (p->direct == NULL || p->store == NULL) {
         goto nomem;
     }
 
@@ -537,14 +542,40 @@ ngx_device_auth_policy_free(ngx_device_auth_policy_t *p)
         return;
     }
 
+    ngx_device_auth_direct_free(p->direct);
     X509_STORE_free(p->store);
     free(p);
 }
 
 
+/*
+ * The verdict on a device certificate and the chain it sent: directly
+ * against a signer already known, when the direct path recognises the
+ * chain (ngx_device_auth_verify.c), else by X509_verify_cert(), which
+ * gives every refusal its reason.
+ */
+
 int
 ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
     STACK_OF(X509) *sent, ngx_device_auth_identity_t *id)
+{
+    return ngx_device_auth_verify_path(p, leaf, sent, id, 1);
+}
+
+
+/* the same by X509_verify_cert() alone (the fuzz target compares them) */
+
+int
+ngx_device_auth_verify_chain(ngx_device_auth_policy_t *p, X509 *leaf,
+    STACK_OF(X509) *sent, ngx_device_auth_identity_t *id)
+{
+    return ngx_device_auth_verify_path(p, leaf, sent, id, 0);
+}
+
+
+static int
+ngx_device_auth_verify_path(ngx_device_auth_policy_t *p, X509 *leaf,
+    STACK_OF(X509) *sent, ngx_device_auth_identity_t *id, int direct)
 {
     int              n, max, rc;
     X509            *anchor;
@@ -576,6 +607,13 @@ ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
         return ngx_device_auth_invalid(id, X509_V_ERR_CERT_CHAIN_TOO_LONG,
                          "device sent %d certificates, at most %d allowed",
                          n, max);
+    }
+
+    if (direct
+        && ngx_device_auth_direct_verify(p, leaf, sent, id)
+           == NGX_DEVICE_AUTH_CERT_OK)
+    {
+        return ngx_device_auth_check_profile(p->profile, leaf, id);
     }
 
     vctx = X509_STORE_CTX_new();
@@ -627,6 +665,10 @@ ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
     anchor = sk_X509_value(chain, n - 1);
     memcpy(id->anchor_id, ngx_device_auth_anchor_id(p, anchor, buf),
            NGX_DEVICE_AUTH_ID_LEN);
+
+    if (direct) {
+        ngx_device_auth_direct_learn(p, chain, sent, id);
+    }
 
     X509_STORE_CTX_free(vctx);
 

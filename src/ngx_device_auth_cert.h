@@ -30,6 +30,11 @@
 #define NGX_DEVICE_AUTH_PROFILE_ATECC608  0
 #define NGX_DEVICE_AUTH_PROFILE_GENERIC   1
 
+/* how a verdict was reached (ngx_device_auth_verify.c) */
+#define NGX_DEVICE_AUTH_PATH_CHAIN    0      /* X509_verify_cert() */
+#define NGX_DEVICE_AUTH_PATH_DIRECT   1      /* against a learnt signer */
+#define NGX_DEVICE_AUTH_PATH_CACHED   2      /* the same, signature cached */
+
 /* failure classes, for metrics: see ngx_device_auth_reason_names */
 #define NGX_DEVICE_AUTH_R_NONE               0
 #define NGX_DEVICE_AUTH_R_SIGNER_NOT_PINNED  1
@@ -65,6 +70,9 @@ typedef struct {
 } ngx_device_auth_bundle_t;
 
 
+typedef struct ngx_device_auth_direct_s  ngx_device_auth_direct_t;
+
+
 typedef struct {
     X509_STORE                *store;
     ngx_device_auth_bundle_t  *roots;
@@ -74,6 +82,9 @@ typedef struct {
 
     /* SHA-256 of everything above that decides: pins, depth, profile */
     unsigned char              id[NGX_DEVICE_AUTH_ID_LEN];
+
+    /* learnt signers and verified devices: ngx_device_auth_verify.c */
+    ngx_device_auth_direct_t  *direct;
 } ngx_device_auth_policy_t;
 
 
@@ -81,6 +92,7 @@ typedef struct {
     int                  status;           /* NGX_DEVICE_AUTH_CERT_* */
     int                  x509_error;       /* X509_V_ERR_* when invalid */
     int                  reason_code;      /* NGX_DEVICE_AUTH_R_* */
+    int                  path;             /* NGX_DEVICE_AUTH_PATH_* */
 
     unsigned char        fingerprint[NGX_DEVICE_AUTH_ID_LEN];
     /* SHA-256 of the DER SubjectPublicKeyInfo: what a registry binds */
@@ -116,6 +128,8 @@ int ngx_device_auth_profile_parse(const char *name);
 const char *ngx_device_auth_profile_name(int profile);
 
 int ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
+    STACK_OF(X509) *sent, ngx_device_auth_identity_t *id);
+int ngx_device_auth_verify_chain(ngx_device_auth_policy_t *p, X509 *leaf,
     STACK_OF(X509) *sent, ngx_device_auth_identity_t *id);
 int ngx_device_auth_check_profile(int profile, X509 *leaf,
     ngx_device_auth_identity_t *id);

@@ -86,6 +86,11 @@ static ngx_conf_num_bounds_t  ngx_http_device_auth_depth_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_device_auth_tickets_bounds = {
+    ngx_http_device_auth_check_num, 0, 2
+};
+
+
 static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
     { ngx_string("atecc608"), NGX_DEVICE_AUTH_PROFILE_ATECC608 },
     { ngx_string("generic"), NGX_DEVICE_AUTH_PROFILE_GENERIC },
@@ -244,6 +249,13 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_device_auth_srv_conf_t, profile),
       &ngx_http_device_auth_profiles },
+
+    { ngx_string("device_auth_tls13_tickets"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, tickets),
+      &ngx_http_device_auth_tickets_bounds },
 
     { ngx_string("device_auth_early_data"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -614,6 +626,7 @@ ngx_http_device_auth_create_srv_conf(ngx_conf_t *cf)
     dscf->signer_bundle = NGX_CONF_UNSET_PTR;
     dscf->depth = NGX_CONF_UNSET;
     dscf->profile = NGX_CONF_UNSET_UINT;
+    dscf->tickets = NGX_CONF_UNSET;
 
     return dscf;
 }
@@ -632,6 +645,14 @@ ngx_http_device_auth_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->depth, prev->depth, 1);
     ngx_conf_merge_uint_value(conf->profile, prev->profile,
                               NGX_DEVICE_AUTH_PROFILE_ATECC608);
+
+    /*
+     * One ticket: a device resumes with the last one it got, and every
+     * ticket costs the server an encoding of the session, client
+     * certificate included (OpenSSL sends two by default).
+     */
+
+    ngx_conf_merge_value(conf->tickets, prev->tickets, 1);
 
     if (conf->roots == NULL) {
         if (conf->signer_bundle) {

@@ -132,6 +132,9 @@ typedef struct {
     ngx_uint_t                  profile;
     ngx_device_auth_policy_t   *policy;
 
+    /* device_auth_tls13_tickets: TLS 1.3 session tickets for a device */
+    ngx_int_t                   tickets;
+
     /* device_auth is on in this server or one of its locations */
     unsigned                    needed:1;
     u_char                     *on_file;

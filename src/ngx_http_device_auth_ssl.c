@@ -659,6 +659,8 @@ ngx_http_device_auth_session_fits(SSL *ssl_conn, SSL_SESSION *sess,
     for (i = 0; i < dmcf->contexts.nelts; i++) {
         if (ngx_memcmp(sc[i]->context, context, NGX_DEVICE_AUTH_ID_LEN) == 0)
         {
+            /* the tickets of the server that verified the device */
+            SSL_set_num_tickets(ssl_conn, sc[i]->dscf->tickets);
             return 1;
         }
     }
@@ -685,9 +687,25 @@ ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
     c = ngx_ssl_get_connection(ssl_conn);
     leaf = X509_STORE_CTX_get0_cert(x509_store);
 
+    /*
+     * The TLS 1.3 tickets for a device are set here, on the connection,
+     * and not on the SSL_CTX: a connection keeps the number of the
+     * listener's default server even when the server name selects
+     * another context, and a server without device_auth keeps OpenSSL's.
+     */
+
+    SSL_set_num_tickets(ssl_conn, sc->dscf->tickets);
+
     (void) ngx_device_auth_verify(sc->dscf->policy, leaf,
                                   X509_STORE_CTX_get0_untrusted(x509_store),
                                   &id);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "device_auth: certificate %s verified %s", id.subject,
+                   id.path == NGX_DEVICE_AUTH_PATH_CACHED
+                   ? "directly, signature cached"
+                   : id.path == NGX_DEVICE_AUTH_PATH_DIRECT
+                     ? "directly against the signer" : "by the chain");
 
     dc = ngx_http_device_auth_conn_create(c->pool, sc->dscf->policy, &id);
     if (dc == NULL) {

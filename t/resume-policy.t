@@ -23,10 +23,7 @@ use DeviceAuth::Test qw(upstream_values new_session_cache);
 
 my $t = DeviceAuth::Test->new();
 
-open my $rnd, '<', '/dev/urandom' or die $!;
-read $rnd, my $key, 80;
-close $rnd;
-$t->write_file('ticket.key', $key);
+$t->write_ticket_key();
 
 # one listener per (policy field, session mechanism); server "a" is the
 # default server of its listener, "b" is not.  #DEPTH_B# is changed by the

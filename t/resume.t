@@ -17,10 +17,7 @@ my $t = DeviceAuth::Test->new();
 
 # one ticket key for the ticket servers, so that a ticket made by one is
 # readable by the other
-open my $rnd, '<', '/dev/urandom' or die $!;
-read $rnd, my $key, 80;
-close $rnd;
-$t->write_file('ticket.key', $key);
+$t->write_ticket_key();
 
 my $conf = <<'EOF';
 http {

@@ -453,6 +453,20 @@ sub write_file {
 }
 
 
+# a random ssl_session_ticket_key file (80 bytes) in the test directory,
+# for servers that must read each other's tickets
+
+sub write_ticket_key {
+    my ($self, $name) = @_;
+
+    open my $rnd, '<', '/dev/urandom' or die $!;
+    read $rnd, my $key, 80;
+    close $rnd;
+
+    return $self->write_file($name || 'ticket.key', $key);
+}
+
+
 sub read_file {
     my ($self, $name) = @_;
     my $path = $name =~ m{^/} ? $name : "$self->{testdir}/$name";
