@@ -19,7 +19,7 @@ SCRIPT_H    := $(BUILD)/ngx_http_device_auth_script.h
 TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
-                redis-server redis-tools libio-socket-ssl-perl \
+                redis-server redis-tools redis-sentinel libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
                 perl libjansson-dev time
 

@@ -15,6 +15,16 @@
  * Operations made while a handshake is under way (the worker just
  * started, Redis just came back) wait for it, each with its own timer, so
  * that the first requests of a worker are not refused for being first.
+ *
+ * With Sentinel, both connections go to the master the sentinels name
+ * (ngx_http_device_auth_sentinel.c), and the link reconnects them itself:
+ * when either is lost, the sentinels are asked again first; when the
+ * master switches, both are dropped and made to the new one (tracking and
+ * its redirect must be on the same node), and the epoch ends as for any
+ * loss: nothing cached is trusted until read from the new master, the
+ * grace serves meanwhile.  The command connection checks with ROLE that
+ * its node is a master, at the handshake and at each heartbeat, and
+ * drops the connection on a "-READONLY": it never writes to a replica.
  */
 
 
@@ -33,10 +43,18 @@ static void ngx_http_device_auth_link_invalidate(void *data,
     const u_char *key, size_t len);
 static void ngx_http_device_auth_link_flush(void *data);
 static void ngx_http_device_auth_link_cmd_ready(void *data);
+static void ngx_http_device_auth_link_cmd_going(void *data);
 static void ngx_http_device_auth_link_cmd_lost(void *data);
 static void ngx_http_device_auth_link_down(ngx_http_device_auth_link_t *link);
 static void ngx_http_device_auth_link_wake(ngx_http_device_auth_link_t *link,
     ngx_int_t rc);
+static ngx_int_t ngx_http_device_auth_link_node(
+    ngx_http_device_auth_link_t *link, ngx_cycle_t *cycle);
+static void ngx_http_device_auth_link_master(void *data,
+    ngx_device_auth_node_addr_t *addr);
+static void ngx_http_device_auth_link_no_master(void *data);
+static void ngx_http_device_auth_link_resolve(
+    ngx_http_device_auth_link_t *link);
 
 
 ngx_int_t
@@ -60,6 +78,7 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     ngx_http_device_auth_cache_init(&link->cache, dmcf, cycle->log);
 
     ch.ready = ngx_http_device_auth_link_cmd_ready;
+    ch.going = ngx_http_device_auth_link_cmd_going;
     ch.lost = ngx_http_device_auth_link_cmd_lost;
     ch.data = link;
 
@@ -73,10 +92,83 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
 
     ngx_http_device_auth_subscriber_init(&link->sub, cycle, dmcf, &sh);
 
+    if (ngx_http_device_auth_link_node(link, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     dmcf->link = link;
+
+    if (link->sentinel) {
+        /* the connections start when the sentinels named the master */
+        ngx_http_device_auth_sentinel_resolve(link->sentinel);
+        return NGX_OK;
+    }
 
     ngx_http_device_auth_subscriber_start(&link->sub);
     ngx_http_device_auth_redis_connect(&link->cmd);
+
+    return NGX_OK;
+}
+
+
+/* where the connections go: the configured node, or the sentinels' master */
+
+static ngx_int_t
+ngx_http_device_auth_link_node(ngx_http_device_auth_link_t *link,
+    ngx_cycle_t *cycle)
+{
+    ngx_int_t                                  rc;
+    ngx_http_device_auth_main_conf_t          *dmcf;
+    ngx_device_auth_node_addr_t               *addrs;
+    ngx_http_device_auth_sentinel_handlers_t   h;
+
+    dmcf = link->conf;
+
+    ngx_http_device_auth_node_init(&link->node);
+
+    link->cmd.node = &link->node;
+    link->sub.node = &link->node;
+
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_SENTINEL) {
+        link->sentinel = ngx_pcalloc(cycle->pool,
+                                     sizeof(ngx_http_device_auth_sentinel_t));
+        if (link->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+
+        h.master = ngx_http_device_auth_link_master;
+        h.failed = ngx_http_device_auth_link_no_master;
+        h.data = link;
+
+        if (ngx_http_device_auth_sentinel_init(link->sentinel, cycle, dmcf,
+                                               &h)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        link->cmd.follow = 1;
+        link->cmd.role = 1;
+        link->sub.follow = 1;
+
+        return NGX_OK;
+    }
+
+    if (dmcf->redis_port) {
+        addrs = dmcf->redis_nodes->elts;
+        rc = ngx_http_device_auth_node_set(&link->node, &addrs[0]);
+
+    } else {
+        rc = ngx_http_device_auth_node_set_unix(&link->node,
+                                                dmcf->redis_host.data);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "device_auth: invalid redis address \"%V\"",
+                      &dmcf->redis_addr);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -86,6 +178,10 @@ void
 ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
 {
     link->exiting = 1;
+
+    if (link->sentinel) {
+        ngx_http_device_auth_sentinel_exit(link->sentinel);
+    }
 
     ngx_http_device_auth_subscriber_exit(&link->sub);
     ngx_http_device_auth_redis_exit(&link->cmd);
@@ -112,6 +208,18 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
 
     if (ngx_http_device_auth_redis_ready(&link->cmd)) {
         return NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED;
+    }
+
+    /*
+     * the connections are being made to a new master, or the sentinels
+     * are asked where the master is: a connect follows
+     */
+
+    if (link->switching
+        || (link->sentinel
+            && ngx_http_device_auth_sentinel_asking(link->sentinel)))
+    {
+        return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
     }
 
     return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
@@ -170,6 +278,12 @@ ngx_http_device_auth_link_sub_ready(void *data, long long id)
 
     /* a handshake under way or a reconnect takes it up; a ready one now */
 
+    if (link->sub.gen != link->cmd.gen && link->cmd.ac) {
+        /* not the node the command connection is on: it follows */
+        link->cmd.redirect = -1;
+        return;
+    }
+
     link->cmd.redirect = id;
 
     ngx_http_device_auth_redis_retrack(&link->cmd, id);
@@ -185,6 +299,7 @@ ngx_http_device_auth_link_sub_lost(void *data)
     link->cmd.redirect = -1;
 
     ngx_http_device_auth_link_down(link);
+    ngx_http_device_auth_link_resolve(link);
 }
 
 
@@ -212,7 +327,14 @@ ngx_http_device_auth_link_cmd_ready(void *data)
 {
     ngx_http_device_auth_link_t *link = data;
 
-    if (!ngx_http_device_auth_subscriber_ready(&link->sub)) {
+    if (link->sentinel) {
+        /* a master (ROLE): its subscriber may come */
+        ngx_http_device_auth_subscriber_start(&link->sub);
+    }
+
+    if (!ngx_http_device_auth_subscriber_ready(&link->sub)
+        || link->sub.gen != link->cmd.gen)
+    {
         /* untracked: the subscriber gets the tracking when it comes */
         ngx_http_device_auth_link_wake(link, NGX_OK);
         return;
@@ -227,12 +349,27 @@ ngx_http_device_auth_link_cmd_ready(void *data)
     ngx_http_device_auth_cache_link(&link->cache, 1);
     ngx_http_device_auth_metrics_link(link->conf, 1);
 
+    if (link->sentinel) {
+        ngx_http_device_auth_sentinel_ok(link->sentinel);
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
                   "device_auth: invalidation link to \"%V\" up: device "
-                  "state is cached (epoch %ui)", &link->conf->redis_addr,
+                  "state is cached (epoch %ui)", &link->node.name,
                   link->cache.epoch);
 
     ngx_http_device_auth_link_wake(link, NGX_OK);
+}
+
+
+/* the command connection is ending: what fails in flight finds the link down */
+
+static void
+ngx_http_device_auth_link_cmd_going(void *data)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    ngx_http_device_auth_link_down(link);
 }
 
 
@@ -243,9 +380,13 @@ ngx_http_device_auth_link_cmd_lost(void *data)
 
     ngx_http_device_auth_link_down(link);
 
-    if (!link->exiting) {
+    /* a switch: what waits, waits for the connection to the new master */
+
+    if (!link->exiting && !link->switching) {
         ngx_http_device_auth_link_wake(link, NGX_ERROR);
     }
+
+    ngx_http_device_auth_link_resolve(link);
 }
 
 
@@ -256,9 +397,103 @@ ngx_http_device_auth_link_down(ngx_http_device_auth_link_t *link)
         ngx_log_error(NGX_LOG_WARN, link->log, 0,
                       "device_auth: invalidation link to \"%V\" down: "
                       "cached device state serves for the grace, then the "
-                      "fail mode decides", &link->conf->redis_addr);
+                      "fail mode decides", &link->node.name);
     }
 
     ngx_http_device_auth_cache_link(&link->cache, 0);
     ngx_http_device_auth_metrics_link(link->conf, 0);
+}
+
+
+/*
+ * A connection to the master was lost, or refused: where is the master
+ * now?  Not when the link itself dropped it for a switch.
+ */
+
+static void
+ngx_http_device_auth_link_resolve(ngx_http_device_auth_link_t *link)
+{
+    if (link->sentinel && !link->switching && !link->exiting) {
+        ngx_http_device_auth_sentinel_resolve(link->sentinel);
+    }
+}
+
+
+/*
+ * A sentinel named the master, in an answer or a switch.  The same node:
+ * the connections that are not there are made.  Another: those to the
+ * old one are dropped first (the operations in flight on it fail: the
+ * grace or the fail mode), and the epoch ends.
+ */
+
+static void
+ngx_http_device_auth_link_master(void *data,
+    ngx_device_auth_node_addr_t *addr)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    u_char  old[NGX_SOCKADDR_STRLEN];
+    size_t  len;
+
+    if (link->exiting) {
+        return;
+    }
+
+    if (!ngx_http_device_auth_node_is(&link->node, addr)) {
+
+        len = link->node.gen ? link->node.name.len : 0;
+        ngx_memcpy(old, link->node.name.data, len);
+
+        link->switching = 1;
+
+        ngx_http_device_auth_link_down(link);
+        ngx_http_device_auth_subscriber_stop(&link->sub);
+        link->cmd.redirect = -1;
+
+        if (link->cmd.ac) {
+            ngx_http_device_auth_redis_reset(&link->cmd, "the master "
+                                             "switched");
+        }
+
+        link->switching = 0;
+
+        if (ngx_http_device_auth_node_set(&link->node, addr) != NGX_OK) {
+            /* the reply's parser checked it: not reached */
+            return;
+        }
+
+        if (len) {
+            ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                          "device_auth: master \"%V\" switched from "
+                          "\"%*s\" to \"%V\"", &link->conf->redis_sentinel,
+                          len, old, &link->node.name);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                          "device_auth: master \"%V\" is at \"%V\"",
+                          &link->conf->redis_sentinel, &link->node.name);
+        }
+    }
+
+    /* the subscriber once ROLE said that the node is a master */
+
+    if (link->cmd.ac == NULL) {
+        ngx_http_device_auth_redis_connect(&link->cmd);
+
+    } else if (ngx_http_device_auth_redis_ready(&link->cmd)) {
+        ngx_http_device_auth_subscriber_start(&link->sub);
+    }
+}
+
+
+/* no sentinel answered: what waits for the master stops waiting */
+
+static void
+ngx_http_device_auth_link_no_master(void *data)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    if (link->cmd.state != NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING) {
+        ngx_http_device_auth_link_wake(link, NGX_ERROR);
+    }
 }

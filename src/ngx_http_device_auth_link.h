@@ -17,6 +17,8 @@
 #include "ngx_http_device_auth_redis.h"
 #include "ngx_http_device_auth_subscriber.h"
 #include "ngx_http_device_auth_cache.h"
+#include "ngx_http_device_auth_node.h"
+#include "ngx_http_device_auth_sentinel.h"
 
 
 #define NGX_HTTP_DEVICE_AUTH_LINK_DOWN      0   /* nothing to send on */
@@ -39,6 +41,10 @@ struct ngx_http_device_auth_link_s {
     ngx_http_device_auth_subscriber_t  sub;
     ngx_http_device_auth_cache_t       cache;
 
+    /* where both connections go: fixed, or the master a sentinel names */
+    ngx_http_device_auth_node_t        node;
+    ngx_http_device_auth_sentinel_t   *sentinel;
+
     ngx_queue_t                        waiting;    /* link waiters */
     ngx_queue_t                        free;       /* the operations' */
     ngx_uint_t                         seq;        /* operations made */
@@ -47,6 +53,7 @@ struct ngx_http_device_auth_link_s {
     ngx_http_device_auth_main_conf_t  *conf;
 
     unsigned                           exiting:1;
+    unsigned                           switching:1;  /* to a new master */
 };
 
 

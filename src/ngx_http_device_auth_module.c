@@ -21,6 +21,10 @@
 #include "ngx_device_auth_address.h"
 
 
+/* the addresses, and every option once */
+#define NGX_HTTP_DEVICE_AUTH_REDIS_ARGS  (NGX_DEVICE_AUTH_ADDR_NODES_MAX + 8)
+
+
 static ngx_int_t ngx_http_device_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_device_auth_init(ngx_conf_t *cf);
 static void *ngx_http_device_auth_create_main_conf(ngx_conf_t *cf);
@@ -867,21 +871,24 @@ ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf, void *post,
 }
 
 
-/* device_auth_redis <address> [db=<n>] [password=<p>] [user=<u>] */
+/*
+ * device_auth_redis <address>... [db=<n>] [password=<p>] [user=<u>]
+ *     [sentinel=<master> [sentinel_password=<p>] [sentinel_user=<u>]
+ *     | cluster]
+ */
 
 static char *
 ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_device_auth_main_conf_t *dmcf = conf;
 
-    int                         argc;
-    char                        err[NGX_DEVICE_AUTH_ERR_MAX];
-    size_t                      lens[8];
-    ngx_url_t                   u;
-    ngx_str_t                  *value;
-    ngx_uint_t                  i;
-    const char                 *argv[8];
-    ngx_device_auth_address_t   a;
+    int                           argc, i;
+    char                          err[NGX_DEVICE_AUTH_ERR_MAX];
+    size_t                        lens[NGX_HTTP_DEVICE_AUTH_REDIS_ARGS];
+    ngx_str_t                    *value;
+    const char                   *argv[NGX_HTTP_DEVICE_AUTH_REDIS_ARGS];
+    ngx_device_auth_address_t     a;
+    ngx_device_auth_node_addr_t  *node;
 
     if (dmcf->redis_addr.data) {
         return "is duplicate";
@@ -890,16 +897,17 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     argc = (int) cf->args->nelts - 1;
 
-    if (argc > 4) {
+    if (argc > NGX_HTTP_DEVICE_AUTH_REDIS_ARGS) {
         return "has too many arguments";
     }
 
-    for (i = 1; i < cf->args->nelts; i++) {
-        argv[i - 1] = (char *) value[i].data;
-        lens[i - 1] = value[i].len;
+    for (i = 0; i < argc; i++) {
+        argv[i] = (char *) value[i + 1].data;
+        lens[i] = value[i + 1].len;
     }
 
-    if (ngx_device_auth_address_parse(argc, argv, lens, &a, err, sizeof(err))
+    if (ngx_device_auth_address_parse_topology(argc, argv, lens, &a, err,
+                                               sizeof(err))
         != 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": %s",
@@ -907,47 +915,33 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    dmcf->redis_addr = value[1];
-    dmcf->redis_port = a.port;
-    dmcf->redis_db = a.db;
-
-    /*
-     * The address as nginx connects to it, for the subscriber: an IP
-     * literal or a unix path (the parser refused host names), no DNS.
-     */
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    if (a.port) {
-        u.url.len = ngx_strlen(a.host) + NGX_INT_T_LEN + 4;
-        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
-        if (u.url.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        u.url.len = ngx_sprintf(u.url.data,
-                                ngx_strchr(a.host, ':') ? "[%s]:%d" : "%s:%d",
-                                a.host, a.port)
-                    - u.url.data;
-
-    } else {
-        u.url.len = ngx_strlen(a.path) + 5;
-        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
-        if (u.url.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_sprintf(u.url.data, "unix:%s", a.path);
-    }
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+    if (a.topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": "
-                           "\"%V\": %s", &u.url,
-                           u.err ? u.err : "no address");
+                           "\"cluster\" is not supported yet");
         return NGX_CONF_ERROR;
     }
 
-    dmcf->redis_peer = u.addrs[0];
+    dmcf->redis_addr = value[1];
+    dmcf->redis_port = a.port;
+    dmcf->redis_db = a.db;
+    dmcf->redis_topology = a.topology;
+
+    /* IP literals or a unix path (the parser refused host names): no DNS */
+
+    dmcf->redis_nodes = ngx_array_create(cf->pool, a.nnodes,
+                                         sizeof(ngx_device_auth_node_addr_t));
+    if (dmcf->redis_nodes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < a.nnodes && a.port; i++) {
+        node = ngx_array_push(dmcf->redis_nodes);
+        if (node == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *node = a.nodes[i];
+    }
 
     /* NUL-terminated: hiredis takes C strings */
 
@@ -956,7 +950,14 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         || ngx_http_device_auth_strdup(cf->pool, a.user, &dmcf->redis_user)
            != NGX_OK
         || ngx_http_device_auth_strdup(cf->pool, a.password,
-                                       &dmcf->redis_password) != NGX_OK)
+                                       &dmcf->redis_password) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel,
+                                       &dmcf->redis_sentinel) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel_user,
+                                       &dmcf->redis_sentinel_user) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel_password,
+                                       &dmcf->redis_sentinel_password)
+           != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

@@ -67,6 +67,7 @@ static void ngx_http_device_auth_op_event_reply(redisAsyncContext *ac,
 static void ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_again(ngx_http_device_auth_op_t *op);
 static void ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
     ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op);
@@ -543,6 +544,8 @@ ngx_http_device_auth_op_caching_reply(redisAsyncContext *ac, void *r,
     redisReply                 *reply = r;
     ngx_http_device_auth_op_t  *op = privdata;
 
+    op->lost |= (r == NULL);
+
     /* tracking did not take: the facts serve this once, and are not kept */
 
     if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
@@ -572,6 +575,8 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     ngx_http_device_auth_entry_t    *e;
     ngx_device_auth_verdict_t        err;
     ngx_device_auth_device_reply_t   d;
+
+    op->lost |= (r == NULL);
 
     if (op->done) {
         /* timed out before: only the memory is left to give back */
@@ -610,6 +615,9 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
                   : ((redisReply *) r)->type == REDIS_REPLY_ERROR
                     ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
                     : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+
+        /* a master demoted under the connection: the master is asked for */
+        (void) ngx_http_device_auth_redis_readonly(&op->lk->cmd, r);
 
         op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
         ngx_http_device_auth_op_fail(op, &err);
@@ -673,6 +681,8 @@ ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
     ngx_device_auth_verdict_t      err;
     ngx_http_device_auth_entry_t  *e;
 
+    op->lost |= (r == NULL);
+
     if (op->done) {
         ngx_http_device_auth_op_replied(op);
         return;
@@ -721,6 +731,8 @@ ngx_http_device_auth_op_event_reply(redisAsyncContext *ac, void *r,
     ngx_device_auth_verdict_t        err;
     ngx_device_auth_device_reply_t   d;
 
+    op->lost |= (r == NULL);
+
     if (!op->done
         && ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
                                         &d, &err)
@@ -729,6 +741,8 @@ ngx_http_device_auth_op_event_reply(redisAsyncContext *ac, void *r,
     {
         ngx_http_device_auth_op_xadd(op->lk, op, op->event);
     }
+
+    (void) ngx_http_device_auth_redis_readonly(&op->lk->cmd, r);
 
     ngx_http_device_auth_op_replied(op);
 }
@@ -799,6 +813,8 @@ ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac, void *r,
                       "device_auth: event not added to the stream: %*s",
                       reply->str ? ngx_min(reply->len, 128) : 0,
                       reply->str ? reply->str : "");
+
+        (void) ngx_http_device_auth_redis_readonly(&link->cmd, reply);
     }
 }
 
@@ -823,10 +839,51 @@ ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op)
                                                                 &link->cmd));
 
     if (op->pending == 0 && !op->done) {
+
+        if (op->lost && ngx_http_device_auth_op_again(op) == NGX_OK) {
+            return;
+        }
+
         ngx_http_device_auth_op_finish(op);
     }
 
     ngx_http_device_auth_op_free(op);
+}
+
+
+/*
+ * The connection was dropped under the operation while the link makes a
+ * new one at once (it switched to a new master): the operation waits for
+ * it and is sent again, once, within its own timer, rather than fail a
+ * device that nothing refused.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_op_again(ngx_http_device_auth_op_t *op)
+{
+    if (op->resent
+        || ngx_http_device_auth_link_state(op->lk)
+           != NGX_HTTP_DEVICE_AUTH_LINK_COMING)
+    {
+        return NGX_DECLINED;
+    }
+
+    op->resent = 1;
+    op->lost = 0;
+    op->failed = 0;
+    op->desync = 0;
+    op->retried = 0;
+    op->got = 0;
+    op->sight = 0;
+    ngx_memzero(&op->result, sizeof(ngx_device_auth_verdict_t));
+
+    if (ngx_http_device_auth_link_wait(op->lk, &op->waiter) != NGX_AGAIN) {
+        return NGX_DECLINED;
+    }
+
+    op->waiting = 1;
+
+    return NGX_OK;
 }
 
 

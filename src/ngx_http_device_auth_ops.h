@@ -73,6 +73,8 @@ struct ngx_http_device_auth_op_s {
     unsigned                           retried:1;   /* NOSCRIPT: EVAL */
     unsigned                           desync:1;
     unsigned                           got:2;       /* signer replies */
+    unsigned                           lost:1;      /* the connection was */
+    unsigned                           resent:1;    /* on a new one */
 
     /* the outcome: an error, or a sighting */
     ngx_device_auth_verdict_t          result;
