@@ -206,10 +206,12 @@ ngx_device_auth_reply_redirect(const redisReply *reply, int *slot,
         return NGX_DEVICE_AUTH_REDIRECT_READONLY;
     }
 
-    if (ngx_device_auth_topology_prefix(reply, "CLUSTERDOWN")
-        || ngx_device_auth_topology_prefix(reply, "TRYAGAIN"))
-    {
+    if (ngx_device_auth_topology_prefix(reply, "CLUSTERDOWN")) {
         return NGX_DEVICE_AUTH_REDIRECT_DOWN;
+    }
+
+    if (ngx_device_auth_topology_prefix(reply, "TRYAGAIN")) {
+        return NGX_DEVICE_AUTH_REDIRECT_TRYAGAIN;
     }
 
     if (ngx_device_auth_topology_prefix(reply, "MOVED")) {

@@ -25,6 +25,12 @@
  * grace serves meanwhile.  The command connection checks with ROLE that
  * its node is a master, at the handshake and at each heartbeat, and
  * drops the connection on a "-READONLY": it never writes to a replica.
+ *
+ * With a cluster, the worker's link keeps the cache and the slot map
+ * (ngx_http_device_auth_cluster.c), and each node it needs has a link of
+ * its own, made here (ngx_http_device_auth_link_child()): its connections,
+ * its epochs, told to the cluster; its invalidations go to the worker's
+ * cache.
  */
 
 
@@ -34,6 +40,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_link.h"
+#include "ngx_http_device_auth_cluster.h"
 #include "ngx_http_device_auth_metrics.h"
 
 
@@ -72,6 +79,7 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
 
     link->log = cycle->log;
     link->conf = dmcf;
+    link->main = link;
     ngx_queue_init(&link->waiting);
     ngx_queue_init(&link->free);
 
@@ -97,6 +105,11 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     }
 
     dmcf->link = link;
+
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+        /* the nodes' links connect when the map names them */
+        return ngx_http_device_auth_cluster_init(link, cycle);
+    }
 
     if (link->sentinel) {
         /* the connections start when the sentinels named the master */
@@ -154,6 +167,10 @@ ngx_http_device_auth_link_node(ngx_http_device_auth_link_t *link,
         return NGX_OK;
     }
 
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+        return NGX_OK;
+    }
+
     if (dmcf->redis_port) {
         addrs = dmcf->redis_nodes->elts;
         rc = ngx_http_device_auth_node_set(&link->node, &addrs[0]);
@@ -174,10 +191,78 @@ ngx_http_device_auth_link_node(ngx_http_device_auth_link_t *link,
 }
 
 
+/* the link of a cluster node: made now, connected on demand */
+
+ngx_int_t
+ngx_http_device_auth_link_child(ngx_http_device_auth_link_t *child,
+    ngx_http_device_auth_link_t *main, ngx_device_auth_node_addr_t *addr)
+{
+    ngx_cycle_t                                 *cycle;
+    ngx_http_device_auth_redis_handlers_t        ch;
+    ngx_http_device_auth_subscriber_handlers_t   sh;
+
+    cycle = (ngx_cycle_t *) ngx_cycle;
+
+    child->log = main->log;
+    child->conf = main->conf;
+    child->main = main;
+    ngx_queue_init(&child->waiting);
+    ngx_queue_init(&child->free);
+
+    /* its own holds nothing: its "up" is what link_state() reads */
+    ngx_http_device_auth_cache_init(&child->cache, main->conf, main->log);
+
+    ngx_memzero(&ch, sizeof(ngx_http_device_auth_redis_handlers_t));
+    ch.ready = ngx_http_device_auth_link_cmd_ready;
+    ch.going = ngx_http_device_auth_link_cmd_going;
+    ch.lost = ngx_http_device_auth_link_cmd_lost;
+    ch.data = child;
+
+    ngx_http_device_auth_redis_init(&child->cmd, cycle, main->conf, &ch);
+
+    ngx_memzero(&sh, sizeof(ngx_http_device_auth_subscriber_handlers_t));
+    sh.ready = ngx_http_device_auth_link_sub_ready;
+    sh.lost = ngx_http_device_auth_link_sub_lost;
+    sh.invalidate = ngx_http_device_auth_link_invalidate;
+    sh.flush = ngx_http_device_auth_link_flush;
+    sh.data = child;
+
+    ngx_http_device_auth_subscriber_init(&child->sub, cycle, main->conf, &sh);
+
+    ngx_http_device_auth_node_init(&child->node);
+
+    if (ngx_http_device_auth_node_set(&child->node, addr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    child->cmd.node = &child->node;
+    child->sub.node = &child->node;
+
+    return NGX_OK;
+}
+
+
+/* both connections, unless there or under way */
+
+void
+ngx_http_device_auth_link_start(ngx_http_device_auth_link_t *link)
+{
+    ngx_http_device_auth_subscriber_start(&link->sub);
+
+    if (link->cmd.ac == NULL) {
+        ngx_http_device_auth_redis_connect(&link->cmd);
+    }
+}
+
+
 void
 ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
 {
     link->exiting = 1;
+
+    if (link->cluster) {
+        ngx_http_device_auth_cluster_exit(link->cluster);
+    }
 
     if (link->sentinel) {
         ngx_http_device_auth_sentinel_exit(link->sentinel);
@@ -187,7 +272,10 @@ ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
     ngx_http_device_auth_redis_exit(&link->cmd);
     ngx_http_device_auth_link_wake(link, NGX_ERROR);
     ngx_http_device_auth_cache_exit(&link->cache);
-    ngx_http_device_auth_metrics_link(link->conf, 0);
+
+    if (link->main == link) {
+        ngx_http_device_auth_metrics_link(link->conf, 0);
+    }
 }
 
 
@@ -252,6 +340,76 @@ ngx_http_device_auth_link_wait(ngx_http_device_auth_link_t *link,
 }
 
 
+/*
+ * The link to send a command for a key slot on (*nl): the link itself, or
+ * with a cluster, the link of the node that serves the slot.  As
+ * ngx_http_device_auth_link_wait(); w NULL: nothing waits (NGX_DECLINED
+ * rather than NGX_AGAIN).
+ */
+
+ngx_int_t
+ngx_http_device_auth_link_route(ngx_http_device_auth_link_t *link, int slot,
+    ngx_http_device_auth_link_waiter_t *w, ngx_http_device_auth_link_t **nl)
+{
+    ngx_uint_t  state;
+
+    if (link->cluster) {
+        return ngx_http_device_auth_cluster_route(link->cluster, slot, w, nl);
+    }
+
+    *nl = link;
+
+    if (w) {
+        return ngx_http_device_auth_link_wait(link, w);
+    }
+
+    state = ngx_http_device_auth_link_state(link);
+
+    return (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
+            || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The state of the link for a request that needs the facts of these
+ * entries (NULL: not needed): with a cluster, the worst of their nodes'.
+ */
+
+ngx_uint_t
+ngx_http_device_auth_link_state_for(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_entry_t *dev, ngx_http_device_auth_entry_t *sig)
+{
+    int                            i, n, slots[2];
+    ngx_uint_t                     k, state, worst;
+    ngx_http_device_auth_entry_t  *e[2];
+
+    if (link->cluster == NULL) {
+        return ngx_http_device_auth_link_state(link);
+    }
+
+    e[0] = dev;
+    e[1] = sig;
+    worst = NGX_HTTP_DEVICE_AUTH_LINK_UP;
+
+    for (k = 0; k < 2; k++) {
+        if (e[k] == NULL) {
+            continue;
+        }
+
+        n = ngx_http_device_auth_cluster_slots(link->cluster, e[k], slots);
+
+        for (i = 0; i < n; i++) {
+            state = ngx_http_device_auth_cluster_state(link->cluster,
+                                                       slots[i]);
+            worst = ngx_min(worst, state);
+        }
+    }
+
+    return worst;
+}
+
+
 /* the waiters learn how the handshake ended; each leaves the queue first */
 
 static void
@@ -309,7 +467,8 @@ ngx_http_device_auth_link_invalidate(void *data, const u_char *key,
 {
     ngx_http_device_auth_link_t *link = data;
 
-    ngx_http_device_auth_cache_invalidate(&link->cache, (u_char *) key, len);
+    ngx_http_device_auth_cache_invalidate(&link->main->cache, (u_char *) key,
+                                          len);
 }
 
 
@@ -318,7 +477,7 @@ ngx_http_device_auth_link_flush(void *data)
 {
     ngx_http_device_auth_link_t *link = data;
 
-    ngx_http_device_auth_cache_flush(&link->cache);
+    ngx_http_device_auth_cache_flush(&link->main->cache);
 }
 
 
@@ -330,6 +489,11 @@ ngx_http_device_auth_link_cmd_ready(void *data)
     if (link->sentinel) {
         /* a master (ROLE): its subscriber may come */
         ngx_http_device_auth_subscriber_start(&link->sub);
+    }
+
+    if (link->main != link) {
+        /* a cluster node: the slot map may be asked there */
+        ngx_http_device_auth_cluster_node_ready(link);
     }
 
     if (!ngx_http_device_auth_subscriber_ready(&link->sub)
@@ -347,7 +511,13 @@ ngx_http_device_auth_link_cmd_ready(void *data)
     }
 
     ngx_http_device_auth_cache_link(&link->cache, 1);
-    ngx_http_device_auth_metrics_link(link->conf, 1);
+
+    if (link->main != link) {
+        ngx_http_device_auth_cluster_node_up(link, 1);
+
+    } else {
+        ngx_http_device_auth_metrics_link(link->conf, 1);
+    }
 
     if (link->sentinel) {
         ngx_http_device_auth_sentinel_ok(link->sentinel);
@@ -356,7 +526,7 @@ ngx_http_device_auth_link_cmd_ready(void *data)
     ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
                   "device_auth: invalidation link to \"%V\" up: device "
                   "state is cached (epoch %ui)", &link->node.name,
-                  link->cache.epoch);
+                  link->main->cache.epoch);
 
     ngx_http_device_auth_link_wake(link, NGX_OK);
 }
@@ -386,6 +556,10 @@ ngx_http_device_auth_link_cmd_lost(void *data)
         ngx_http_device_auth_link_wake(link, NGX_ERROR);
     }
 
+    if (link->main != link && !link->exiting) {
+        ngx_http_device_auth_cluster_node_lost(link);
+    }
+
     ngx_http_device_auth_link_resolve(link);
 }
 
@@ -401,7 +575,13 @@ ngx_http_device_auth_link_down(ngx_http_device_auth_link_t *link)
     }
 
     ngx_http_device_auth_cache_link(&link->cache, 0);
-    ngx_http_device_auth_metrics_link(link->conf, 0);
+
+    if (link->main != link) {
+        ngx_http_device_auth_cluster_node_up(link, 0);
+
+    } else {
+        ngx_http_device_auth_metrics_link(link->conf, 0);
+    }
 }
 
 

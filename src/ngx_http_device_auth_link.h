@@ -27,6 +27,9 @@
 #define NGX_HTTP_DEVICE_AUTH_LINK_UP        3
 
 
+typedef struct ngx_http_device_auth_cluster_s  ngx_http_device_auth_cluster_t;
+
+
 /* something waiting for the link to come up, or not */
 
 typedef struct {
@@ -44,6 +47,13 @@ struct ngx_http_device_auth_link_s {
     /* where both connections go: fixed, or the master a sentinel names */
     ngx_http_device_auth_node_t        node;
     ngx_http_device_auth_sentinel_t   *sentinel;
+
+    /*
+     * A cluster: the worker's link has the cache and the slot map, each
+     * node a link of its own (main: the worker's link; itself otherwise)
+     */
+    ngx_http_device_auth_cluster_t    *cluster;
+    ngx_http_device_auth_link_t       *main;
 
     ngx_queue_t                        waiting;    /* link waiters */
     ngx_queue_t                        free;       /* the operations' */
@@ -63,6 +73,15 @@ void ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link);
 ngx_uint_t ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link);
 ngx_int_t ngx_http_device_auth_link_wait(ngx_http_device_auth_link_t *link,
     ngx_http_device_auth_link_waiter_t *w);
+ngx_int_t ngx_http_device_auth_link_route(ngx_http_device_auth_link_t *link,
+    int slot, ngx_http_device_auth_link_waiter_t *w,
+    ngx_http_device_auth_link_t **nl);
+ngx_uint_t ngx_http_device_auth_link_state_for(
+    ngx_http_device_auth_link_t *link, ngx_http_device_auth_entry_t *dev,
+    ngx_http_device_auth_entry_t *sig);
+ngx_int_t ngx_http_device_auth_link_child(ngx_http_device_auth_link_t *child,
+    ngx_http_device_auth_link_t *main, ngx_device_auth_node_addr_t *addr);
+void ngx_http_device_auth_link_start(ngx_http_device_auth_link_t *link);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_LINK_H_INCLUDED_ */

@@ -915,12 +915,6 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (a.topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": "
-                           "\"cluster\" is not supported yet");
-        return NGX_CONF_ERROR;
-    }
-
     dmcf->redis_addr = value[1];
     dmcf->redis_port = a.port;
     dmcf->redis_db = a.db;

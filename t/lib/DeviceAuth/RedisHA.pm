@@ -39,6 +39,11 @@ package DeviceAuth::RedisHA;
 #   count_log($t, RE, MARK), wait_log($t, RE, N, MARK, SECONDS)
 #                                     matches in error.log since MARK;
 #                                     until there are N of them
+#   key_slot(KEY)                     its Redis Cluster slot (CRC16 of the
+#                                     key or of its {hash tag})
+#   cluster_nodes($t, NAME)           CLUSTER NODES as NAME sees it: a list
+#                                     of { id, port, flags, master, slots
+#                                     => [[first, last]...] }
 
 use strict;
 use warnings;
@@ -49,7 +54,8 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(redis_node sentinel cli info commandstats edge_commands
                     poll ka_open ka_get loadgen others errors device status
-                    becomes revoke count_log wait_log %PASSWORD);
+                    becomes revoke count_log wait_log key_slot
+                    cluster_nodes %PASSWORD);
 
 # the password of a node or sentinel, by name or port, for cli()
 our %PASSWORD;
@@ -361,6 +367,58 @@ sub wait_log {
 
     return poll($limit || 30 * ($t->sanitizer ? 3 : 1),
                 sub { count_log($t, $re, $mark) >= $n });
+}
+
+
+sub key_slot {
+    my ($key) = @_;
+
+    my $open = index($key, '{');
+
+    if ($open >= 0) {
+        my $close = index($key, '}', $open + 1);
+        $key = substr($key, $open + 1, $close - $open - 1)
+            if $close > $open + 1;
+    }
+
+    my $crc = 0;
+
+    for my $byte (unpack('C*', $key)) {
+        $crc ^= $byte << 8;
+        for (1 .. 8) {
+            $crc = $crc & 0x8000 ? (($crc << 1) ^ 0x1021) : $crc << 1;
+            $crc &= 0xffff;
+        }
+    }
+
+    return $crc & 16383;
+}
+
+
+sub cluster_nodes {
+    my ($t, $node) = @_;
+    my @nodes;
+
+    for (cli($t, $node, 'CLUSTER', 'NODES')) {
+        my ($id, $addr, $flags, $master, undef, undef, undef, $state, @slots)
+            = split ' ';
+        next unless defined $state;
+
+        my ($port) = $addr =~ /:(\d+)@/;
+        my @ranges;
+
+        for (@slots) {
+            next if /^\[/;     # a slot being migrated
+            my ($a, $b) = split /-/;
+            push @ranges, [$a, $b // $a];
+        }
+
+        push @nodes, { id => $id, port => $port, flags => $flags,
+                       master => $master, state => $state,
+                       slots => \@ranges };
+    }
+
+    return @nodes;
 }
 
 
