@@ -8,6 +8,8 @@
 #                 once into build/t-manifest (make test makes it)
 #   make test-asan, make test-valgrind   the suite under sanitizers (below)
 #   make demo     start a demo edge (nginx + redis + sample PKI) and drive it
+#   make test-nginx NGINX_VERSION=1.28.3   the suite against another nginx
+#   make deb      the Debian package (make test-deb: installed and tried)
 #   make demo-stop
 
 SHELL       := /bin/bash
@@ -15,15 +17,15 @@ NGX_SRC     ?= /usr/share/nginx/src
 NGINX       ?= /usr/sbin/nginx
 BUILD       := $(CURDIR)/build
 MODULE      := $(BUILD)/ngx_http_device_auth_module.so
-SCRIPT_H    := $(BUILD)/ngx_http_device_auth_script.h
 TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
                 redis-server redis-tools redis-sentinel libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
-                perl libjansson-dev time
+                perl libjansson-dev time ngtcp2-client libnghttp3-dev
 
-SRCS := $(wildcard src/*.c src/*.h src/*.lua) config
+SRCS := $(wildcard src/*.c src/*.h src/*.lua) config config.make \
+        auto/script_h.sh
 
 # a module of the tests, built beside this one: a rewrite handler loaded
 # after device_auth (t/module-order.t)
@@ -60,7 +62,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps module cli tools test demo demo-stop clean bench-loadgen \
+.PHONY: all deps module cli cli-install tools test demo demo-stop clean bench-loadgen \
         t-manifest
 
 all: module cli tools
@@ -78,7 +80,8 @@ $(BUILD)/nginx-src/configure: | deps
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx-src
 
-$(BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(BUILD)/nginx-src/configure
+$(BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                   $(BUILD)/nginx-src/configure
 	cd $(BUILD)/nginx-src && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
@@ -90,28 +93,39 @@ $(BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(BUILD)/nginx-src/configure
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 
-# The Lua script is embedded at build time as a C string.
-$(SCRIPT_H): src/ngx_http_device_auth_script.lua
-	mkdir -p $(BUILD)
-	{ echo '/* generated from src/ngx_http_device_auth_script.lua */'; \
-	  echo 'static const char ngx_http_device_auth_script_src[] ='; \
-	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
-	  echo '    ;'; } > $@.tmp && mv $@.tmp $@
-
-$(MODULE): $(BUILD)/Makefile $(SCRIPT_H) $(SRCS) \
-           $(wildcard $(ORDER_FIXTURE)/*.c)
+# The Lua script is embedded at build time as a C string: config.make adds
+# the rule that makes $(BUILD)/ngx_http_device_auth_script.h to nginx's
+# Makefile (auto/script_h.sh), as for any "--add-dynamic-module" build.
+$(MODULE): $(BUILD)/Makefile $(SRCS) $(wildcard $(ORDER_FIXTURE)/*.c)
 	cd $(BUILD)/nginx-src && $(MAKE) -s -f $(BUILD)/Makefile modules
 	@$(NGINX) -V 2>&1 | head -1 >/dev/null
 
 cli: deps $(CLI)
+
+# device-auth for the Debian package (debian/rules): built without "deps"
+# (no apt inside a package build: debian/control's Build-Depends bring what
+# it needs), with the distribution's flags in CLI_BUILD_FLAGS, installed as
+# $(DESTDIR)/usr/bin/device-auth (its manual page: debian/device-auth.1)
+CLI_BUILD_FLAGS ?=
+
+cli-install:
+	mkdir -p $(BUILD)
+	$(CC) $(TOOL_CFLAGS) $(CLI_BUILD_FLAGS) -o $(BUILD)/device-auth.pkg \
+	    $(CLI_SRCS) $(CLI_LIBS)
+	install -D -m 0755 $(BUILD)/device-auth.pkg $(DESTDIR)/usr/bin/device-auth
 
 $(CLI): $(CLI_SRCS) $(CLI_HDRS) | deps
 	mkdir -p $(BUILD)
 	$(CC) $(TOOL_CFLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
 
 # what the tests need besides: the manifest generator, made of the load
-# generator's fleet code
-tools: $(TOOLS)/manifest-gen
+# generator's fleet code; the request-header shim of the HTTP/3 client
+# (t/http3.t)
+tools: $(TOOLS)/manifest-gen $(TOOLS)/h3headers.so
+
+$(TOOLS)/h3headers.so: t/tools/h3headers.c | deps
+	mkdir -p $(TOOLS)
+	$(CC) $(TOOL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 MG_SRCS := t/tools/manifest_gen.c bench/lg_fleet.c bench/lg_fleet_gen.c \
            cli/ngx_device_auth_base64.c cli/ngx_device_auth_jws.c \
@@ -468,7 +482,8 @@ $(NGX_ORIG_SRC)/configure: $(NGX_ORIG) $(NGX_PATCHES)
 
 # nginx and the module in one configure, so that both are instrumented;
 # feature tests run with leak detection off (some of them leak on purpose)
-$(ASAN_BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(NGX_ORIG_SRC)/configure \
+$(ASAN_BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                        $(NGX_ORIG_SRC)/configure \
                         $(NGX_SRC)/conf_flags $(ASAN_BUILD)/.flags
 	mkdir -p $(ASAN_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
@@ -489,17 +504,12 @@ $(ASAN_BUILD)/.flags: FORCE
 	    || echo '$(ASAN_CC) $(SAN_FLAGS) $(ASAN_NGX_CFLAGS) $(ASAN_LD_OPT)' \
 	         > $@
 
-$(ASAN_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
-	mkdir -p $(ASAN_BUILD)
-	cp $< $@
-
 $(ASAN_CLI): $(CLI_SRCS) $(CLI_HDRS) $(ASAN_BUILD)/.flags | san-deps
 	mkdir -p $(ASAN_BUILD)
 	$(ASAN_CC) $(TOOL_CFLAGS) -O1 $(SAN_FLAGS) -o $@ $(CLI_SRCS) $(CLI_LIBS)
 
 # nginx's own Makefile knows what changed
-asan-build: san-deps $(ASAN_BUILD)/Makefile \
-            $(ASAN_BUILD)/ngx_http_device_auth_script.h $(ASAN_CLI)
+asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CLI)
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(ASAN_BUILD)/Makefile binary modules
 
@@ -522,7 +532,8 @@ test-asan: asan-build tools $(T_PKI)/.done $(T_MANIFEST)/.done
 	     "$$(echo $$reports | wc -w) sanitizer report(s)"; \
 	[ $$rc = 0 ] && [ -z "$$reports" ]
 
-$(VG_BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(NGX_ORIG_SRC)/configure \
+$(VG_BUILD)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                      $(NGX_ORIG_SRC)/configure \
                       $(NGX_SRC)/conf_flags
 	mkdir -p $(VG_BUILD)
 	cd $(NGX_ORIG_SRC) && . $(NGX_SRC)/conf_flags && \
@@ -534,19 +545,14 @@ $(VG_BUILD)/Makefile: config $(ORDER_FIXTURE)/config $(NGX_ORIG_SRC)/configure \
 	        > $(VG_BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(VG_BUILD)/configure.log; exit 1; }
 
-$(VG_BUILD)/ngx_http_device_auth_script.h: $(SCRIPT_H)
-	mkdir -p $(VG_BUILD)
-	cp $< $@
-
-vg-build: san-deps $(VG_BUILD)/Makefile \
-          $(VG_BUILD)/ngx_http_device_auth_script.h
+vg-build: san-deps $(VG_BUILD)/Makefile
 	cd $(NGX_ORIG_SRC) && \
 	    $(MAKE) -s -j2 -f $(VG_BUILD)/Makefile binary modules
 
 # VALGRIND_TESTS, nginx in one process under memcheck (the harness adds
 # "master_process off" and reads each run's log: see DEVICE_AUTH_VALGRIND
 # in t/lib/DeviceAuth/Test.pm)
-test-valgrind: vg-build tools $(T_PKI)/.done
+test-valgrind: vg-build cli tools $(T_PKI)/.done
 	@start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(VG_NGINX) DEVICE_AUTH_MODULE=$(VG_MODULE) \
 	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_VALGRIND=1 \
@@ -556,14 +562,168 @@ test-valgrind: vg-build tools $(T_PKI)/.done
 	[ $$rc = 0 ]
 
 
+# ======================================================= nginx versions
+#   make test-nginx NGINX_VERSION=1.28.3   build that nginx and the module
+#                        the standard way (./configure --with-compat ...
+#                        --add-dynamic-module, make modules) into
+#                        build/nginx-<version>/, then the whole suite
+#                        against them (NGINX_TESTS: prove's arguments)
+#   make nginx-build NGINX_VERSION=...     only build nginx and the module
+#   make nginx-module NGINX_VERSION=...    only configure and "make modules"
+#   make nginx-modules   the module for each of NGINX_VERSIONS (CI)
+#
+# Sources: the nginx-<version>.tar.gz of NGINX_TARBALLS (the shared
+# repository snapshots: ./auto/configure), or for 1.22.1 the Debian orig
+# tarball that make test-asan downloads (a release tarball: ./configure).
+# nginx builds with -Werror: a warning in the module fails the build.
+
+NGINX_VERSION   ?= 1.29.8
+NGINX_VERSIONS  ?= 1.24.0 1.26.3 1.28.3 1.29.8
+NGINX_TARBALLS  ?= $(abspath $(CURDIR)/../shared/nginx-src)
+NGINX_TESTS     ?= -r t/
+NV_BUILD        := $(BUILD)/nginx-$(NGINX_VERSION)
+NV_SRC          := $(NV_BUILD)/nginx-$(NGINX_VERSION)
+NV_OBJS         := $(NV_BUILD)/objs
+NV_NGINX        := $(NV_OBJS)/nginx
+NV_MODULE       := $(NV_OBJS)/ngx_http_device_auth_module.so
+NV_TARBALL      := $(if $(filter $(NGX_VERSION),$(NGINX_VERSION)),$(NGX_ORIG),$(NGINX_TARBALLS)/nginx-$(NGINX_VERSION).tar.gz)
+# HTTP/3 exists from nginx 1.25.0 on (with OpenSSL 3.0: nginx's OpenSSL
+# compatibility layer, no 0-RTT)
+NV_HTTP3        := $(shell v='$(NGINX_VERSION)'; IFS=.; set -- $$v; \
+                     [ "$$1" -gt 1 ] || [ "$${2:-0}" -ge 25 ] && echo yes)
+# what the suite uses (SSL, HTTP/2, auth_request, realip, stub_status; ssi,
+# mirror, map are built by default), and what an edge has besides
+NV_CONF_FLAGS   := --with-compat --with-debug --with-threads \
+                   --with-pcre-jit --with-http_ssl_module \
+                   --with-http_v2_module \
+                   $(if $(NV_HTTP3),--with-http_v3_module) \
+                   --with-http_realip_module --with-http_auth_request_module \
+                   --with-http_stub_status_module --with-http_sub_module \
+                   --with-http_dav_module --with-http_slice_module \
+                   --with-stream --with-stream_ssl_module \
+                   --with-stream_realip_module \
+                   --with-stream_ssl_preread_module
+NV_CC_OPT       := -g -O2 -fstack-protector-strong -Wformat \
+                   -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2
+NV_LD_OPT       := -Wl,-z,relro -Wl,-z,now -fPIC
+
+.PHONY: nginx-build nginx-module nginx-modules test-nginx
+
+$(NGINX_TARBALLS)/nginx-%.tar.gz:
+	@echo "no nginx source $@: see $(NGINX_TARBALLS)/README.md," \
+	      "or set NGINX_TARBALLS"; exit 1
+
+$(NV_SRC)/.unpacked: $(NV_TARBALL)
+	rm -rf $(NV_SRC)
+	mkdir -p $(NV_BUILD)
+	tar -C $(NV_BUILD) --no-same-owner -xzf $<
+	touch $@
+
+# configure as a user would, from the source tree; a release tarball has
+# ./configure, a repository snapshot ./auto/configure
+# (and the suite's fixture module, for t/module-order.t)
+$(NV_OBJS)/Makefile: config config.make $(ORDER_FIXTURE)/config \
+                     $(NV_SRC)/.unpacked
+	cd $(NV_SRC) && \
+	    if [ -f configure ]; then c=./configure; else c=./auto/configure; fi; \
+	    $$c $(NV_CONF_FLAGS) --with-cc-opt="$(NV_CC_OPT)" \
+	        --with-ld-opt="$(NV_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR) \
+	        --add-dynamic-module=$(ORDER_FIXTURE) --builddir=$(NV_OBJS) \
+	        > $(NV_BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(NV_BUILD)/configure.log; exit 1; }
+
+nginx-module: deps $(NV_OBJS)/Makefile
+	cd $(NV_SRC) && $(MAKE) -s modules
+	@echo "nginx $(NGINX_VERSION): $(NV_MODULE)"
+
+nginx-build: deps $(NV_OBJS)/Makefile
+	cd $(NV_SRC) && $(MAKE) -s -j2 -f $(NV_OBJS)/Makefile binary && \
+	    $(MAKE) -s modules
+	@$(NV_NGINX) -V 2>&1 | head -1
+
+nginx-modules:
+	@for v in $(NGINX_VERSIONS); do \
+	    $(MAKE) -s --no-print-directory nginx-module NGINX_VERSION=$$v \
+	        || exit 1; \
+	done
+
+test-nginx: nginx-build cli tools $(T_PKI)/.done $(T_MANIFEST)/.done \
+            bench-tools
+	@start=$$(date +%s); rc=0; \
+	NGINX_BINARY=$(NV_NGINX) DEVICE_AUTH_MODULE=$(NV_MODULE) \
+	DEVICE_AUTH_PKI=$(T_PKI) DEVICE_AUTH_MANIFEST=$(T_MANIFEST) \
+	prove $(NGINX_TESTS) || rc=$$?; \
+	echo "test-nginx: nginx $(NGINX_VERSION), $$(( $$(date +%s) - start ))" \
+	     "s, prove exit $$rc"; \
+	[ $$rc = 0 ]
+
+
+# ================================================================ debian
+#   make deb        the Debian package libnginx-mod-http-device-auth for
+#                   Debian 12's nginx (debian/: dh with nginx-dev's
+#                   dh-sequence-nginx), built from a copy of the tree in
+#                   build/deb/src; the .deb in build/deb/; then lintian
+#                   (debian/*.lintian-overrides: each tag kept, and why)
+#   make test-deb   make deb, then t/deb.t: apt-get install of the .deb into
+#                   the stock nginx, a device through it, and the package
+#                   removed again (root only; see t/deb.t)
+#
+# The package holds the device-auth tool too (make cli-install, run by
+# debian/rules; its manual page is debian/device-auth.1).
+
+DEB_PACKAGES_BUILD := build-essential debhelper dpkg-dev nginx-dev \
+                      libhiredis-dev libssl-dev libpcre2-dev zlib1g-dev \
+                      libjansson-dev lintian git
+DEB_BUILD       := $(BUILD)/deb
+DEB_VERSION     := $(shell dpkg-parsechangelog -l debian/changelog \
+                     -S Version 2>/dev/null)
+DEB_ARCH        := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE        := $(DEB_BUILD)/libnginx-mod-http-device-auth_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+.PHONY: deb deb-deps test-deb
+
+deb-deps:
+	@$(call apt_install,$(DEB_PACKAGES_BUILD))
+
+# the files of the tree (tracked and new, not ignored: no build/), so
+# that what is packaged is what would be committed
+deb: deb-deps
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard \
+	        | xargs -0 -I{} sh -c '[ ! -e "{}" ] || echo "{}"' \
+	        | tar -cf - -T - | tar -C $(DEB_BUILD)/src -xf -; \
+	else \
+	    tar -cf - --exclude=./build --exclude=./.git . \
+	        | tar -C $(DEB_BUILD)/src -xf -; \
+	fi
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -us -uc -b \
+	    > $(DEB_BUILD)/build.log 2>&1 \
+	    || { tail -40 $(DEB_BUILD)/build.log; exit 1; }
+	@echo "deb: $(DEB_FILE)"
+	@dpkg-deb -I $(DEB_FILE) | sed -n 's/^ \(Version\|Depends\):/    \1:/p'
+	@dpkg-deb -c $(DEB_FILE) | awk '{print "    " $$6 ($$7 ? " " $$7 " " $$8 : "")}'
+	lintian --fail-on error,warning --info \
+	    $(DEB_BUILD)/libnginx-mod-http-device-auth_$(DEB_VERSION)_$(DEB_ARCH).changes
+
+test-deb: deb tools $(T_PKI)/.done
+	DEVICE_AUTH_DEB=$(DEB_FILE) DEVICE_AUTH_PKI=$(T_PKI) prove t/deb.t
+
+
 # ================================================================= bench
-#   make bench           issue 4's side-by-side benchmark (bench/run.sh):
-#                        stock nginx, the module (chain only, Redis with
-#                        recheck 0 and 10s) and a Lua peer, keepalive and
-#                        handshake modes, 1 and 2 workers, interleaved, then
-#                        the extra measurements; table, JSON and plot in
-#                        bench/results/<date>-<time>/ (bench/results/latest)
-#                        About 9 minutes on 2 cores; BENCH_QUICK=1 about 1.
+#   make bench           issues 4 and 10's side-by-side benchmark
+#                        (bench/run.sh): stock nginx, the module (chain
+#                        only; Redis with the device state cache, default
+#                        settings; Redis untracked, a script call per
+#                        request) and a Lua peer, keepalive and handshake
+#                        modes, 1 and 2 workers, interleaved, then the
+#                        extra measurements (revocation latency across 3
+#                        edges, memory per cached device...); table, JSON
+#                        and plot in bench/results/<date>-<time>/
+#                        (bench/results/latest).  About 12 minutes on 2
+#                        cores; BENCH_QUICK=1 about 1.
 #                        Knobs: BENCH_* in bench/run.sh.
 #   make bench-profile   perf and callgrind of the hot path (bench/profile.sh)
 #   make bench-deps      what they need from apt (also needed by t/bench.t)
@@ -579,7 +739,7 @@ bench-deps:
 	@$(call apt_install,$(BENCH_PACKAGES) $(if $(filter bench-profile,$(MAKECMDGOALS)),$(PROFILE_PACKAGES)))
 
 bench-tools: bench-deps
-	$(MAKE) -s -C bench loadgen
+	$(MAKE) -s -C bench loadgen revprobe
 
 bench: module bench-tools
 	BENCH_COMMAND="$(if $(BENCH_QUICK),BENCH_QUICK=$(BENCH_QUICK) )make bench" \

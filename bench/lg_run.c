@@ -8,7 +8,8 @@
  * operation is non-blocking; a state waits only after OpenSSL reported
  * WANT_READ or WANT_WRITE, i.e. after the socket returned EAGAIN, so the
  * next edge always wakes it.  Timers (timeouts, reconnect delays) are found
- * by a scan of all slots every 10 ms.
+ * by a scan of all slots every 10 ms (every 1 ms when requests are paced:
+ * --rate makes a keepalive slot wait, PACE, until its next request is due).
  */
 
 
@@ -32,6 +33,7 @@
 
 #include "lg_http.h"
 #include "lg_run.h"
+#include "lg_util.h"
 
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -39,6 +41,7 @@
 #endif
 
 #define LG_SCAN_US          10000
+#define LG_PACE_SCAN_US     1000
 #define LG_RETRY_US         10000
 #define LG_EVENTS           1024
 #define LG_MAX_ERR_LOG      10
@@ -53,7 +56,8 @@ enum {
     C_HANDSHAKE,
     C_WRITE,
     C_READ,
-    C_HOLD                          /* idle mode: connection kept open */
+    C_HOLD,                         /* idle mode: connection kept open */
+    C_PACE                          /* --rate: the next request is not due */
 };
 
 
@@ -69,6 +73,8 @@ typedef struct {
     int              got;           /* bytes of the current response */
     int              measured;      /* the current request counts */
     int              starting;      /* in lg_conn_start() */
+    int              paced;         /* the pace was waited for */
+    uint64_t         next_at;       /* --rate: the next request is due */
     uint64_t         t_conn;
     uint64_t         t_req;
     uint64_t         deadline;
@@ -89,6 +95,8 @@ typedef struct {
     int              measuring;
     int              stopping;      /* start nothing new */
     uint64_t         started;       /* measured requests started */
+    uint64_t         period;        /* --rate: us between a slot's requests */
+    uint64_t         scan_us;
     uint32_t         rr;            /* next device */
     int              rr_rep;        /* times rr was repeated (clones) */
     int              active;        /* slots not retired */
@@ -103,6 +111,7 @@ static void lg_conn_start(lg_engine_t *e, lg_conn_t *c);
 static void lg_conn_open(lg_engine_t *e, lg_conn_t *c);
 static void lg_conn_event(lg_engine_t *e, lg_conn_t *c);
 static int lg_request_begin(lg_engine_t *e, lg_conn_t *c);
+static int lg_pace(lg_engine_t *e, lg_conn_t *c);
 static int lg_request_done(lg_engine_t *e, lg_conn_t *c);
 static void lg_conn_close(lg_engine_t *e, lg_conn_t *c, int graceful);
 static void lg_conn_restart(lg_engine_t *e, lg_conn_t *c);
@@ -112,7 +121,6 @@ static void lg_conn_retire(lg_engine_t *e, lg_conn_t *c);
 static void lg_pick(lg_engine_t *e, lg_conn_t *c);
 static SSL_CTX *lg_ctx_create(lg_conf_t *cf);
 static int lg_new_session(SSL *ssl, SSL_SESSION *sess);
-static uint64_t lg_now_us(void);
 static double lg_cpu(struct rusage *ru, int sys);
 static void lg_touch(const char *path);
 
@@ -182,6 +190,13 @@ lg_run(lg_conf_t *cf, lg_fleet_t *fl, lg_stats_t *st, lg_result_t *res)
     e->now = lg_now_us();
     e->t_measure = e->now + (uint64_t) (cf->warmup * 1e6);
     e->active = cf->concurrency;
+    e->rr = cf->first % fl->n;
+    e->scan_us = LG_SCAN_US;
+
+    if (cf->rate > 0) {
+        e->period = (uint64_t) (cf->concurrency * 1e6 / cf->rate);
+        e->scan_us = LG_PACE_SCAN_US;
+    }
     ready_said = 0;
 
     if (cf->warmup <= 0) {
@@ -216,11 +231,11 @@ lg_run(lg_conf_t *cf, lg_fleet_t *fl, lg_stats_t *st, lg_result_t *res)
         }
     }
 
-    next_scan = e->now + LG_SCAN_US;
+    next_scan = e->now + e->scan_us;
 
     while (e->active > 0 && !lg_stop_flag) {
 
-        n = epoll_wait(e->ep, ev, LG_EVENTS, LG_SCAN_US / 1000);
+        n = epoll_wait(e->ep, ev, LG_EVENTS, e->scan_us / 1000);
 
         if (n == -1 && errno != EINTR) {
             fprintf(stderr, "loadgen: epoll_wait: %s\n", strerror(errno));
@@ -268,12 +283,20 @@ lg_run(lg_conf_t *cf, lg_fleet_t *fl, lg_stats_t *st, lg_result_t *res)
             continue;
         }
 
-        next_scan = e->now + LG_SCAN_US;
+        next_scan = e->now + e->scan_us;
 
         for (i = 0; i < cf->concurrency; i++) {
             c = &e->conns[i];
 
-            if (c->state == C_WAIT && e->now >= c->deadline) {
+            if (c->state == C_PACE) {
+                if (e->now >= c->deadline) {
+                    c->paced = 1;
+                    if (lg_request_begin(e, c)) {
+                        lg_conn_event(e, c);
+                    }
+                }
+
+            } else if (c->state == C_WAIT && e->now >= c->deadline) {
                 lg_conn_start(e, c);
 
             } else if (c->state >= C_CONNECT && c->state != C_HOLD
@@ -292,6 +315,7 @@ lg_run(lg_conf_t *cf, lg_fleet_t *fl, lg_stats_t *st, lg_result_t *res)
     res->cpu_user = lg_cpu(&ru1, 0) - lg_cpu(&ru0, 0);
     res->cpu_sys = lg_cpu(&ru1, 1) - lg_cpu(&ru0, 1);
     res->held = e->held;
+    res->next_device = e->rr;
     res->version = e->version;
 
     for (i = 0; i < cf->concurrency; i++) {
@@ -583,7 +607,7 @@ lg_conn_event(lg_engine_t *e, lg_conn_t *c)
 }
 
 
-/* returns 0 when the slot was retired instead */
+/* returns 0 when the slot was retired, or waits for its pace, instead */
 
 static int
 lg_request_begin(lg_engine_t *e, lg_conn_t *c)
@@ -596,6 +620,10 @@ lg_request_begin(lg_engine_t *e, lg_conn_t *c)
 
         if (e->stopping) {
             lg_conn_retire(e, c);
+            return 0;
+        }
+
+        if (cf->rate > 0 && lg_pace(e, c)) {
             return 0;
         }
 
@@ -615,6 +643,40 @@ lg_request_begin(lg_engine_t *e, lg_conn_t *c)
 
     c->deadline = e->now + (uint64_t) cf->timeout_ms * 1000;
     c->state = C_WRITE;
+
+    return 1;
+}
+
+
+/*
+ * --rate: a slot sends a request every "period" us; one that fell behind
+ * (a slow answer, a new connection) starts again from now rather than
+ * catching up with a burst.  Returns 1 when the slot waits (PACE).
+ */
+
+static int
+lg_pace(lg_engine_t *e, lg_conn_t *c)
+{
+    if (c->paced) {
+        c->paced = 0;
+        return 0;
+    }
+
+    e->now = lg_now_us();
+
+    if (c->next_at + e->period < e->now) {
+        c->next_at = e->now;
+
+    } else {
+        c->next_at += e->period;
+    }
+
+    if (c->next_at <= e->now) {
+        return 0;
+    }
+
+    c->state = C_PACE;
+    c->deadline = c->next_at;
 
     return 1;
 }
@@ -869,17 +931,6 @@ lg_new_session(SSL *ssl, SSL_SESSION *sess)
     d->session = sess;
 
     return 1;
-}
-
-
-static uint64_t
-lg_now_us(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

@@ -34,6 +34,9 @@ typedef struct {
     int                      tls_version;     /* 0: negotiate */
     int                      close_fin;       /* FIN (default: RST) */
     int                      clone_addrs;     /* sources per clone device */
+    uint32_t                 first;           /* the first device used */
+    double                   rate;            /* keepalive: requests/s of
+                                                 all slots; 0: closed loop */
 
     struct sockaddr_storage  addr;
     socklen_t                addrlen;
@@ -55,6 +58,7 @@ typedef struct {
     double                   cpu_user;
     double                   cpu_sys;
     uint64_t                 held;
+    uint32_t                 next_device;     /* the next one --first */
     const char              *version;         /* negotiated, e.g. TLSv1.3 */
 } lg_result_t;
 

@@ -285,6 +285,9 @@ lg_stats_json(const char *path, lg_stats_t *st, lg_report_t *rp)
     fprintf(f, "  \"connections_per_s\": %.3f,\n", st->connections / el);
     fprintf(f, "  \"resumed\": %llu,\n", (unsigned long long) st->resumed);
     fprintf(f, "  \"held\": %llu,\n", (unsigned long long) rp->held);
+    fprintf(f, "  \"first_device\": %u,\n", rp->first_device);
+    fprintf(f, "  \"next_device\": %u,\n", rp->next_device);
+    fprintf(f, "  \"rate\": %.1f,\n", rp->rate);
     fprintf(f, "  \"cpu\": {\"user_s\": %.3f, \"sys_s\": %.3f, "
                "\"util\": %.3f},\n",
             rp->cpu_user, rp->cpu_sys, (rp->cpu_user + rp->cpu_sys) / el);

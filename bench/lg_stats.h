@@ -76,6 +76,9 @@ typedef struct {
     double           cpu_user;          /* loadgen's own CPU, measured */
     double           cpu_sys;
     uint64_t         held;              /* idle mode: connections open */
+    uint32_t         first_device;      /* the first device used */
+    uint32_t         next_device;       /* the one after the last used */
+    double           rate;              /* paced: requests/s asked for */
 } lg_report_t;
 
 

@@ -23,6 +23,7 @@ die() { say "bench: $*"; exit 1; }
 NGINX_PIDS=()     # master pids
 REDIS_PIDS=()
 BG_PID=""
+BG_PIDS=()
 tmp=""
 
 # running and not a zombie: daemons are reparented to init, which may take
@@ -47,6 +48,7 @@ cleanup() {
     local rc=$? pid
     set +e
     [ -n "$BG_PID" ] && stop_pid "$BG_PID" TERM
+    for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
     for pid in "${NGINX_PIDS[@]}"; do stop_pid "$pid" QUIT; done
     for pid in "${REDIS_PIDS[@]}"; do stop_pid "$pid" TERM; done
     if [ -n "$tmp" ] && [ -d "$tmp" ]; then
@@ -131,6 +133,8 @@ fleet_files() {   # N -> $FLEET_REVOKED, $FLEET_SERIALS
 # ----------------------------------------------------------------- redis
 
 declare -A RPORT
+UNTRACKED_USER=nosub
+UNTRACKED_PASSWORD=bench-nosub
 start_redis() {   # name
     local name=$1 d=$tmp/redis-$1 port i
     port=$(free_port)
@@ -146,6 +150,12 @@ start_redis() {   # name
     [ -s "$d/redis.pid" ] || die "redis $name did not start"
     REDIS_PIDS+=("$(cat "$d/redis.pid")")
     RPORT[$name]=$port
+    # variant 4's user: everything on the module's keys but SUBSCRIBE, so
+    # its workers get no invalidation link and run untracked (one script
+    # call per request, the module before its device state cache)
+    redis-cli -p "$port" ACL SETUSER "$UNTRACKED_USER" on \
+        ">$UNTRACKED_PASSWORD" '~device_auth:*' resetchannels +@all \
+        -subscribe >/dev/null || die "redis $name: ACL SETUSER failed"
 }
 
 stop_redis() {    # name
@@ -162,10 +172,11 @@ load_revoked() {  # redis-name file
 
 # ----------------------------------------------------------------- nginx
 
-declare -A PORT SPORT MPID
+declare -A PORT SPORT MPID VARIANT
 start_nginx() {   # name variant workers redis-name|- [worker_connections]
     local name=$1 v=$2 w=$3 rname=$4 wc=${5:-4096}
     local d=$tmp/$name port sport main="" http="" srv="" loc="" i
+    local status="location / { stub_status; }"
     port=$(free_port)
     sport=$(free_port)
     mkdir -p "$d/tmp"
@@ -183,13 +194,18 @@ start_nginx() {   # name variant workers redis-name|- [worker_connections]
         main="load_module $SO;"
         srv="device_auth_certificate $pki/root.pem;
         device_auth on;"
-        if [ "$v" != 2 ]; then
-            http="device_auth_redis 127.0.0.1:${RPORT[$rname]};"
-            [ "$v" = 3 ] && srv="$srv
-        device_auth_recheck 0;"
-            [ "$v" = 4 ] && srv="$srv
-        device_auth_recheck 10s;"
-        fi ;;
+        status="$status
+        location = /metrics { device_auth_metrics; }"
+        # 3: default settings (the device state cache, kept current by
+        # Redis' invalidations); 4: the same as a user who may not
+        # SUBSCRIBE: untracked, the facts read by a script call on every
+        # request
+        [ "$v" = 3 ] \
+            && http="device_auth_redis 127.0.0.1:${RPORT[$rname]};"
+        [ "$v" = 4 ] \
+            && http="device_auth_redis 127.0.0.1:${RPORT[$rname]}
+        user=$UNTRACKED_USER password=$UNTRACKED_PASSWORD;"
+        ;;
     5)  main="load_module $LUA_MODULES/ndk_http_module.so;
 load_module $LUA_MODULES/ngx_http_lua_module.so;"
         http="lua_package_path '$tmp/lua/?.lua;/usr/share/lua/5.1/?.lua;;';
@@ -222,7 +238,7 @@ $(temp_paths "$d")
 
     server {
         listen 127.0.0.1:$sport;
-        location / { stub_status; }
+        $status
     }
 
     server {
@@ -249,6 +265,7 @@ EOF
     NGINX_PIDS+=("${MPID[$name]}")
     PORT[$name]=$port
     SPORT[$name]=$sport
+    VARIANT[$name]=$v
 }
 
 stop_nginx() {    # name
@@ -257,6 +274,9 @@ stop_nginx() {    # name
 
 snapshot() {      # name redis-name|- -> stdout
     local args=(--nginx "${MPID[$1]}" --status "${SPORT[$1]}")
+    case ${VARIANT[$1]} in
+        2|3|4) args+=(--metrics "${SPORT[$1]}") ;;
+    esac
     [ "$2" != - ] && args+=(--redis "${RPORT[$2]}")
     perl "$here/snapshot.pl" "${args[@]}"
 }

@@ -26,6 +26,7 @@
 #include "lg_http.h"
 #include "lg_run.h"
 #include "lg_stats.h"
+#include "lg_util.h"
 
 
 #define LG_KEEP_PARSED_MAX   20000
@@ -37,8 +38,6 @@ static int lg_parse_url(const char *url, char *host, size_t hlen,
     char *port, size_t plen, const char **path);
 static int lg_is_ip(const char *host);
 static void lg_on_signal(int signo);
-static double lg_number(const char *name, const char *s, double min,
-    double max);
 
 
 static const char  *lg_mode_names[] = {
@@ -72,7 +71,9 @@ enum {
     OPT_GEN_ONLY,
     OPT_JSON,
     OPT_LABEL,
-    OPT_READY_FILE
+    OPT_READY_FILE,
+    OPT_FIRST,
+    OPT_RATE
 };
 
 
@@ -115,6 +116,8 @@ static struct option  lg_options[] = {
     { "json",               required_argument, NULL, OPT_JSON },
     { "label",              required_argument, NULL, OPT_LABEL },
     { "ready-file",         required_argument, NULL, OPT_READY_FILE },
+    { "first",              required_argument, NULL, OPT_FIRST },
+    { "rate",               required_argument, NULL, OPT_RATE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -360,6 +363,14 @@ main(int argc, char **argv)
             cf.ready_file = optarg;
             break;
 
+        case OPT_FIRST:
+            cf.first = (uint32_t) lg_number("first", optarg, 0, 4e9);
+            break;
+
+        case OPT_RATE:
+            cf.rate = lg_number("rate", optarg, 0, 1e8);
+            break;
+
         default:
             lg_usage(stderr);
             return 2;
@@ -384,6 +395,11 @@ main(int argc, char **argv)
     if (cf.mode == LG_MODE_IDLE) {
         cf.warmup = 0;
         cf.requests = 0;
+    }
+
+    if (cf.rate > 0 && cf.mode != LG_MODE_KEEPALIVE) {
+        fprintf(stderr, "loadgen: --rate is for keepalive mode\n");
+        return 2;
     }
 
     /* the target */
@@ -539,6 +555,9 @@ main(int argc, char **argv)
     rp.cpu_user = res.cpu_user;
     rp.cpu_sys = res.cpu_sys;
     rp.held = res.held;
+    rp.first_device = cf.first % fl.n;
+    rp.next_device = res.next_device;
+    rp.rate = cf.rate;
 
     if (!quiet) {
         lg_stats_print(stdout, st, &rp);
@@ -579,6 +598,9 @@ lg_usage(FILE *f)
 "      --host-header H      Host header (default HOST[:PORT])\n"
 "      --ready-file FILE    idle mode: create FILE once all connections\n"
 "                           are open (the hold time -d starts then)\n"
+"      --rate R             keepalive mode: R requests/s in all, each\n"
+"                           connection paced to R/N (default: closed\n"
+"                           loop, as fast as the answers come)\n"
 "  TLS:\n"
 "      --tls 1.2|1.3|auto   protocol version (auto)\n"
 "      --groups LIST        key exchange groups (P-256, as the chip)\n"
@@ -596,6 +618,9 @@ lg_usage(FILE *f)
 "      --no-cache           always generate, never write the cache\n"
 "      --leaf-only          send only the device certificate (default:\n"
 "                           device + signer)\n"
+"      --first I            the first device used (0); connections take\n"
+"                           the next ones, round robin (the JSON's\n"
+"                           next_device continues a run)\n"
 "      --keep-parsed 0|1    keep parsed certificates and keys in memory\n"
 "                           (default: 1 for fleets up to %d)\n"
 "      --revoked F          fraction of devices that are 'revoked'\n"
@@ -692,20 +717,3 @@ lg_on_signal(int signo)
     lg_run_stop();
 }
 
-
-static double
-lg_number(const char *name, const char *s, double min, double max)
-{
-    char    *e;
-    double   v;
-
-    v = strtod(s, &e);
-
-    if (e == s || *e != '\0' || v < min || v > max) {
-        fprintf(stderr, "loadgen: bad --%s \"%s\" (%g..%g)\n", name, s,
-                min, max);
-        exit(2);
-    }
-
-    return v;
-}

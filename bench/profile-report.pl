@@ -112,14 +112,18 @@ sub section {
 push @out, 'callgrind: instructions (Ir), nginx in single-process mode under valgrind,';
 push @out, 'only ngx_process_events_and_timers (the event loop) counted';
 push @out, '';
-section('keepalive: module+redis recheck 0 (each request one EVALSHA), vs stock',
-        'ka-stock-loop', 'ka-loop', 'ka-module', 'request');
-section('handshake: module+redis recheck 10s (one handshake + one request + one EVALSHA), vs stock',
-        'hs-stock-loop', 'hs-loop', 'hs-module', 'handshake');
+section('keepalive: module+redis cached (a cache miss per connection, then '
+        . 'hits), vs stock', 'ka-stock-loop', 'ka-loop', 'ka-module', 'request');
+section('keepalive: module+redis untracked (each request one script call), '
+        . 'vs stock', 'ka-stock-loop', 'ka4-loop', 'ka4-module', 'request');
+section('handshake: module+redis cached (one handshake + one request, a new '
+        . 'device: one miss), vs stock', 'hs-stock-loop', 'hs-loop',
+        'hs-module', 'handshake');
 
-for my $p ([ 'ka', 'perf, nginx worker, module+redis recheck 0, keepalive' ],
-           [ 'ka-redis', 'perf, redis-server during the same run' ],
-           [ 'hs', 'perf, nginx worker, module+redis recheck 10s, handshake' ]) {
+for my $p ([ 'ka', 'perf, nginx worker, module+redis cached, keepalive' ],
+           [ 'ka4', 'perf, nginx worker, module+redis untracked, keepalive' ],
+           [ 'ka4-redis', 'perf, redis-server during the same run' ],
+           [ 'hs', 'perf, nginx worker, module+redis cached, handshake' ]) {
     my ($name, $title) = @$p;
     my $fd = "$dir/perf-$name.dso.txt";
     my $fs = "$dir/perf-$name.sym.txt";
@@ -146,7 +150,7 @@ for my $p ([ 'ka', 'perf, nginx worker, module+redis recheck 0, keepalive' ],
         push @out, sprintf('    %6.2f%%  %-30s %s', $pct, $dso, $sym);
     }
     close $f;
-    if ($name ne 'ka-redis') {
+    if ($name !~ /-redis$/) {
         my $lg = loadgen("$dir/perf-$name.loadgen.json");
         push @out, sprintf('  (load: %s, %.0f requests/s, %.0f connections/s)',
                            $lg->{mode}, $lg->{rps}, $lg->{connections_per_s})

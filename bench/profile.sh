@@ -2,21 +2,22 @@
 # bench/profile.sh: where the CPU time goes (run by "make bench-profile").
 #
 #   1. perf: cpu-clock samples (no hardware counters needed) of the nginx
-#      worker and of redis-server while bench/loadgen drives the module
-#      with Redis, recheck 0 (variant 3 of bench/run.sh), keepalive mode,
-#      and of the worker in handshake mode (variant 4); flat profiles by
-#      object (dso) and by symbol.
+#      worker while bench/loadgen drives the module with Redis, default
+#      settings (variant 3 of bench/run.sh: the device state cache),
+#      keepalive and handshake modes, and of the worker and redis-server
+#      while it drives the untracked module (variant 4: one script call
+#      per request); flat profiles by object (dso) and by symbol.
 #   2. callgrind: nginx in single-process mode (master_process off) under
 #      valgrind, a fixed number of requests; only the event loop is
 #      counted (--toggle-collect=ngx_process_events_and_timers).  Then a
 #      second run counts only what runs inside the module's entry points
-#      (header strip, rewrite-phase handler, Redis read/write handlers,
-#      TLS verify callback), the resumed request excluded, which gives
-#      the module's share in instructions.
-#   3. redis-benchmark: Redis CPU per call of the module's script and of
-#      the commands the Lua peer sends.
+#      (header strip, rewrite-phase handler, Redis and subscriber
+#      read/write handlers, TLS verify callback), the resumed request
+#      excluded, which gives the module's share in instructions.
+#   3. redis-benchmark: Redis CPU per call of the module's script (each of
+#      its operations) and of the commands the Lua peer sends.
 #   4. perf stat tracepoints: syscalls of the nginx worker per request,
-#      stock, module (recheck 0 and 10s), Lua peer.
+#      stock, module (cached and untracked), Lua peer.
 #
 # Output: bench/results/profile-<date>-<time>/ (PROFILE_OUT), summary.txt
 # printed.  Environment: PROFILE_DURATION (8 s of samples), PROFILE_REQUESTS
@@ -41,8 +42,8 @@ OUT=${PROFILE_OUT:-$here/results/profile-$stamp}
 
 . "$here/lib.sh"
 
-declare -A VNAME_SHORT=([1]=stock [3]="module+redis recheck 0"
-                        [4]="module+redis recheck 10s" [5]="lua peer")
+declare -A VNAME_SHORT=([1]=stock [3]="module+redis cached"
+                        [4]="module+redis untracked" [5]="lua peer")
 
 command -v perf >/dev/null || die "perf missing (apt-get install linux-perf)"
 command -v valgrind >/dev/null || die "valgrind missing"
@@ -72,7 +73,7 @@ perf_run() {      # name variant mode conc
         -o "$OUT/perf-$name.data" -- sleep "$DUR" >/dev/null 2>&1 &
     local p1=$!
     local p2=""
-    if [ "$v" = 3 ]; then
+    if [ "$v" = 4 ]; then
         perf record -q -e cpu-clock -F 2999 -p "$redis_pid" \
             -o "$OUT/perf-$name-redis.data" -- sleep "$DUR" \
             >/dev/null 2>&1 &
@@ -94,10 +95,12 @@ perf_run() {      # name variant mode conc
     done
 }
 
-say "profile: perf, module+redis recheck 0, keepalive"
+say "profile: perf, module+redis cached, keepalive"
 perf_run ka 3 keepalive 32
-say "profile: perf, module+redis recheck 10s, handshake"
-perf_run hs 4 handshake 16
+say "profile: perf, module+redis untracked, keepalive"
+perf_run ka4 4 keepalive 32
+say "profile: perf, module+redis cached, handshake"
+perf_run hs 3 handshake 16
 
 # --------------------------------------------------------- 2. callgrind
 
@@ -109,6 +112,8 @@ MODULE_TOGGLES=(
     --toggle-collect=ngx_http_device_auth_handler
     --toggle-collect=ngx_http_device_auth_redis_read_handler
     --toggle-collect=ngx_http_device_auth_redis_write_handler
+    --toggle-collect=ngx_http_device_auth_subscriber_read_handler
+    --toggle-collect=ngx_http_device_auth_subscriber_write_handler
     --toggle-collect=ngx_http_device_auth_wake
     --toggle-collect=ngx_http_device_auth_verify_cert
 )
@@ -127,11 +132,13 @@ cg_run() {        # name variant mode count what(loop|module) [loadgen args]
         srv="device_auth_certificate $pki/root.pem; device_auth on;"
         # valgrind slows the worker ~50x: a reply may wait in the socket
         # longer than the default 200 ms lookup timeout
-        [ "$v" = 3 ] && http="device_auth_redis 127.0.0.1:${RPORT[main]};
-    device_auth_redis_timeout 20s;"
-        [ "$v" = 4 ] && http="device_auth_redis 127.0.0.1:${RPORT[main]};
-    device_auth_redis_timeout 20s;
-    device_auth_recheck 10s;"
+        case $v in
+        3)  http="device_auth_redis 127.0.0.1:${RPORT[main]};
+    device_auth_redis_timeout 20s;" ;;
+        4)  http="device_auth_redis 127.0.0.1:${RPORT[main]}
+        user=$UNTRACKED_USER password=$UNTRACKED_PASSWORD;
+    device_auth_redis_timeout 20s;" ;;
+        esac
     fi
     cat > "$d/nginx.conf" <<EOF
 $main
@@ -167,7 +174,7 @@ EOF
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
-    sleep 1     # the Redis connection and SCRIPT LOAD
+    sleep 1     # the Redis connections and SCRIPT LOAD
     "$LOADGEN" "${LG_FLEET[@]}" -N "$FLEET" --revoked "$REVOKED" -m "$mode" \
         -c 2 -n "$n" -w 0 -t 60000 -q "$@" \
         --json "$OUT/callgrind-$name-$what.loadgen.json" \
@@ -187,21 +194,27 @@ EOF
     BG_PID=""
 }
 
+# each nginx here starts with an empty cache: in handshake mode every
+# device is new to it (a miss, one round trip); in keepalive mode one
+# connection in 1000 requests is
 say "profile: callgrind, keepalive, $NREQ requests"
 cg_run ka-stock 1 keepalive "$NREQ" loop
 cg_run ka 3 keepalive "$NREQ" loop
 cg_run ka 3 keepalive "$NREQ" module
+cg_run ka4 4 keepalive "$NREQ" loop
+cg_run ka4 4 keepalive "$NREQ" module
 say "profile: callgrind, handshake, $NHS handshakes"
-cg_run hs 4 handshake "$NHS" loop
-cg_run hs 4 handshake "$NHS" module
+cg_run hs 3 handshake "$NHS" loop
+cg_run hs 3 handshake "$NHS" module
 cg_run hs-stock 1 handshake "$NHS" loop
 
 # ------------------------------------------- 3. Redis CPU per command
 
 # redis-benchmark against a private redis-server: the module's script (as
-# the module sends it: 7 keys, 10 args), the same without the sighting
-# (limit 0), and the plain commands the Lua peer pipelines; Redis CPU per
-# call from INFO used_cpu_*, pipelined 16 deep like a busy edge's batches
+# the module sends it: 4 keys, 8 args) for each of its operations (f:
+# the facts, s: the sighting, fs: both, e: an event's rate limit), and the
+# plain commands the Lua peer pipelines; Redis CPU per call from INFO
+# used_cpu_*, pipelined 16 deep like a busy edge's batches
 say "profile: redis-benchmark"
 start_redis rb
 rbp=${RPORT[rb]}
@@ -215,9 +228,11 @@ rcpu() {
 P=device_auth:
 S=0123AB__rand_int__
 SG=$SIGNER_ID
-KEYS7=("${P}{$S}:revoked" "${P}{$S}:registered" "${P}signer:$SG:revoked"
-       "${P}signer:$SG:compromised" "${P}{$S}:seen" "${P}events"
+KEYS4=("${P}{$S}:revoked" "${P}{$S}:registered" "${P}{$S}:seen"
        "${P}{$S}:evrl")
+# ARGV after the serial and the operation: place, window, limit, action,
+# event rate, event type
+ARGS6=(127.0.0.1 600000 3 log 60000 "")
 rb() {            # label command...: median of 3 runs of 100000 calls
     local label=$1 c0 c1 n=100000 i us=()
     shift
@@ -242,25 +257,32 @@ redis-cli -p "$rbp" SET "${P}{0123CC000000000001}:revoked" stolen >/dev/null
 {
     echo "Redis CPU per call (redis-benchmark, -P 16 -c 8, 100000 serials," \
          "median of 3 runs of 100000 calls)"
-    # ARGV as the module sends them: window, limit, action, registry,
-    # edge, event rate, MAXLEN, location, serial, signer
-    rb "EVALSHA script: ok, random serials" EVALSHA "$sha" 7 "${KEYS7[@]}" \
-        600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
-    rb "EVALSHA script: ok, place seen again" EVALSHA "$sha" 7 \
-        "${KEYS7[@]/__rand_int__/000000000002}" 600000 3 log 0 edge 60000 \
-        100000 127.0.0.1 0123AB000000000002 "$SG"
-    rb "EVALSHA script: limit 0 (TIME + 4 key reads)" EVALSHA "$sha" 7 \
-        "${KEYS7[@]}" 600000 0 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
-    rb "EVALSHA script: revoked (reads + event limit)" EVALSHA "$sha" 7 \
-        "${KEYS7[@]/0123AB__rand_int__/0123CC000000000001}" 600000 3 log 0 \
-        edge 60000 100000 127.0.0.1 0123CC000000000001 "$SG"
+    rb "EVALSHA fs: facts + sighting, random serials" EVALSHA "$sha" 4 \
+        "${KEYS4[@]}" "$S" fs "${ARGS6[@]}"
+    rb "EVALSHA fs: facts + place seen again" EVALSHA "$sha" 4 \
+        "${KEYS4[@]/__rand_int__/000000000002}" 0123AB000000000002 fs \
+        "${ARGS6[@]}"
+    rb "EVALSHA f: facts (GET, EXISTS), random serials" EVALSHA "$sha" 4 \
+        "${KEYS4[@]}" "$S" f "${ARGS6[@]}"
+    rb "EVALSHA s: sighting, place seen again" EVALSHA "$sha" 4 \
+        "${KEYS4[@]/__rand_int__/000000000002}" 0123AB000000000002 s \
+        "${ARGS6[@]}"
+    rb "EVALSHA fs: revoked (GET, PTTL, EXISTS)" EVALSHA "$sha" 4 \
+        "${KEYS4[@]/0123AB__rand_int__/0123CC000000000001}" \
+        0123CC000000000001 fs "${ARGS6[@]}"
+    rb "EVALSHA e: an event's rate limit, random serials" EVALSHA "$sha" 4 \
+        "${KEYS4[@]}" "$S" e 127.0.0.1 0 0 log 60000 revoked
     # what the scripting machinery costs before the script does anything
     rb "EVALSHA return 1, no arguments" EVALSHA "$sha_ret" 0
-    rb "EVALSHA return 1, the module's 7 keys, 10 args" EVALSHA "$sha_ret" \
-        7 "${KEYS7[@]}" 600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
-    rb "EVALSHA TIME only, 7 keys, 10 args" EVALSHA "$sha_time" 7 \
-        "${KEYS7[@]}" 600000 3 log 0 edge 60000 100000 127.0.0.1 "$S" "$SG"
-    rb "MGET of the 4 device and signer keys" MGET "${KEYS7[@]:0:4}"
+    rb "EVALSHA return 1, the module's 4 keys, 8 args" EVALSHA "$sha_ret" \
+        4 "${KEYS4[@]}" "$S" fs "${ARGS6[@]}"
+    rb "EVALSHA TIME only, 4 keys, 8 args" EVALSHA "$sha_time" 4 \
+        "${KEYS4[@]}" "$S" fs "${ARGS6[@]}"
+    rb "GET of a signer fact (one per signer and miss)" GET \
+        "${P}signer:$SG:revoked"
+    rb "MGET of the 4 device and signer keys (Lua peer)" MGET \
+        "${KEYS4[@]:0:2}" "${P}signer:$SG:revoked" \
+        "${P}signer:$SG:compromised"
     rb "ZADD P{SN}:seen" ZADD "${P}{$S}:seen" 1700000000000 127.0.0.1
     rb "ZREMRANGEBYSCORE P{SN}:seen" ZREMRANGEBYSCORE "${P}{$S}:seen" -inf 1
     rb "PEXPIRE P{SN}:seen" PEXPIRE "${P}{$S}:seen" 600000

@@ -2,14 +2,19 @@
 # One snapshot of the counters bench/run.sh compares before and after a
 # load generator run, as JSON on stdout:
 #
-#   snapshot.pl [--nginx MASTER_PID] [--status PORT] [--redis PORT]
+#   snapshot.pl [--nginx MASTER_PID] [--status PORT] [--metrics PORT]
+#               [--redis PORT]
 #
 #   nginx   every worker (child of the master): utime+stime from
 #           /proc/<pid>/stat (clock ticks, converted to seconds), on-CPU
 #           time from /proc/<pid>/schedstat (ns) when the kernel has it,
-#           VmRSS and VmHWM from /proc/<pid>/status
+#           VmRSS and VmHWM from /proc/<pid>/status, the private memory
+#           (USS: Private_Clean + Private_Dirty) from smaps_rollup
 #   status  stub_status of that nginx on 127.0.0.1:PORT: accepts,
 #           requests (the snapshot's own request included)
+#   metrics the module's counters (device_auth_metrics at /metrics on
+#           127.0.0.1:PORT): every nginx_device_auth_* sample but the
+#           histogram's, by name and labels
 #   redis   INFO all of the redis-server on 127.0.0.1:PORT: CPU, network
 #           bytes, commands (cmdstat_* calls, those run by scripts
 #           included), memory, keys
@@ -24,7 +29,8 @@ use POSIX ();
 use Time::HiRes ();
 
 my %o;
-GetOptions(\%o, 'nginx=i', 'status=i', 'redis=i') or die "bad options\n";
+GetOptions(\%o, 'nginx=i', 'status=i', 'metrics=i', 'redis=i')
+    or die "bad options\n";
 
 my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 my %snap = (time => Time::HiRes::time());
@@ -51,6 +57,12 @@ sub proc_info {
         }
         close $f;
     }
+    if (open my $f, '<', "/proc/$pid/smaps_rollup") {
+        my $uss = 0;
+        while (<$f>) { $uss += $1 if /^Private_(?:Clean|Dirty):\s+(\d+)/ }
+        $st->{uss_kb} = $uss;
+        close $f;
+    }
     if (open my $f, '<', "/proc/$pid/schedstat") {
         my ($run, $wait) = split /\s+/, scalar <$f>;
         $st->{oncpu_s} = $run / 1e9;
@@ -74,14 +86,32 @@ if ($o{nginx}) {
     $snap{master} = proc_info($o{nginx});
 }
 
-if ($o{status}) {
+sub http_get {
+    my ($port, $path) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $o{status}, Timeout => 5)
-        or die "stub_status on port $o{status}: $!\n";
-    print $s "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
+                                  PeerPort => $port, Timeout => 5)
+        or die "http://127.0.0.1:$port$path: $!\n";
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
     local $/;
     my $r = <$s>;
     close $s;
+    return $r // '';
+}
+
+if ($o{metrics}) {
+    my $r = http_get($o{metrics}, '/metrics');
+    $r =~ m{^HTTP/1\.\d 200 } or die "unexpected /metrics answer: $r\n";
+    my %m;
+    for (split /\r?\n/, $r) {
+        next unless /^(nginx_device_auth_\w+(?:\{[^}]*\})?) (\S+)$/;
+        next if index($1, '_duration_seconds') >= 0;
+        $m{$1} = $2 + 0;
+    }
+    $snap{metrics} = \%m;
+}
+
+if ($o{status}) {
+    my $r = http_get($o{status}, '/');
     $r =~ /Active connections:\s*(\d+).*?\n\s*(\d+)\s+(\d+)\s+(\d+)/s
         or die "unexpected stub_status answer: $r\n";
     $snap{status} = { active => $1, accepts => $2, handled => $3,
@@ -98,7 +128,7 @@ if ($o{redis}) {
         } elsif (/^(db\d+):keys=(\d+),expires=(\d+)/) {
             $r{keys}{$1} = $2 + 0;
             $r{expires}{$1} = $3 + 0;
-        } elsif (/^(used_cpu_user|used_cpu_sys|total_net_input_bytes|total_net_output_bytes|total_commands_processed|used_memory|used_memory_rss|connected_clients|process_id|redis_version):(\S+)/) {
+        } elsif (/^(used_cpu_user|used_cpu_sys|total_net_input_bytes|total_net_output_bytes|total_commands_processed|used_memory|used_memory_rss|connected_clients|process_id|redis_version|tracking_clients|tracking_total_keys|tracking_total_items|pubsub_channels):(\S+)/) {
             my ($k, $v) = ($1, $2);
             $r{$k} = $v =~ /^\d+(\.\d+)?$/ ? $v + 0 : $v;
         }

@@ -14,6 +14,7 @@
 #define _DEVICE_AUTH_CLI_H_INCLUDED_
 
 
+#include <stddef.h>
 #include <stdio.h>
 
 
@@ -33,12 +34,28 @@ typedef struct {
 int device_auth_cli_check(int argc, char **argv);
 int device_auth_cli_import(int argc, char **argv);
 int device_auth_cli_show(int argc, char **argv);
+int device_auth_cli_revoke(int argc, char **argv);
+int device_auth_cli_unrevoke(int argc, char **argv);
+int device_auth_cli_quarantine(int argc, char **argv);
+int device_auth_cli_release(int argc, char **argv);
+int device_auth_cli_registry(int argc, char **argv);
+int device_auth_cli_unregister(int argc, char **argv);
+int device_auth_cli_list(int argc, char **argv);
+int device_auth_cli_lint(int argc, char **argv);
+int device_auth_cli_pins(int argc, char **argv);
+int device_auth_cli_count(int argc, char **argv);
 
 int device_auth_cli_usage(const char *name);
 void device_auth_cli_error(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int device_auth_cli_number(const char *s, long min, long max, long *n);
 int device_auth_cli_serial(const char *arg, char *serial);
+int device_auth_cli_serial_profile(const char *arg, int profile,
+    char *serial);
+int device_auth_cli_signer_id(const char *arg, char *id);
+int device_auth_cli_seconds(const char *s, long long max, long long *sec);
+void device_auth_cli_duration(char *buf, size_t size, long long ms);
+void device_auth_cli_date(long long ms, char *buf, size_t size);
 void device_auth_cli_print(FILE *f, const char *s, size_t len);
 double device_auth_cli_now(void);
 

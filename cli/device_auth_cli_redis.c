@@ -7,11 +7,13 @@
 #define _GNU_SOURCE
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "ngx_device_auth_cert.h"
 #include "device_auth_cli.h"
 #include "device_auth_cli_redis.h"
 
@@ -60,6 +62,53 @@ device_auth_cli_redis_option(device_auth_cli_redis_t *r, int opt,
     default:
         return 0;
     }
+}
+
+
+/*
+ * The options of a command that only reads Redis: --redis, --prefix, and
+ * --profile; the arguments left begin at optind.  DEVICE_AUTH_CLI_OK, or
+ * the exit status of a mistake, said.
+ */
+
+int
+device_auth_cli_redis_getopt(const char *name, int argc, char **argv,
+    device_auth_cli_redis_t *r, int *profile)
+{
+    int                          c, rc;
+    static const struct option   options[] = {
+        { "profile", required_argument, NULL, 'p' },
+        DEVICE_AUTH_CLI_REDIS_OPTIONS,
+        { NULL, 0, NULL, 0 }
+    };
+
+    *profile = NGX_DEVICE_AUTH_PROFILE_ATECC608;
+
+    while ((c = getopt_long(argc, argv, "p:", options, NULL)) != -1) {
+        rc = device_auth_cli_redis_option(r, c, optarg);
+
+        if (rc < 0) {
+            device_auth_cli_error(name, "%s", r->err);
+            return DEVICE_AUTH_CLI_ERROR;
+        }
+
+        if (rc > 0) {
+            continue;
+        }
+
+        if (c != 'p') {
+            return device_auth_cli_usage(name);
+        }
+
+        *profile = ngx_device_auth_profile_parse(optarg);
+
+        if (*profile < 0) {
+            device_auth_cli_error(name, "unknown profile \"%s\"", optarg);
+            return DEVICE_AUTH_CLI_ERROR;
+        }
+    }
+
+    return DEVICE_AUTH_CLI_OK;
 }
 
 
@@ -304,4 +353,226 @@ device_auth_cli_redis_command(device_auth_cli_redis_t *r, int argc,
     }
 
     return device_auth_cli_redis_reply(r);
+}
+
+
+/* a glob of SCAN MATCH that matches s literally; 0: it does not fit */
+
+size_t
+device_auth_cli_redis_glob(const char *s, char *buf, size_t size)
+{
+    size_t  n;
+
+    for (n = 0; *s; s++) {
+        if (n + 3 > size) {
+            return 0;
+        }
+
+        if (strchr("*?[]\\", *s) != NULL) {
+            buf[n++] = '\\';
+        }
+
+        buf[n++] = *s;
+    }
+
+    if (n + 1 > size) {
+        return 0;
+    }
+
+    buf[n] = '\0';
+
+    return n;
+}
+
+
+/*
+ * The keys SCAN is told of are remembered by a 64-bit hash of their name,
+ * a few bytes per key, so that a key SCAN returns twice (it does while
+ * Redis resizes its table) is handed over once
+ */
+
+typedef struct {
+    uint64_t  *slots;
+    size_t     size;           /* a power of 2 */
+    size_t     n;
+} device_auth_cli_seen_t;
+
+
+static int
+device_auth_cli_seen_add(device_auth_cli_seen_t *s, const char *key,
+    size_t len)
+{
+    size_t     i, k, size;
+    uint64_t   h, *slots;
+
+    /* FNV-1a; 0 marks an empty slot */
+
+    h = 14695981039346656037ULL;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) key[i]) * 1099511628211ULL;
+    }
+
+    h = h ? h : 1;
+
+    if (2 * (s->n + 1) > s->size) {
+        size = s->size ? 2 * s->size : 4096;
+        slots = calloc(size, sizeof(uint64_t));
+        if (slots == NULL) {
+            return -1;
+        }
+
+        for (k = 0; k < s->size; k++) {
+            if (s->slots[k]) {
+                for (i = s->slots[k] & (size - 1); slots[i];
+                     i = (i + 1) & (size - 1))
+                {
+                    /* void */
+                }
+                slots[i] = s->slots[k];
+            }
+        }
+
+        free(s->slots);
+        s->slots = slots;
+        s->size = size;
+    }
+
+    for (i = h & (s->size - 1); s->slots[i]; i = (i + 1) & (s->size - 1)) {
+        if (s->slots[i] == h) {
+            return 0;
+        }
+    }
+
+    s->slots[i] = h;
+    s->n++;
+
+    return 1;
+}
+
+
+int
+device_auth_cli_redis_scan(device_auth_cli_redis_t *r, const char *match,
+    device_auth_cli_scan_pt handler, void *data)
+{
+    int                      rc, added;
+    char                     cursor[32], count[16];
+    size_t                   i, n;
+    redisReply              *reply, *keys, **page;
+    const char              *cmd[6];
+    device_auth_cli_seen_t   seen;
+
+    memset(&seen, 0, sizeof(device_auth_cli_seen_t));
+    snprintf(cursor, sizeof(cursor), "0");
+    snprintf(count, sizeof(count), "%d", DEVICE_AUTH_CLI_SCAN_COUNT);
+
+    cmd[0] = "SCAN";
+    cmd[1] = cursor;
+    cmd[2] = "MATCH";
+    cmd[3] = match;
+    cmd[4] = "COUNT";
+    cmd[5] = count;
+
+    page = NULL;
+    rc = -1;
+
+    do {
+        reply = device_auth_cli_redis_command(r, 6, cmd, NULL);
+        if (reply == NULL) {
+            goto done;
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+            || reply->element[0]->type != REDIS_REPLY_STRING
+            || reply->element[0]->len >= sizeof(cursor)
+            || reply->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            snprintf(r->err, sizeof(r->err), "redis: SCAN: %s",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                      : "unexpected reply");
+            freeReplyObject(reply);
+            goto done;
+        }
+
+        memcpy(cursor, reply->element[0]->str, reply->element[0]->len + 1);
+        keys = reply->element[1];
+
+        free(page);
+        page = malloc((keys->elements + 1) * sizeof(redisReply *));
+        if (page == NULL) {
+            snprintf(r->err, sizeof(r->err), "out of memory");
+            freeReplyObject(reply);
+            goto done;
+        }
+
+        for (i = 0, n = 0; i < keys->elements; i++) {
+            if (keys->element[i]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            added = device_auth_cli_seen_add(&seen, keys->element[i]->str,
+                                             keys->element[i]->len);
+            if (added < 0) {
+                snprintf(r->err, sizeof(r->err), "out of memory");
+                freeReplyObject(reply);
+                goto done;
+            }
+
+            if (added) {
+                page[n++] = keys->element[i];
+            }
+        }
+
+        if (n > 0 && handler(data, page, n) != 0) {
+            freeReplyObject(reply);
+            goto done;
+        }
+
+        freeReplyObject(reply);
+
+    } while (strcmp(cursor, "0") != 0);
+
+    rc = 0;
+
+done:
+
+    free(page);
+    free(seen.slots);
+
+    return rc;
+}
+
+
+/* Redis' clock, ms since the epoch, the one the edges' scripts use; -1 */
+
+long long
+device_auth_cli_redis_time(device_auth_cli_redis_t *r)
+{
+    long long    ms;
+    redisReply  *reply;
+    const char  *cmd[1];
+
+    cmd[0] = "TIME";
+
+    reply = device_auth_cli_redis_command(r, 1, cmd, NULL);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    ms = -1;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        ms = atoll(reply->element[0]->str) * 1000
+             + atoll(reply->element[1]->str) / 1000;
+
+    } else {
+        snprintf(r->err, sizeof(r->err), "redis: TIME: unexpected reply");
+    }
+
+    freeReplyObject(reply);
+
+    return ms;
 }

@@ -5,9 +5,10 @@
  * Everything Redis holds about one device, for a person: revoked or
  * quarantined (reason, time left), registered (from where), the places it
  * was seen in the duplicate window, the state of its signer (known from
- * its registration or its events), and its last events.  Values come from
- * Redis as they are, written by anyone: bytes that are not printable are
- * shown escaped.  Only reads.
+ * its registration or its events), its last events, and the distinct
+ * devices the edges counted today ("{prefix}devices:<YYYY-MM-DD>", when
+ * they count them).  Values come from Redis as they are, written by
+ * anyone: bytes that are not printable are shown escaped.  Only reads.
  */
 
 
@@ -74,6 +75,7 @@ static void device_auth_cli_show_event(device_auth_cli_show_t *s,
 static int device_auth_cli_show_signers(device_auth_cli_show_t *s);
 static void device_auth_cli_show_signer(device_auth_cli_show_t *s,
     const char *id, size_t len);
+static int device_auth_cli_show_fleet(device_auth_cli_show_t *s);
 static void device_auth_cli_show_quoted(redisReply *r);
 static void device_auth_cli_show_time(long long ms, long long now);
 static void device_auth_cli_show_duration(long long ms);
@@ -138,7 +140,8 @@ device_auth_cli_show(int argc, char **argv)
 
     if (device_auth_cli_show_state(&s) == 0
         && device_auth_cli_show_events(&s) == 0
-        && device_auth_cli_show_signers(&s) == 0)
+        && device_auth_cli_show_signers(&s) == 0
+        && device_auth_cli_show_fleet(&s) == 0)
     {
         rc = DEVICE_AUTH_CLI_OK;
 
@@ -605,6 +608,72 @@ device_auth_cli_show_signers(device_auth_cli_show_t *s)
 }
 
 
+/*
+ * The distinct devices the edges counted today (UTC, Redis' clock) in
+ * "{prefix}devices:<YYYY-MM-DD>", when the key is there
+ */
+
+static int
+device_auth_cli_show_fleet(device_auth_cli_show_t *s)
+{
+    int          i;
+    char         key[DEVICE_AUTH_CLI_KEY_MAX], date[16];
+    const char  *cmd[2][2];
+    redisReply  *reply[2];
+
+    if (s->now <= 0) {
+        return 0;
+    }
+
+    device_auth_cli_date(s->now, date, sizeof(date));
+
+    if (device_auth_cli_redis_key(&s->redis, key, "devices:%s", date) == 0) {
+        return 0;
+    }
+
+    cmd[0][0] = "EXISTS";
+    cmd[0][1] = key;
+    cmd[1][0] = "PFCOUNT";
+    cmd[1][1] = key;
+
+    for (i = 0; i < 2; i++) {
+        if (device_auth_cli_redis_append(&s->redis, 2, cmd[i], NULL) != 0) {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < 2; i++) {
+        reply[i] = device_auth_cli_redis_reply(&s->redis);
+
+        if (reply[i] == NULL) {
+            if (i == 1) {
+                freeReplyObject(reply[0]);
+            }
+            return -1;
+        }
+    }
+
+    if (reply[0]->type == REDIS_REPLY_INTEGER && reply[0]->integer > 0) {
+        printf(DEVICE_AUTH_CLI_LABEL, "fleet:");
+
+        if (reply[1]->type == REDIS_REPLY_INTEGER) {
+            printf("%lld distinct devices seen today (%s UTC)\n",
+                   reply[1]->integer, date);
+
+        } else {
+            printf("cannot tell: ");
+            device_auth_cli_show_quoted(reply[1]);
+            printf("\n");
+        }
+    }
+
+    freeReplyObject(reply[0]);
+    freeReplyObject(reply[1]);
+
+    return 0;
+}
+
+
 /* a string value quoted and escaped; an error reply or another type named */
 
 static void
@@ -669,21 +738,8 @@ device_auth_cli_show_time(long long ms, long long now)
 static void
 device_auth_cli_show_duration(long long ms)
 {
-    long long  s;
+    char  buf[64];
 
-    s = (ms + 999) / 1000;
-
-    if (s >= 86400) {
-        printf("%lldd", s / 86400);
-    }
-
-    if (s >= 3600) {
-        printf("%lldh", s / 3600 % 24);
-    }
-
-    if (s >= 60) {
-        printf("%lldm", s / 60 % 60);
-    }
-
-    printf("%llds", s % 60);
+    device_auth_cli_duration(buf, sizeof(buf), ms);
+    fputs(buf, stdout);
 }

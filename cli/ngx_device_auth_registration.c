@@ -36,6 +36,10 @@ static ngx_device_auth_registration_field_t
 };
 
 
+static int ngx_device_auth_registration_find(const char *s, size_t len,
+    const char *name);
+
+
 size_t
 ngx_device_auth_registration_format(const ngx_device_auth_registration_t *r,
     char *buf, size_t size)
@@ -113,6 +117,93 @@ ngx_device_auth_registration_parse(const char *s, size_t len,
            != NGX_DEVICE_AUTH_HEX_LEN)
     {
         return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * What a "registered" value is: the format of an import (a key recorded,
+ * hashes in lower-case hex), free text written by hand ("batch-2026-11"),
+ * or neither: empty, control characters (a CR left by a CRLF file), or
+ * fields of the import's that do not parse (a reader would take it for a
+ * registration without a key).  "why" says what is wrong with the last.
+ */
+
+int
+ngx_device_auth_registration_kind(const char *s, size_t len,
+    const char **why)
+{
+    size_t                           i;
+    const char                      *hex;
+    ngx_device_auth_registration_t   r;
+    static const char               *fields[] = {
+        "manifest=", "part=", "provisioned=", "signer=", "spki_sha256=",
+        NULL
+    };
+
+    hex = "0123456789abcdef";
+
+    if (len == 0) {
+        *why = "empty";
+        return NGX_DEVICE_AUTH_REGISTRATION_NEITHER;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f) {
+            *why = "control characters (a CR from a CRLF file?)";
+            return NGX_DEVICE_AUTH_REGISTRATION_NEITHER;
+        }
+    }
+
+    if (ngx_device_auth_registration_parse(s, len, &r) == 0) {
+        if ((r.manifest[0] && (strlen(r.manifest) != NGX_DEVICE_AUTH_HEX_LEN
+                               || strspn(r.manifest, hex)
+                                  != NGX_DEVICE_AUTH_HEX_LEN))
+            || (r.signer[0] && (strlen(r.signer) != NGX_DEVICE_AUTH_HEX_LEN
+                                || strspn(r.signer, hex)
+                                   != NGX_DEVICE_AUTH_HEX_LEN)))
+        {
+            *why = "manifest= or signer= is not 64 lower-case hex digits";
+            return NGX_DEVICE_AUTH_REGISTRATION_NEITHER;
+        }
+
+        *why = NULL;
+        return NGX_DEVICE_AUTH_REGISTRATION_IMPORT;
+    }
+
+    for (i = 0; fields[i]; i++) {
+        if ((len >= strlen(fields[i])
+             && memcmp(s, fields[i], strlen(fields[i])) == 0)
+            || ngx_device_auth_registration_find(s, len, fields[i]))
+        {
+            *why = "fields of an import, without a valid spki_sha256= "
+                   "(64 lower-case hex digits)";
+            return NGX_DEVICE_AUTH_REGISTRATION_NEITHER;
+        }
+    }
+
+    *why = NULL;
+
+    return NGX_DEVICE_AUTH_REGISTRATION_HAND;
+}
+
+
+/* " name=" inside a value */
+
+static int
+ngx_device_auth_registration_find(const char *s, size_t len,
+    const char *name)
+{
+    size_t  i, n;
+
+    n = strlen(name);
+
+    for (i = 0; i + n + 1 <= len; i++) {
+        if (s[i] == ' ' && memcmp(s + i + 1, name, n) == 0) {
+            return 1;
+        }
     }
 
     return 0;

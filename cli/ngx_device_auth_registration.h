@@ -30,6 +30,11 @@
 #define NGX_DEVICE_AUTH_TIME_MAX         40
 #define NGX_DEVICE_AUTH_REGISTRATION_MAX  512
 
+/* what a "registered" value is (ngx_device_auth_registration_kind) */
+#define NGX_DEVICE_AUTH_REGISTRATION_IMPORT   0   /* the format above */
+#define NGX_DEVICE_AUTH_REGISTRATION_HAND     1   /* free text */
+#define NGX_DEVICE_AUTH_REGISTRATION_NEITHER  2
+
 /* what a part number and a time may hold besides A-Z a-z 0-9 */
 #define NGX_DEVICE_AUTH_PART_CHARS       "._+/-"
 #define NGX_DEVICE_AUTH_TIME_CHARS       ":.+-"
@@ -48,6 +53,8 @@ size_t ngx_device_auth_registration_format(
     const ngx_device_auth_registration_t *r, char *buf, size_t size);
 int ngx_device_auth_registration_parse(const char *s, size_t len,
     ngx_device_auth_registration_t *r);
+int ngx_device_auth_registration_kind(const char *s, size_t len,
+    const char **why);
 int ngx_device_auth_registration_token(const char *s, size_t len,
     size_t max, const char *extra);
 

@@ -14,8 +14,8 @@
 # Run through "make demo", which builds the module first, and
 # "make demo-stop".  Environment: NGINX (default /usr/sbin/nginx),
 # DEVICE_AUTH_MKPKI (default t/lib/mkpki.sh), DEMO_PORT, DEMO_UPSTREAM_PORT,
-# DEMO_REDIS_PORT (preferred ports, default 8443, 8081, 6390; another free
-# port is taken when one is busy).
+# DEMO_REDIS_PORT, DEMO_METRICS_PORT (preferred ports, default 8443, 8081,
+# 6390, 9145; another free port is taken when one is busy).
 
 set -euo pipefail
 
@@ -187,6 +187,13 @@ http {
     device_auth_duplicate_window 10m;
     device_auth_duplicate_limit 2;
 
+    # the key ops set once (redis-cli SET device_auth:canary ...): while it
+    # is missing (a Redis restarted empty), Redis counts as unavailable
+    device_auth_redis_canary canary;
+
+    # the day's distinct devices are read for the metrics this often
+    device_auth_stats_interval 5s;
+
     upstream echo {
         server 127.0.0.1:$UPSTREAM_PORT;
     }
@@ -217,6 +224,19 @@ http {
         location /public/ {
             device_auth off;
             proxy_pass http://echo;
+        }
+    }
+
+    # the Prometheus metrics of all workers (docs/metrics.md), plain HTTP,
+    # for this machine only
+    server {
+        listen 127.0.0.1:$METRICS_PORT;
+        server_name localhost;
+
+        location = /metrics {
+            device_auth_metrics;
+            allow 127.0.0.1;
+            deny all;
         }
     }
 }
@@ -302,10 +322,11 @@ request() {
     fi
 }
 
-# redis-cli's raw XRANGE output (an id, then 6 field/value pairs), readable
+# redis-cli's raw XRANGE output (an id, then field/value pairs: 6, a
+# clone's event 7 with its edges), readable
 format_events() {
-    awk '(NR - 1) % 13 == 0 { print "   -> " $0; next }
-         (NR - 1) % 13 % 2 == 1 { f = $0; next }
+    awk '/^[0-9]+-[0-9]+$/ { print "   -> " $0; n = 0; next }
+         n++ % 2 == 0 { f = $0; next }
          { printf "        %-9s %s\n", f, $0 }'
 }
 
@@ -407,13 +428,27 @@ walk() {
 
     title "8. The events stream"
     show_cmd redis-cli -p "$REDIS_PORT" XRANGE "${PREFIX}events" - +
-    say "(one entry per revoked, signer_revoked, unregistered, duplicate and"
-    say "quarantined decision; at most one per serial and type per minute)"
+    say "(one entry per revoked, signer_revoked, signer_compromised,"
+    say "unregistered, key_mismatch, duplicate and quarantined decision; at"
+    say "most one per serial and type per minute; a clone's names the edges"
+    say "that saw it)"
     rcli XRANGE "${PREFIX}events" - + | format_events
+
+    title "9. The metrics endpoint"
+    # the day's distinct devices are read every device_auth_stats_interval
+    wait_for 7 sh -c "curl -s http://127.0.0.1:$METRICS_PORT/metrics \
+                      | grep -q 'devices_today{scope=\"fleet\"} [1-9]'" || true
+    show_cmd curl -s "http://127.0.0.1:$METRICS_PORT/metrics"
+    say "(all of it: docs/metrics.md; the decisions so far, the canary, the"
+    say "keys counted in Redis at start, the day's distinct devices:)"
+    curl -s "http://127.0.0.1:$METRICS_PORT/metrics" \
+        | grep -E '^nginx_device_auth_(decisions_total\{[^}]*\} [1-9]|redis_canary_missing|redis_keys|devices_today|pins_earliest)' \
+        | sed 's/^/   -> /' || true
 
     title "The demo is running"
     cat <<EOF
    nginx      https://127.0.0.1:$NGINX_PORT/  (config $RUN/nginx.conf)
+   metrics    http://127.0.0.1:$METRICS_PORT/metrics
    upstream   http://127.0.0.1:$UPSTREAM_PORT/  (demo/upstream.pl)
    redis      127.0.0.1:$REDIS_PORT  (no persistence)
    logs       $RUN/logs/error.log, $RUN/logs/access.log
@@ -437,6 +472,15 @@ Try more, from the repository root:
    redis-cli -p $REDIS_PORT DEL '${PREFIX}signer:$signer1:revoked'
    redis-cli -p $REDIS_PORT XREAD BLOCK 0 STREAMS ${PREFIX}events '\$'
    tail -f $RUN/logs/error.log $RUN/logs/access.log
+
+   # the same with build/device-auth, written to ${PREFIX}audit: lift dev2's
+   # quarantine with its places, list what is revoked, look for keys no
+   # edge reads, the pins as the edge sees them
+   export DEVICE_AUTH_REDIS=127.0.0.1:$REDIS_PORT DEVICE_AUTH_PREFIX=$PREFIX
+   build/device-auth release $sn2 --reason 'moved'
+   build/device-auth list revoked
+   build/device-auth lint
+   build/device-auth pins $PKI/root.pem $PKI/signer1.pem $PKI/signer2.pem
 
    # the signer id of a certificate file
    openssl x509 -in $PKI/signer1.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F a-f
@@ -475,13 +519,15 @@ start() {
     NGINX_PORT=$(free_port "${DEMO_PORT:-8443}")
     UPSTREAM_PORT=$(free_port "${DEMO_UPSTREAM_PORT:-8081}")
     REDIS_PORT=$(free_port "${DEMO_REDIS_PORT:-6390}")
+    METRICS_PORT=$(free_port "${DEMO_METRICS_PORT:-9145}")
 
-    [ "$NGINX_PORT" != "$UPSTREAM_PORT" ] && [ "$NGINX_PORT" != "$REDIS_PORT" ] \
-        && [ "$UPSTREAM_PORT" != "$REDIS_PORT" ] \
-        || die "could not find three distinct free ports"
+    [ "$(printf '%s\n' "$NGINX_PORT" "$UPSTREAM_PORT" "$REDIS_PORT" \
+         "$METRICS_PORT" | sort -u | wc -l)" = 4 ] \
+        || die "could not find four distinct free ports"
 
-    printf 'NGINX_PORT=%s\nUPSTREAM_PORT=%s\nREDIS_PORT=%s\n' \
-        "$NGINX_PORT" "$UPSTREAM_PORT" "$REDIS_PORT" > "$RUN/ports.env"
+    printf 'NGINX_PORT=%s\nUPSTREAM_PORT=%s\nREDIS_PORT=%s\nMETRICS_PORT=%s\n' \
+        "$NGINX_PORT" "$UPSTREAM_PORT" "$REDIS_PORT" "$METRICS_PORT" \
+        > "$RUN/ports.env"
 
     # nginx workers run as "nobody" when the master runs as root
     chmod -R a+rX "$RUN"
@@ -493,6 +539,11 @@ start() {
         || die "redis-server did not start, see $RUN/logs/redis.log"
     wait_for 5 sh -c "redis-cli -p $REDIS_PORT PING | grep -q PONG" \
         || die "redis-server does not answer, see $RUN/logs/redis.log"
+
+    # the canary of device_auth_redis_canary: set once, by ops
+    redis-cli -p "$REDIS_PORT" SET "${PREFIX}canary" \
+        "set by demo/demo.sh $(date -u +%FT%TZ)" > /dev/null \
+        || die "cannot set the canary in redis"
 
     echo "Starting the upstream on 127.0.0.1:$UPSTREAM_PORT ..."
     nohup perl "$ROOT/demo/upstream.pl" "$UPSTREAM_PORT" \

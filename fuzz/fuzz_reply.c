@@ -22,7 +22,9 @@
  *
  * Every reply, and NULL (the connection lost) on every run, is read as the
  * device script's reply for the serial FUZZ_SERIAL, as a GET's, as an
- * error, and as a message of the invalidation channel.
+ * error, as a message of the invalidation channel, as a SCAN's and a
+ * PFCOUNT's, and each string in it as a registered value (the key it
+ * binds).
  *
  * Node encoding of a built tree (missing bytes read as 0):
  *
@@ -43,18 +45,25 @@
  * keeps them (ngx_http_device_auth_op_device_reply(), _cache_facts(),
  * _lookup_decide()); what the reply does not say comes from the input's
  * last byte XOR '\n' (FUZZ_CTX_*: a RESP input as it is, ending in "\n",
- * adds nothing), the texts from the input's first and last bytes.
+ * adds nothing), the texts from the input's first and last bytes; the
+ * certificate's key is the registered one when the input's length is
+ * even, else the input's last 32 bytes.
  *
  * Checked besides the sanitizers:
  *
- *   device  OK only from an array of exactly 9 non-NULL elements whose
+ *   device  OK only from an array of exactly 10 non-NULL elements whose
  *           first is the serial as a string, every field as the element
- *           it came from says (fetched, registered 0/1; pttl -2..2^53;
- *           sight and event one of their names; places 0..2^31; texts are
- *           the reply's strings), a quarantined sighting never without a
- *           revoked value; DESYNC exactly from an array of 9 whose first
+ *           it came from says (fetched 0/1; registered: a string, whose
+ *           key is the registered value's, or nil; pttl -2..2^53; sight
+ *           and event one of their names; places 0..2^31; texts are the
+ *           reply's strings), a quarantined sighting never without a
+ *           revoked value; DESYNC exactly from an array of 10 whose first
  *           element is not that serial; NOSCRIPT exactly from an error
  *           reply starting with NOSCRIPT; on an error, no fact at all.
+ *   key     a registered value binds the key of its first token
+ *           "spki_sha256=" when 64 hex digits follow, and nothing else,
+ *           malformed with anything else after it, none without one
+ *           (checked against a second, naive reading).
  *   GET     OK exactly from nil (no value) or a string (that string).
  *   error   ERROR or NOSCRIPT, for any reply.
  *   push    SUBSCRIBED, INVALIDATE, FLUSH, PONG exactly from their shapes;
@@ -65,9 +74,12 @@
  *           into a buffer of exactly its size (one byte less: marked full,
  *           nothing written).  The key's bytes are written as the id of
  *           every kind, and read back as that kind and id when valid.
- *   decide  a decision (OK ... DUPLICATE) in the documented order (revoked,
- *           signer revoked, unregistered, sighting), its cause and event;
- *           a plain text is the reason as it is.
+ *   decide  a decision (OK ... KEY_MISMATCH) in the documented order
+ *           (revoked, signer revoked, signer compromised or unregistered,
+ *           key mismatch, sighting), its cause and event; a plain text is
+ *           the reason as it is.
+ *   scan    OK exactly from [decimal cursor < 2^64, [strings]]: the cursor
+ *           and the keys are the reply's; PFCOUNT an integer >= 0.
  *   reason  every one, of errors and decisions: terminated at reason_len,
  *           printable, without '"'; an error has one, and no cause, event
  *           or places.
@@ -115,6 +127,7 @@
 #define FUZZ_CTX_SIGHTED      0x10  /* no sighting in the reply: OK */
 #define FUZZ_CTX_REGISTRY     0x20  /* device_auth_registry on */
 #define FUZZ_CTX_EXPIRED      0x40  /* the revocation's PTTL has passed */
+#define FUZZ_CTX_BIND_ALWAYS  0x80  /* device_auth_key_binding always */
 
 #define FUZZ_HEAD_MAX    64
 #define FUZZ_TAIL_MAX    320
@@ -133,6 +146,8 @@ typedef struct {
     unsigned                 bits;        /* FUZZ_CTX_* */
     ngx_device_auth_text_t   head;        /* the input's first bytes */
     ngx_device_auth_text_t   tail;        /* its last bytes */
+    int                      same_key;    /* the certificate's: registered */
+    unsigned char            key[NGX_DEVICE_AUTH_KEY_LEN];
 } fuzz_context_t;
 
 
@@ -287,6 +302,16 @@ fuzz_decide(const ngx_device_auth_device_reply_t *d,
     f.registered = d->fetched ? d->registered
                               : (ctx->bits & FUZZ_CTX_REGISTERED) != 0;
 
+    if (d->fetched) {
+        f.key = d->key;
+        f.key_sha256 = d->key_sha256;
+    }
+
+    /* the certificate's key: the registered one, or another */
+
+    f.cert_key = (ctx->same_key && f.key == NGX_DEVICE_AUTH_REGKEY_SHA256)
+                 ? d->key_sha256 : ctx->key;
+
     /* the signer's, from GET replies */
 
     if (ctx->bits & FUZZ_CTX_SIGNER) {
@@ -313,13 +338,16 @@ fuzz_decide(const ngx_device_auth_device_reply_t *d,
     }
 
     rules.registry = (ctx->bits & FUZZ_CTX_REGISTRY) != 0;
+    rules.key_binding = (ctx->bits & FUZZ_CTX_BIND_ALWAYS)
+                        ? NGX_DEVICE_AUTH_BIND_ALWAYS
+                        : NGX_DEVICE_AUTH_BIND_COMPROMISED;
 
     memset(&v, 0xa5, sizeof(ngx_device_auth_verdict_t));
 
     ngx_device_auth_decide(&f, &rules, &v);
 
     fuzz_assert(v.status >= NGX_DEVICE_AUTH_V_OK
-                && v.status <= NGX_DEVICE_AUTH_V_DUPLICATE,
+                && v.status < NGX_DEVICE_AUTH_V_DECISIONS,
                 "decide: status %d is not a decision", v.status);
     fuzz_assert(v.event >= NGX_DEVICE_AUTH_EV_NONE
                 && v.event < NGX_DEVICE_AUTH_EV_N, "decide: event %d",
@@ -359,14 +387,28 @@ fuzz_decide(const ngx_device_auth_device_reply_t *d,
         event = NGX_DEVICE_AUTH_EV_SIGNER_REVOKED;
         text = f.signer_revoked;
 
-    } else if (!f.registered
-               && (f.signer_compromised.data || rules.registry))
-    {
+    } else if (!f.registered && f.signer_compromised.data) {
+        status = NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED;
+        cause = NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED;
+        event = NGX_DEVICE_AUTH_EV_SIGNER_COMPROMISED;
+
+    } else if (!f.registered && rules.registry) {
         status = NGX_DEVICE_AUTH_V_UNREGISTERED;
+        cause = NGX_DEVICE_AUTH_CAUSE_REGISTRY;
+        event = NGX_DEVICE_AUTH_EV_UNREGISTERED;
+
+    } else if (f.registered && f.key != NGX_DEVICE_AUTH_REGKEY_NONE
+               && (f.signer_compromised.data
+                   || rules.key_binding == NGX_DEVICE_AUTH_BIND_ALWAYS)
+               && !(f.key == NGX_DEVICE_AUTH_REGKEY_SHA256
+                    && memcmp(f.key_sha256, f.cert_key,
+                              NGX_DEVICE_AUTH_KEY_LEN) == 0))
+    {
+        status = NGX_DEVICE_AUTH_V_KEY_MISMATCH;
         cause = f.signer_compromised.data
                 ? NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
-                : NGX_DEVICE_AUTH_CAUSE_REGISTRY;
-        event = NGX_DEVICE_AUTH_EV_UNREGISTERED;
+                : NGX_DEVICE_AUTH_CAUSE_KEY_BINDING;
+        event = NGX_DEVICE_AUTH_EV_KEY_MISMATCH;
 
     } else if (f.sight == NGX_DEVICE_AUTH_SIGHT_DUPLICATE) {
         status = NGX_DEVICE_AUTH_V_DUPLICATE;
@@ -396,10 +438,177 @@ fuzz_decide(const ngx_device_auth_device_reply_t *d,
                     v.reason, text.len);
     }
 
-    if (cause == NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED) {
+    if (status == NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED) {
         fuzz_assert(strncmp(v.reason, "signer compromised (", 20) == 0,
                     "decide: reason \"%s\"", v.reason);
     }
+
+    if (status == NGX_DEVICE_AUTH_V_KEY_MISMATCH) {
+        fuzz_assert(strncmp(v.reason, "certificate key spki_sha256 ", 28)
+                    == 0, "decide: reason \"%s\"", v.reason);
+    }
+}
+
+
+/*
+ * A second reading of a registered value's key, by another method: the
+ * first token that starts with "spki_sha256=" (tokens split on ' ')
+ */
+
+static int
+fuzz_key_bound(const char *s, size_t len, unsigned char *key)
+{
+    size_t        i, start, end;
+    unsigned int  b;
+    char          hex[3];
+
+    memset(key, 0, NGX_DEVICE_AUTH_KEY_LEN);
+
+    for (start = 0; start <= len; start = end + 1) {
+        for (end = start; end < len && s[end] != ' '; end++) { /* void */ }
+
+        if (end - start < 12 || memcmp(s + start, "spki_sha256=", 12) != 0) {
+            continue;
+        }
+
+        if (end - start != 12 + 64) {
+            return NGX_DEVICE_AUTH_REGKEY_MALFORMED;
+        }
+
+        for (i = 0; i < 32; i++) {
+            hex[0] = s[start + 12 + 2 * i];
+            hex[1] = s[start + 13 + 2 * i];
+            hex[2] = '\0';
+
+            if (strspn(hex, "0123456789abcdefABCDEF") != 2
+                || sscanf(hex, "%2x", &b) != 1)
+            {
+                memset(key, 0, NGX_DEVICE_AUTH_KEY_LEN);
+                return NGX_DEVICE_AUTH_REGKEY_MALFORMED;
+            }
+
+            key[i] = (unsigned char) b;
+        }
+
+        return NGX_DEVICE_AUTH_REGKEY_SHA256;
+    }
+
+    return NGX_DEVICE_AUTH_REGKEY_NONE;
+}
+
+
+/* every string of a reply, as a registered value */
+
+static void
+fuzz_registered(const redisReply *r, int depth)
+{
+    int                      rc;
+    size_t                   i;
+    char                    *copy;
+    unsigned char            key[NGX_DEVICE_AUTH_KEY_LEN];
+    unsigned char            want[NGX_DEVICE_AUTH_KEY_LEN];
+    ngx_device_auth_text_t   t;
+
+    if (r == NULL || depth > FUZZ_MAX_DEPTH) {
+        return;
+    }
+
+    if (r->type == REDIS_REPLY_STRING && r->str) {
+
+        /* exactly its bytes: no NUL to stop a read past them */
+
+        copy = malloc(r->len ? r->len : 1);
+        if (copy == NULL) {
+            abort();
+        }
+
+        memcpy(copy, r->str, r->len);
+
+        t.data = copy;
+        t.len = r->len;
+
+        memset(key, 0xa5, sizeof(key));
+        rc = ngx_device_auth_registered_key(&t, key);
+
+        fuzz_assert(rc == fuzz_key_bound(r->str, r->len, want)
+                    && memcmp(key, want, sizeof(key)) == 0,
+                    "registered key: %d", rc);
+
+        free(copy);
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->element) {
+        for (i = 0; i < r->elements && i < 64; i++) {
+            fuzz_registered(r->element[i], depth + 1);
+        }
+    }
+}
+
+
+/* a SCAN's reply, a PFCOUNT's */
+
+static void
+fuzz_scan(const redisReply *r)
+{
+    int                       rc, ok;
+    size_t                    i, n;
+    unsigned long long        cursor, want;
+    const redisReply         *c, *k;
+    const redisReply *const  *keys;
+    long long                 count;
+
+    c = NULL;
+    k = NULL;
+    want = 0;
+
+    rc = ngx_device_auth_reply_scan(r, &cursor, &keys, &n);
+
+    ok = fuzz_is_array(r, 2);
+
+    if (ok) {
+        c = r->element[0];
+        k = r->element[1];
+
+        ok = c->type == REDIS_REPLY_STRING && c->str && c->len > 0
+             && c->len <= 20 && strspn(c->str, "0123456789") >= c->len
+             && k->type == REDIS_REPLY_ARRAY
+             && (k->elements == 0 || k->element);
+
+        want = 0;
+
+        for (i = 0; ok && i < c->len; i++) {
+            if (want > (~0ULL - (unsigned long long) (c->str[i] - '0')) / 10) {
+                ok = 0;
+                break;
+            }
+
+            want = want * 10 + (unsigned long long) (c->str[i] - '0');
+        }
+
+        for (i = 0; ok && i < k->elements; i++) {
+            ok = k->element[i] && k->element[i]->type == REDIS_REPLY_STRING
+                 && k->element[i]->str;
+        }
+    }
+
+    fuzz_assert(ok ? rc == 0 : rc == -1, "scan: %d", rc);
+
+    if (rc == 0) {
+        fuzz_assert(cursor == want
+                    && keys == (const redisReply *const *) k->element
+                    && n == k->elements, "scan: not the reply's");
+
+    } else {
+        fuzz_assert(cursor == 0 && keys == NULL && n == 0,
+                    "scan: an error with keys");
+    }
+
+    rc = ngx_device_auth_reply_integer(r, &count);
+
+    fuzz_assert(rc == ((r && r->type == REDIS_REPLY_INTEGER
+                        && r->integer >= 0) ? 0 : -1)
+                && count == (rc == 0 ? r->integer : 0),
+                "integer: %d", rc);
 }
 
 
@@ -409,6 +618,7 @@ static void
 fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
 {
     int                              rc, expect;
+    unsigned char                    key[NGX_DEVICE_AUTH_KEY_LEN];
     const redisReply                *e;
     ngx_device_auth_verdict_t        err;
     ngx_device_auth_device_reply_t   d;
@@ -424,7 +634,7 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         expect = fuzz_error_status(r);
 
-    } else if (!fuzz_is_array(r, 9)) {
+    } else if (!fuzz_is_array(r, 10)) {
         expect = NGX_DEVICE_AUTH_V_ERROR;
 
     } else if (!fuzz_is(r->element[0], FUZZ_SERIAL, FUZZ_SERIAL_LEN)) {
@@ -450,9 +660,11 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
 
         fuzz_assert(d.fetched == 0 && d.revoked.data == NULL
                     && d.revoked.len == 0 && d.pttl == 0 && d.registered == 0
+                    && d.key == NGX_DEVICE_AUTH_REGKEY_NONE
                     && d.sight == NGX_DEVICE_AUTH_SIGHT_NONE && d.places == 0
                     && d.reason.data == NULL && d.reason.len == 0
-                    && d.event == NGX_DEVICE_AUTH_EV_NONE,
+                    && d.event == NGX_DEVICE_AUTH_EV_NONE
+                    && d.edges.data == NULL && d.edges.len == 0,
                     "device reply: an error with facts");
         return;
     }
@@ -481,9 +693,15 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
                 "device reply: pttl %lld", d.pttl);
 
     e = r->element[4];
-    fuzz_assert(e->type == REDIS_REPLY_INTEGER && e->integer == d.registered
-                && (d.registered == 0 || d.registered == 1),
-                "device reply: registered %d", d.registered);
+    fuzz_assert(d.registered
+                ? e->type == REDIS_REPLY_STRING && e->str
+                  && d.key == fuzz_key_bound(e->str, e->len, key)
+                  && (d.key != NGX_DEVICE_AUTH_REGKEY_SHA256
+                      || memcmp(d.key_sha256, key, sizeof(key)) == 0)
+                : e->type == REDIS_REPLY_NIL
+                  && d.key == NGX_DEVICE_AUTH_REGKEY_NONE,
+                "device reply: registered %d, key %d (type %d)",
+                d.registered, d.key, e->type);
 
     e = r->element[5];
     fuzz_assert(d.sight >= NGX_DEVICE_AUTH_SIGHT_NONE
@@ -508,6 +726,11 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
                 && fuzz_is(e, ngx_device_auth_event_name(d.event),
                            strlen(ngx_device_auth_event_name(d.event))),
                 "device reply: event %d", d.event);
+
+    e = r->element[9];
+    fuzz_assert(e->type == REDIS_REPLY_STRING && e->str
+                && d.edges.data == e->str && d.edges.len == e->len,
+                "device reply: edges not the reply's (type %d)", e->type);
 
     fuzz_assert(d.sight != NGX_DEVICE_AUTH_SIGHT_QUARANTINED
                 || d.revoked.data, "device reply: quarantined, not revoked");
@@ -581,7 +804,8 @@ fuzz_key_id_valid(int kind, const unsigned char *id, size_t len)
 
     return len > 0 && memchr(id, '{', len) == NULL
            && memchr(id, '}', len) == NULL
-           && (kind < NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED
+           && ((kind != NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED
+                && kind != NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED)
                || memchr(id, ':', len) == NULL);
 }
 
@@ -651,7 +875,7 @@ fuzz_key_parse(const char *prefix, size_t prefix_len,
                                      &id_len);
 
     fuzz_assert(kind >= NGX_DEVICE_AUTH_KEY_OTHER
-                && kind <= NGX_DEVICE_AUTH_KEY_EVENTS, "key: kind %d", kind);
+                && kind <= NGX_DEVICE_AUTH_KEY_DEVICES, "key: kind %d", kind);
 
     if (kind == NGX_DEVICE_AUTH_KEY_OTHER) {
         fuzz_assert(id == NULL && id_len == 0, "key: other, with an id");
@@ -728,13 +952,13 @@ fuzz_key_kinds(const char *prefix, size_t prefix_len,
         abort();
     }
 
-    for (kind = -1; kind <= NGX_DEVICE_AUTH_KEY_EVENTS + 1; kind++) {
+    for (kind = -1; kind <= NGX_DEVICE_AUTH_KEY_DEVICES + 1; kind++) {
         key = NULL;
         klen = fuzz_key_write(prefix, prefix_len, kind, id, len, buf, size,
                               &key);
 
         if (kind <= NGX_DEVICE_AUTH_KEY_OTHER
-            || kind > NGX_DEVICE_AUTH_KEY_EVENTS)
+            || kind > NGX_DEVICE_AUTH_KEY_DEVICES)
         {
             fuzz_assert(klen == 0, "key: kind %d written", kind);
             continue;
@@ -871,6 +1095,8 @@ fuzz_parse(const redisReply *r, const fuzz_context_t *ctx)
     fuzz_get(r);
     fuzz_error(r);
     fuzz_push(r);
+    fuzz_scan(r);
+    fuzz_registered(r, 0);
 }
 
 
@@ -1077,6 +1303,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = size < FUZZ_TAIL_MAX ? size : FUZZ_TAIL_MAX;
     ctx.tail.data = (const char *) data + size - n;
     ctx.tail.len = n;
+
+    ctx.same_key = (size % 2 == 0);
+    memset(ctx.key, 0, sizeof(ctx.key));
+    n = size < sizeof(ctx.key) ? size : sizeof(ctx.key);
+    memcpy(ctx.key, data + size - n, n);
 
     fuzz_parse(NULL, &ctx);
 

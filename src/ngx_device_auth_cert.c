@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <time.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -553,7 +554,9 @@ ngx_device_auth_verify(ngx_device_auth_policy_t *p, X509 *leaf,
 
     memset(id, 0, sizeof(ngx_device_auth_identity_t));
 
-    if (ngx_device_auth_cert_id(leaf, id->fingerprint)) {
+    if (ngx_device_auth_cert_id(leaf, id->fingerprint)
+        || ngx_device_auth_spki_id(leaf, id->spki))
+    {
         return ngx_device_auth_invalid(id, X509_V_ERR_UNSPECIFIED,
                                        "cannot hash device certificate");
     }
@@ -1003,7 +1006,9 @@ ngx_device_auth_resume(ngx_device_auth_policy_t *p, X509 *leaf,
 {
     memset(id, 0, sizeof(ngx_device_auth_identity_t));
 
-    if (ngx_device_auth_cert_id(leaf, id->fingerprint)) {
+    if (ngx_device_auth_cert_id(leaf, id->fingerprint)
+        || ngx_device_auth_spki_id(leaf, id->spki))
+    {
         return ngx_device_auth_invalid(id, X509_V_ERR_UNSPECIFIED,
                                        "cannot hash device certificate");
     }
@@ -1073,6 +1078,104 @@ ngx_device_auth_cert_id(X509 *x, unsigned char *id)
 }
 
 
+/*
+ * SHA-256 of the DER of the SubjectPublicKeyInfo, as "openssl x509 -pubkey
+ * | openssl pkey -pubin -outform DER | sha256sum" computes it (not
+ * X509_pubkey_digest(), which hashes the key bits alone)
+ */
+
+int
+ngx_device_auth_spki_id(X509 *x, unsigned char *id)
+{
+    int             len;
+    unsigned int    n;
+    unsigned char  *der;
+
+    der = NULL;
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+
+    if (len <= 0 || der == NULL
+        || EVP_Digest(der, (size_t) len, id, &n, EVP_sha256(), NULL) != 1
+        || n != NGX_DEVICE_AUTH_ID_LEN)
+    {
+        OPENSSL_free(der);
+        ERR_clear_error();
+        return -1;
+    }
+
+    OPENSSL_free(der);
+
+    return 0;
+}
+
+
+/*
+ * notAfter as seconds since the epoch: 0; 1: no expiry (99991231235959Z,
+ * as compressed certificates encode it); -1: it cannot be read
+ */
+
+int
+ngx_device_auth_not_after(X509 *x, long long *t)
+{
+    long long         y, m, d, era, yoe, doy, days;
+    struct tm         tm;
+    const ASN1_TIME  *na;
+
+    *t = 0;
+
+    na = X509_get0_notAfter(x);
+
+    if (na == NULL) {
+        return -1;
+    }
+
+    if (na->type == V_ASN1_GENERALIZEDTIME && na->length == 15
+        && memcmp(na->data, "99991231235959Z", 15) == 0)
+    {
+        return 1;
+    }
+
+    if (ASN1_TIME_to_tm(na, &tm) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+
+    /* days from the civil date (H. Hinnant's algorithm): no time zone */
+
+    y = (long long) tm.tm_year + 1900;
+    m = tm.tm_mon + 1;
+    d = tm.tm_mday;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+
+    *t = days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+
+    return 0;
+}
+
+
+/* "2026-11-30T04:12:01Z" */
+
+void
+ngx_device_auth_time(long long t, char *buf, size_t len)
+{
+    time_t     tt;
+    struct tm  tm;
+
+    tt = (time_t) t;
+
+    if (gmtime_r(&tt, &tm) == NULL
+        || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    {
+        snprintf(buf, len, "%lld", t);
+    }
+}
+
+
 void
 ngx_device_auth_hex(const unsigned char *in, size_t len, char *out)
 {
@@ -1112,6 +1215,13 @@ void
 ngx_device_auth_subject(X509 *x, char *buf, size_t len)
 {
     ngx_device_auth_name(X509_get_subject_name(x), buf, len);
+}
+
+
+void
+ngx_device_auth_issuer(X509 *x, char *buf, size_t len)
+{
+    ngx_device_auth_name(X509_get_issuer_name(x), buf, len);
 }
 
 

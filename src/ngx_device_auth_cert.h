@@ -83,6 +83,8 @@ typedef struct {
     int                  reason_code;      /* NGX_DEVICE_AUTH_R_* */
 
     unsigned char        fingerprint[NGX_DEVICE_AUTH_ID_LEN];
+    /* SHA-256 of the DER SubjectPublicKeyInfo: what a registry binds */
+    unsigned char        spki[NGX_DEVICE_AUTH_ID_LEN];
     unsigned char        signer_id[NGX_DEVICE_AUTH_ID_LEN];
     unsigned char        anchor_id[NGX_DEVICE_AUTH_ID_LEN];
 
@@ -130,9 +132,13 @@ extern const char *ngx_device_auth_reason_names[NGX_DEVICE_AUTH_R_N];
 
 void ngx_device_auth_hex(const unsigned char *in, size_t len, char *out);
 void ngx_device_auth_subject(X509 *x, char *buf, size_t len);
+void ngx_device_auth_issuer(X509 *x, char *buf, size_t len);
 void ngx_device_auth_printable(const unsigned char *data, size_t len,
     char *buf, size_t size);
 int ngx_device_auth_cert_id(X509 *x, unsigned char *id);
+int ngx_device_auth_spki_id(X509 *x, unsigned char *id);
+int ngx_device_auth_not_after(X509 *x, long long *t);
+void ngx_device_auth_time(long long t, char *buf, size_t len);
 
 
 #endif /* _NGX_DEVICE_AUTH_CERT_H_INCLUDED_ */

@@ -5,9 +5,14 @@
  * The order is the one the Redis script followed when it decided alone:
  * the device revoked (a quarantine when the value says so), its signer
  * revoked, a serial missing from the manufacturing registry when its
- * signer is compromised or the registry is required, then the sighting
- * (more places than the limit).  The facts come from Redis, kept current
- * by its invalidations; the sighting from the script that recorded it.
+ * signer is compromised or the registry is required, a certificate whose
+ * key is not the one the registration binds (when its signer is
+ * compromised, or always by the rules), then the sighting (more places
+ * than the limit).  The facts come from Redis, kept current by its
+ * invalidations; the sighting from the script that recorded it.
+ *
+ * Each decision has one name, used for $device_auth_status, the metrics
+ * and the events alike.
  */
 
 
@@ -22,6 +27,10 @@
     ") and serial not in the manufacturing registry"
 
 
+static void ngx_device_auth_verdict_hex(ngx_device_auth_verdict_t *v,
+    const unsigned char *key);
+
+
 static const struct {
     const char  *name;
     int          status;
@@ -32,13 +41,15 @@ static const struct {
     { "unregistered", NGX_DEVICE_AUTH_V_UNREGISTERED },
     { "quarantined", NGX_DEVICE_AUTH_V_QUARANTINED },
     { "duplicate", NGX_DEVICE_AUTH_V_DUPLICATE },
+    { "signer_compromised", NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED },
+    { "key_mismatch", NGX_DEVICE_AUTH_V_KEY_MISMATCH },
     { NULL, 0 }
 };
 
 
 static const char  *ngx_device_auth_events[NGX_DEVICE_AUTH_EV_N] = {
     "", "revoked", "quarantined", "signer_revoked", "unregistered",
-    "duplicate"
+    "duplicate", "signer_compromised", "key_mismatch"
 };
 
 
@@ -75,9 +86,9 @@ ngx_device_auth_decide(const ngx_device_auth_facts_t *f,
         /* a leaked factory key: only the units already shipped work */
 
         if (f->signer_compromised.data) {
-            v->status = NGX_DEVICE_AUTH_V_UNREGISTERED;
+            v->status = NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED;
             v->cause = NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED;
-            v->event = NGX_DEVICE_AUTH_EV_UNREGISTERED;
+            v->event = NGX_DEVICE_AUTH_EV_SIGNER_COMPROMISED;
             ngx_device_auth_verdict_text(v, "signer compromised (",
                                          f->signer_compromised.data,
                                          f->signer_compromised.len);
@@ -94,6 +105,53 @@ ngx_device_auth_decide(const ngx_device_auth_facts_t *f,
                                          "manufacturing registry", NULL, 0);
             return;
         }
+
+    } else if (f->key != NGX_DEVICE_AUTH_REGKEY_NONE
+               && (f->signer_compromised.data
+                   || rules->key_binding == NGX_DEVICE_AUTH_BIND_ALWAYS)
+               && (f->key != NGX_DEVICE_AUTH_REGKEY_SHA256
+                   || f->key_sha256 == NULL || f->cert_key == NULL
+                   || memcmp(f->key_sha256, f->cert_key,
+                             NGX_DEVICE_AUTH_KEY_LEN)
+                      != 0))
+    {
+        /*
+         * A forger with the signer's key can issue a certificate for a
+         * registered serial, but not with the chip's key.
+         */
+
+        v->status = NGX_DEVICE_AUTH_V_KEY_MISMATCH;
+        v->cause = f->signer_compromised.data
+                   ? NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
+                   : NGX_DEVICE_AUTH_CAUSE_KEY_BINDING;
+        v->event = NGX_DEVICE_AUTH_EV_KEY_MISMATCH;
+
+        ngx_device_auth_verdict_text(v, "certificate key spki_sha256 ", NULL,
+                                     0);
+        ngx_device_auth_verdict_hex(v, f->cert_key);
+
+        if (f->key == NGX_DEVICE_AUTH_REGKEY_SHA256 && f->key_sha256) {
+            ngx_device_auth_verdict_append(v, " is not the registered ",
+                                           sizeof(" is not the registered ")
+                                           - 1);
+            ngx_device_auth_verdict_hex(v, f->key_sha256);
+
+        } else {
+            ngx_device_auth_verdict_append(v, ", the registered one is "
+                                           "malformed",
+                                           sizeof(", the registered one is "
+                                                  "malformed") - 1);
+        }
+
+        if (f->signer_compromised.data) {
+            ngx_device_auth_verdict_append(v, " (signer compromised: ",
+                                   sizeof(" (signer compromised: ") - 1);
+            ngx_device_auth_verdict_append(v, f->signer_compromised.data,
+                                           f->signer_compromised.len);
+            ngx_device_auth_verdict_append(v, ")", 1);
+        }
+
+        return;
     }
 
     if (f->sight == NGX_DEVICE_AUTH_SIGHT_DUPLICATE
@@ -193,4 +251,26 @@ ngx_device_auth_verdict_append(ngx_device_auth_verdict_t *v, const char *s,
 
     v->reason[n] = '\0';
     v->reason_len = n;
+}
+
+
+static void
+ngx_device_auth_verdict_hex(ngx_device_auth_verdict_t *v,
+    const unsigned char *key)
+{
+    size_t             i;
+    char               hex[2 * NGX_DEVICE_AUTH_KEY_LEN];
+    static const char  digits[] = "0123456789abcdef";
+
+    if (key == NULL) {
+        ngx_device_auth_verdict_append(v, "?", 1);
+        return;
+    }
+
+    for (i = 0; i < NGX_DEVICE_AUTH_KEY_LEN; i++) {
+        hex[2 * i] = digits[key[i] >> 4];
+        hex[2 * i + 1] = digits[key[i] & 0xf];
+    }
+
+    ngx_device_auth_verdict_append(v, hex, sizeof(hex));
 }

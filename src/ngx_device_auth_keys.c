@@ -4,7 +4,10 @@
  *
  * A device's keys carry its serial in braces, the hash tag that keeps them
  * in one Redis Cluster slot: "<prefix>{<SN>}:revoked".  A signer's are
- * "<prefix>signer:<id>:revoked" with the lowercase hex id.  The parser is
+ * "<prefix>signer:<id>:revoked" with the lowercase hex id.  The distinct
+ * devices of a day are "<prefix>devices:<YYYY-MM-DD>" (the fleet's) and
+ * "<prefix>devices:<YYYY-MM-DD>:<edge>" (one edge's): the id is what
+ * follows "devices:".  The parser is
  * the writer's inverse, and exact: an invalidation for a key the edge does
  * not read is told apart, never taken for one it does.
  */
@@ -27,7 +30,9 @@ static const struct {
     { "{", "}:evrl" },
     { "signer:", ":revoked" },
     { "signer:", ":compromised" },
-    { "events", "" }
+    { "events", "" },
+    { "{", "}:edges" },
+    { "devices:", "" }
 };
 
 #define NGX_DEVICE_AUTH_KEY_FORMS                                             \
@@ -109,7 +114,8 @@ ngx_device_auth_key_parse(const void *prefix, size_t prefix_len,
 
         if (memchr(p + olen, '{', key_len - olen - tlen)
             || memchr(p + olen, '}', key_len - olen - tlen)
-            || (kind >= NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED
+            || ((kind == NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED
+                 || kind == NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED)
                 && memchr(p + olen, ':', key_len - olen - tlen)))
         {
             continue;

@@ -24,6 +24,8 @@
 #define NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED      5   /* Psigner:<id>:revoked */
 #define NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED  6   /* ...:compromised */
 #define NGX_DEVICE_AUTH_KEY_EVENTS              7   /* Pevents */
+#define NGX_DEVICE_AUTH_KEY_EDGES               8   /* P{SN}:edges */
+#define NGX_DEVICE_AUTH_KEY_DEVICES             9   /* Pdevices:<date> */
 
 
 void ngx_device_auth_key_write(ngx_device_auth_resp_t *cmd,

@@ -3,7 +3,9 @@
  * Replies of Redis.
  *
  * The device script answers { serial, fetched, revoked, pttl, registered,
- * sight, places, reason, event }.  Anything else, from an error reply to a
+ * sight, places, reason, event, edges }: registered is the value of
+ * P{SN}:registered, of which the edge keeps whether it exists and the key
+ * it binds (spki_sha256=<hex>).  Anything else, from an error reply to a
  * reply of another shape (a script changed by hand, a proxy in between),
  * is an error, which the fail mode handles; it is never read as a fact.  A
  * reply for another serial than the one asked about means that replies
@@ -21,12 +23,15 @@
 #include "ngx_device_auth_reply.h"
 
 
-#define NGX_DEVICE_AUTH_DEVICE_REPLY  9
+#define NGX_DEVICE_AUTH_DEVICE_REPLY  10
+#define NGX_DEVICE_AUTH_SPKI_FIELD    "spki_sha256="
+#define NGX_DEVICE_AUTH_SPKI_FIELD_LEN  (sizeof(NGX_DEVICE_AUTH_SPKI_FIELD) - 1)
 
 
 static int ngx_device_auth_reply_is(const redisReply *r, const char *s);
 static int ngx_device_auth_reply_int(const redisReply *r, long long min,
     long long max, long long *n);
+static int ngx_device_auth_hex_digit(char c);
 
 
 /*
@@ -39,9 +44,10 @@ ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
     size_t serial_len, ngx_device_auth_device_reply_t *d,
     ngx_device_auth_verdict_t *err)
 {
-    int                i;
-    long long          n;
-    const redisReply  *e, *sight;
+    int                      i;
+    long long                n;
+    const redisReply        *e, *sight;
+    ngx_device_auth_text_t   text;
 
     memset(d, 0, sizeof(ngx_device_auth_device_reply_t));
     memset(err, 0, sizeof(ngx_device_auth_verdict_t));
@@ -102,13 +108,25 @@ ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
 
     if (ngx_device_auth_reply_int(reply->element[3], -2, 1LL << 53,
                                   &d->pttl)
-        != 0
-        || ngx_device_auth_reply_int(reply->element[4], 0, 1, &n) != 0)
+        != 0)
     {
         goto unexpected;
     }
 
-    d->registered = (int) n;
+    /* the registration's value: a key it binds, or none */
+
+    e = reply->element[4];
+
+    if (e->type == REDIS_REPLY_STRING && e->str) {
+        text.data = e->str;
+        text.len = e->len;
+
+        d->registered = 1;
+        d->key = ngx_device_auth_registered_key(&text, d->key_sha256);
+
+    } else if (e->type != REDIS_REPLY_NIL) {
+        goto unexpected;
+    }
 
     sight = reply->element[5];
 
@@ -157,6 +175,15 @@ ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
     }
 
     d->event = i;
+
+    e = reply->element[9];
+
+    if (e->type != REDIS_REPLY_STRING || e->str == NULL) {
+        goto unexpected;
+    }
+
+    d->edges.data = e->str;
+    d->edges.len = e->len;
 
     /* what cannot be: a quarantine that left no revocation */
 
@@ -239,6 +266,151 @@ ngx_device_auth_reply_error(const redisReply *reply,
     ngx_device_auth_verdict_text(err, "unexpected reply", NULL, 0);
 
     return err->status;
+}
+
+
+/*
+ * The key a registration binds: the field spki_sha256=<64 hex digits> of
+ * its value (fields "name=value" separated by a space, written by
+ * "device-auth import-manifest"); a value without that field (a batch
+ * name set by hand) binds none.  A field that holds no such hash is
+ * malformed: it matches no key.
+ */
+
+int
+ngx_device_auth_registered_key(const ngx_device_auth_text_t *value,
+    unsigned char *key)
+{
+    int          hi, lo;
+    size_t       i, len;
+    const char  *p, *end, *sp, *v;
+
+    memset(key, 0, NGX_DEVICE_AUTH_KEY_LEN);
+
+    p = value->data;
+    end = value->data + value->len;
+
+    while (p && p < end) {
+        sp = memchr(p, ' ', (size_t) (end - p));
+        if (sp == NULL) {
+            sp = end;
+        }
+
+        len = (size_t) (sp - p);
+
+        if (len >= NGX_DEVICE_AUTH_SPKI_FIELD_LEN
+            && memcmp(p, NGX_DEVICE_AUTH_SPKI_FIELD,
+                      NGX_DEVICE_AUTH_SPKI_FIELD_LEN)
+               == 0)
+        {
+            v = p + NGX_DEVICE_AUTH_SPKI_FIELD_LEN;
+            len -= NGX_DEVICE_AUTH_SPKI_FIELD_LEN;
+
+            if (len != 2 * NGX_DEVICE_AUTH_KEY_LEN) {
+                return NGX_DEVICE_AUTH_REGKEY_MALFORMED;
+            }
+
+            for (i = 0; i < NGX_DEVICE_AUTH_KEY_LEN; i++) {
+                hi = ngx_device_auth_hex_digit(v[2 * i]);
+                lo = ngx_device_auth_hex_digit(v[2 * i + 1]);
+
+                if (hi < 0 || lo < 0) {
+                    memset(key, 0, NGX_DEVICE_AUTH_KEY_LEN);
+                    return NGX_DEVICE_AUTH_REGKEY_MALFORMED;
+                }
+
+                key[i] = (unsigned char) (hi << 4 | lo);
+            }
+
+            return NGX_DEVICE_AUTH_REGKEY_SHA256;
+        }
+
+        p = sp + 1;
+    }
+
+    return NGX_DEVICE_AUTH_REGKEY_NONE;
+}
+
+
+/*
+ * A SCAN reply: [cursor, [keys]]; 0 with the next cursor (0: done) and
+ * the keys, all strings; -1 for anything else
+ */
+
+int
+ngx_device_auth_reply_scan(const redisReply *reply,
+    unsigned long long *cursor, const redisReply *const **keys, size_t *n)
+{
+    size_t              i;
+    const char         *p;
+    const redisReply   *c, *k;
+    unsigned long long  v;
+
+    *cursor = 0;
+    *keys = NULL;
+    *n = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2 || reply->element == NULL
+        || reply->element[0] == NULL || reply->element[1] == NULL)
+    {
+        return -1;
+    }
+
+    c = reply->element[0];
+    k = reply->element[1];
+
+    if (c->type != REDIS_REPLY_STRING || c->str == NULL || c->len == 0
+        || c->len > 20 || k->type != REDIS_REPLY_ARRAY
+        || (k->elements && k->element == NULL))
+    {
+        return -1;
+    }
+
+    v = 0;
+
+    for (p = c->str; p < c->str + c->len; p++) {
+        if (*p < '0' || *p > '9'
+            || v > (~0ULL - (unsigned long long) (*p - '0')) / 10)
+        {
+            return -1;
+        }
+
+        v = v * 10 + (unsigned long long) (*p - '0');
+    }
+
+    for (i = 0; i < k->elements; i++) {
+        if (k->element[i] == NULL || k->element[i]->type != REDIS_REPLY_STRING
+            || k->element[i]->str == NULL)
+        {
+            return -1;
+        }
+    }
+
+    *cursor = v;
+    *keys = (const redisReply *const *) k->element;
+    *n = k->elements;
+
+    return 0;
+}
+
+
+/* an integer reply (PFCOUNT): 0, or -1 for anything else */
+
+int
+ngx_device_auth_reply_integer(const redisReply *reply, long long *n)
+{
+    *n = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < 0)
+    {
+        return -1;
+    }
+
+    *n = reply->integer;
+
+    return 0;
 }
 
 
@@ -338,4 +510,23 @@ ngx_device_auth_reply_int(const redisReply *r, long long min, long long max,
     *n = r->integer;
 
     return 0;
+}
+
+
+static int
+ngx_device_auth_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+
+    return -1;
 }

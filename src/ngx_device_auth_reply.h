@@ -33,11 +33,14 @@ typedef struct {
     ngx_device_auth_text_t   revoked;
     long long                pttl;        /* of revoked, ms; -1: none */
     int                      registered;
+    int                      key;         /* NGX_DEVICE_AUTH_REGKEY_* */
+    unsigned char            key_sha256[NGX_DEVICE_AUTH_KEY_LEN];
 
     int                      sight;       /* NGX_DEVICE_AUTH_SIGHT_* */
     long long                places;
     ngx_device_auth_text_t   reason;      /* of the sighting */
     int                      event;       /* NGX_DEVICE_AUTH_EV_* due */
+    ngx_device_auth_text_t   edges;       /* that saw it, for a clone */
 } ngx_device_auth_device_reply_t;
 
 
@@ -50,6 +53,11 @@ int ngx_device_auth_reply_push(const redisReply *reply,
     const redisReply *const **keys, size_t *n);
 int ngx_device_auth_reply_error(const redisReply *reply,
     ngx_device_auth_verdict_t *err);
+int ngx_device_auth_registered_key(const ngx_device_auth_text_t *value,
+    unsigned char *key);
+int ngx_device_auth_reply_scan(const redisReply *reply,
+    unsigned long long *cursor, const redisReply *const **keys, size_t *n);
+int ngx_device_auth_reply_integer(const redisReply *reply, long long *n);
 
 
 #endif /* _NGX_DEVICE_AUTH_REPLY_H_INCLUDED_ */

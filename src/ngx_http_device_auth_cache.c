@@ -3,7 +3,7 @@
  * The device state a worker holds.
  *
  * An entry holds what Redis said of a device (revoked, and for how long;
- * registered) or of a signer (revoked, compromised), read by the worker's
+ * registered, and the key the registration binds) or of a signer (revoked, compromised), read by the worker's
  * command connection after "CLIENT CACHING yes": Redis then pushes the
  * invalidation of those keys to the worker's subscriber, and the entry
  * forgets them.  A fact is current only when it was read in the current
@@ -258,6 +258,7 @@ ngx_http_device_auth_cache_forget(ngx_http_device_auth_entry_t *e)
     e->compromised_len = 0;
     e->revoked_until = 0;
     e->registered = 0;
+    e->key = NGX_DEVICE_AUTH_REGKEY_NONE;
     e->epoch = 0;
     e->read_seq = 0;
 
@@ -352,6 +353,8 @@ ngx_http_device_auth_cache_facts(ngx_http_device_auth_entry_t *e,
     f->revoked.data = (char *) e->revoked;
     f->revoked.len = e->revoked_len;
     f->registered = e->registered;
+    f->key = e->key;
+    f->key_sha256 = e->key_sha256;
 
     if (signer) {
         f->signer_revoked.data = (char *) signer->revoked;
@@ -579,6 +582,7 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
         break;
 
     default:
+        /* the edges of a sighting, the events, the day's devices */
         return;
     }
 

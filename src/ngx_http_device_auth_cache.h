@@ -49,6 +49,10 @@ typedef struct {
     unsigned                    signer:1;
     unsigned                    stale:1;       /* invalidated in flight */
     unsigned                    registered:1;
+    unsigned                    key:2;         /* NGX_DEVICE_AUTH_REGKEY_* */
+
+    /* the key the registration binds (spki_sha256), when key says so */
+    u_char                      key_sha256[NGX_DEVICE_AUTH_KEY_LEN];
 
     /* device: P{SN}:revoked; signer: Psigner:<id>:revoked */
     ngx_msec_t                  revoked_until; /* a TTL; 0: none */

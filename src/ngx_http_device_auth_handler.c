@@ -21,12 +21,13 @@
 #include "ngx_http_device_auth_handler.h"
 #include "ngx_http_device_auth_lookup.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_http_device_auth_log.h"
 
 
 static void ngx_http_device_auth_ctx_cleanup(void *data);
 
 
-/* $device_auth_status; a compromised signer's forgery is "unregistered" */
+/* $device_auth_status, and the name of the decision everywhere else */
 
 ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
     ngx_string("ok"),
@@ -35,8 +36,9 @@ ngx_str_t  ngx_http_device_auth_status_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
     ngx_string("misdirected"),
     ngx_string("revoked"),
     ngx_string("signer_revoked"),
+    ngx_string("signer_compromised"),
     ngx_string("unregistered"),
-    ngx_string("unregistered"),
+    ngx_string("key_mismatch"),
     ngx_string("quarantined"),
     ngx_string("duplicate"),
     ngx_string("unchecked"),
@@ -190,15 +192,14 @@ ngx_http_device_auth_handler(ngx_http_request_t *r)
 
 /*
  * Records the decision; for a device let through, adds the identity
- * headers, and for a rejected one writes the one error log line.
+ * headers, and for a rejected one (or a clone or an unchecked device let
+ * through) writes its log line.
  */
 
 void
 ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
     ngx_uint_t status, ngx_str_t *reason)
 {
-    ngx_str_t                         signer;
-    ngx_str_t                         none = ngx_string("-");
     ngx_http_request_t               *r;
     ngx_http_device_auth_conn_t      *dc;
     ngx_http_device_auth_loc_conf_t  *dlcf;
@@ -248,34 +249,9 @@ ngx_http_device_auth_decide(ngx_http_device_auth_ctx_t *ctx, ngx_int_t rc,
         ngx_str_null(&ctx->location);
     }
 
-    /*
-     * A certificate that did not pass only claims its serial: a SIEM that
-     * correlates by serial must not take it for the device's.
-     */
-
-    if (dc == NULL || dc->status != NGX_HTTP_DEVICE_AUTH_CONN_OK) {
-        ngx_log_error(dlcf->log_level, r->connection->log, 0,
-                      "device_auth: device rejected with %i (%V): "
-                      "claimed serial %V, subject \"%V\", "
-                      "location \"%V\", reason: %V",
-                      rc, &ctx->status,
-                      (dc && dc->serial.len) ? &dc->serial : &none,
-                      (dc && dc->subject.len) ? &dc->subject : &none,
-                      ctx->location.len ? &ctx->location : &none,
-                      &ctx->reason);
-        return;
-    }
-
-    signer.len = NGX_DEVICE_AUTH_HEX_LEN;
-    signer.data = dc->signer;
-
-    ngx_log_error(dlcf->log_level, r->connection->log, 0,
-                  "device_auth: device %s with %i (%V): serial %V, "
-                  "signer %V, location \"%V\", reason: %V",
-                  rc == NGX_DECLINED ? "allowed" : "rejected",
-                  rc == NGX_DECLINED ? (ngx_int_t) NGX_HTTP_OK : rc,
-                  &ctx->status, &dc->serial, &signer,
-                  ctx->location.len ? &ctx->location : &none, &ctx->reason);
+    ngx_http_device_auth_log_decision(ctx, rc == NGX_DECLINED
+                                           ? (ngx_int_t) NGX_HTTP_OK : rc,
+                                      status);
 }
 
 

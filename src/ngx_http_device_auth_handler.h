@@ -23,22 +23,6 @@
 #define NGX_HTTP_DEVICE_AUTH_WAITING  1   /* for a Redis operation */
 #define NGX_HTTP_DEVICE_AUTH_DONE     2
 
-/* what device_auth decided; see ngx_http_device_auth_status_names */
-#define NGX_HTTP_DEVICE_AUTH_S_OK                  0
-#define NGX_HTTP_DEVICE_AUTH_S_NO_CERT             1
-#define NGX_HTTP_DEVICE_AUTH_S_INVALID             2
-#define NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED         3
-#define NGX_HTTP_DEVICE_AUTH_S_REVOKED             4
-#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_REVOKED      5
-#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED  6
-#define NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED        7
-#define NGX_HTTP_DEVICE_AUTH_S_QUARANTINED         8
-#define NGX_HTTP_DEVICE_AUTH_S_DUPLICATE           9
-#define NGX_HTTP_DEVICE_AUTH_S_UNCHECKED           10
-#define NGX_HTTP_DEVICE_AUTH_S_ERROR               11
-#define NGX_HTTP_DEVICE_AUTH_S_TOO_EARLY           12
-#define NGX_HTTP_DEVICE_AUTH_S_N                   13
-
 /* RFC 8470; nginx has no name for it */
 #define NGX_HTTP_DEVICE_AUTH_TOO_EARLY             425
 

@@ -31,6 +31,16 @@
  * its own, made here (ngx_http_device_auth_link_child()): its connections,
  * its epochs, told to the cluster; its invalidations go to the worker's
  * cache.
+ * With device_auth_redis_canary, the command connection reads the canary
+ * key (after "CLIENT CACHING yes" when it tracks) each time it is ready,
+ * before anything is served: while the key is missing (Redis restarted
+ * empty, FLUSHALL, another database or prefix) Redis is unavailable to
+ * the edge, logged at crit, and the grace, then the fail mode, decides.
+ * Its deletion is pushed like any fact's: the invalidation of the key, or
+ * the flush message (which then does not forget the facts: they serve for
+ * the grace, since the Redis that lost them is not to be believed), ends
+ * the link's epoch at once, and the key is read again.  Without tracking,
+ * and while it is missing, it is read again every heartbeat interval.
  */
 
 
@@ -42,6 +52,7 @@
 #include "ngx_http_device_auth_link.h"
 #include "ngx_http_device_auth_cluster.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_device_auth_reply.h"
 
 
 static void ngx_http_device_auth_link_sub_ready(void *data, long long id);
@@ -61,6 +72,16 @@ static void ngx_http_device_auth_link_master(void *data,
     ngx_device_auth_node_addr_t *addr);
 static void ngx_http_device_auth_link_no_master(void *data);
 static void ngx_http_device_auth_link_resolve(
+    ngx_http_device_auth_link_t *link);
+static void ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link);
+static void ngx_http_device_auth_link_canary_check(
+    ngx_http_device_auth_link_t *link);
+static void ngx_http_device_auth_link_canary_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_link_canary_lost(
+    ngx_http_device_auth_link_t *link, const char *what);
+static void ngx_http_device_auth_link_canary_poll(ngx_event_t *ev);
+static void ngx_http_device_auth_link_canary_arm(
     ngx_http_device_auth_link_t *link);
 
 
@@ -83,7 +104,13 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     ngx_queue_init(&link->waiting);
     ngx_queue_init(&link->free);
 
+    link->canary_poll.handler = ngx_http_device_auth_link_canary_poll;
+    link->canary_poll.data = link;
+    link->canary_poll.log = cycle->log;
+    link->canary_poll.cancelable = 1;
+
     ngx_http_device_auth_cache_init(&link->cache, dmcf, cycle->log);
+    ngx_http_device_auth_stats_init(link);
 
     ch.ready = ngx_http_device_auth_link_cmd_ready;
     ch.going = ngx_http_device_auth_link_cmd_going;
@@ -267,6 +294,11 @@ ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
     if (link->sentinel) {
         ngx_http_device_auth_sentinel_exit(link->sentinel);
     }
+    if (link->canary_poll.timer_set) {
+        ngx_del_timer(&link->canary_poll);
+    }
+
+    ngx_http_device_auth_stats_exit(link);
 
     ngx_http_device_auth_subscriber_exit(&link->sub);
     ngx_http_device_auth_redis_exit(&link->cmd);
@@ -290,8 +322,19 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
         return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
     }
 
-    if (link->cmd.state == NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING) {
+    /* a canary read again while it was there does not hold requests */
+
+    if (link->cmd.state == NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING
+        || (link->checking
+            && link->canary != NGX_HTTP_DEVICE_AUTH_CANARY_PRESENT))
+    {
         return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
+    }
+
+    if (link->conf->canary_key.len
+        && link->canary != NGX_HTTP_DEVICE_AUTH_CANARY_PRESENT)
+    {
+        return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
     }
 
     if (ngx_http_device_auth_redis_ready(&link->cmd)) {
@@ -311,6 +354,42 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
     }
 
     return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
+}
+
+
+/*
+ * Why Redis cannot be asked now, for the requests' log lines and
+ * $device_auth_reason: the kind (NGX_HTTP_DEVICE_AUTH_RE_*, for the
+ * metrics), and the text in buf.
+ */
+
+ngx_uint_t
+ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link, u_char *buf,
+    size_t size, size_t *len)
+{
+    u_char  *p;
+
+    if (link->conf->canary_key.len
+        && link->canary == NGX_HTTP_DEVICE_AUTH_CANARY_MISSING
+        && ngx_http_device_auth_redis_ready(&link->cmd))
+    {
+        p = ngx_slprintf(buf, buf + size, "%*s", link->canary_why_len,
+                         link->canary_why);
+        *len = p - buf;
+        return NGX_HTTP_DEVICE_AUTH_RE_CANARY;
+    }
+
+    if (link->cmd.outage.len) {
+        p = ngx_slprintf(buf, buf + size, "redis not connected: %*s",
+                         link->cmd.outage.len, link->cmd.outage.msg);
+
+    } else {
+        p = ngx_slprintf(buf, buf + size, "redis not connected");
+    }
+
+    *len = p - buf;
+
+    return link->cmd.cause;
 }
 
 
@@ -458,6 +537,9 @@ ngx_http_device_auth_link_sub_lost(void *data)
 
     ngx_http_device_auth_link_down(link);
     ngx_http_device_auth_link_resolve(link);
+
+    /* untracked: a canary's deletion is no longer pushed */
+    ngx_http_device_auth_link_canary_arm(link);
 }
 
 
@@ -467,15 +549,39 @@ ngx_http_device_auth_link_invalidate(void *data, const u_char *key,
 {
     ngx_http_device_auth_link_t *link = data;
 
+    ngx_str_t  *canary;
+
+    canary = &link->conf->canary_key;
+
+    if (canary->len && canary->len == len
+        && ngx_memcmp(canary->data, key, len) == 0)
+    {
+        ngx_http_device_auth_link_canary_lost(link, "changed");
+        return;
+    }
+
     ngx_http_device_auth_cache_invalidate(&link->main->cache, (u_char *) key,
                                           len);
 }
 
 
+/*
+ * FLUSHALL, FLUSHDB.  With a canary, that Redis is no longer believed:
+ * the facts it held serve for the grace while the canary is read again
+ * (it is gone, unless set again); without, everything is read again.
+ */
+
 static void
 ngx_http_device_auth_link_flush(void *data)
 {
     ngx_http_device_auth_link_t *link = data;
+
+    if (link->conf->canary_key.len) {
+        ngx_http_device_auth_metrics_cache(link->conf,
+                                           NGX_HTTP_DEVICE_AUTH_CM_FLUSH);
+        ngx_http_device_auth_link_canary_lost(link, "flushed");
+        return;
+    }
 
     ngx_http_device_auth_cache_flush(&link->main->cache);
 }
@@ -496,17 +602,43 @@ ngx_http_device_auth_link_cmd_ready(void *data)
         ngx_http_device_auth_cluster_node_ready(link);
     }
 
-    if (!ngx_http_device_auth_subscriber_ready(&link->sub)
-        || link->sub.gen != link->cmd.gen)
+    if (ngx_http_device_auth_subscriber_ready(&link->sub)
+        && link->sub.gen == link->cmd.gen
+        && link->cmd.tracking != link->sub.id)
     {
-        /* untracked: the subscriber gets the tracking when it comes */
-        ngx_http_device_auth_link_wake(link, NGX_OK);
+        /* the subscriber came, or was replaced, during the handshake */
+        ngx_http_device_auth_redis_retrack(&link->cmd, link->sub.id);
         return;
     }
 
-    if (link->cmd.tracking != link->sub.id) {
-        /* the subscriber came, or was replaced, during the handshake */
-        ngx_http_device_auth_redis_retrack(&link->cmd, link->sub.id);
+    if (link->conf->canary_key.len) {
+        ngx_http_device_auth_link_canary_check(link);
+        return;
+    }
+
+    ngx_http_device_auth_link_serve(link);
+}
+
+
+/*
+ * Ready to serve: up (tracked into the subscriber that is there, on the
+ * same node), or not
+ */
+
+static void
+ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link)
+{
+    if (link->main == link) {
+        /* one Redis or the master: the fleet's figures are read there */
+        ngx_http_device_auth_stats_ready(link);
+    }
+
+    if (!ngx_http_device_auth_subscriber_ready(&link->sub)
+        || link->sub.gen != link->cmd.gen
+        || link->cmd.tracking != link->sub.id)
+    {
+        /* untracked: the subscriber gets the tracking when it comes */
+        ngx_http_device_auth_link_wake(link, NGX_OK);
         return;
     }
 
@@ -549,6 +681,9 @@ ngx_http_device_auth_link_cmd_lost(void *data)
     ngx_http_device_auth_link_t *link = data;
 
     ngx_http_device_auth_link_down(link);
+
+    /* the next connection may reach a Redis that forgot: read it again */
+    link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_UNKNOWN;
 
     /* a switch: what waits, waits for the connection to the new master */
 
@@ -676,4 +811,195 @@ ngx_http_device_auth_link_no_master(void *data)
     if (link->cmd.state != NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING) {
         ngx_http_device_auth_link_wake(link, NGX_ERROR);
     }
+}
+
+
+/*
+ * The canary is read: "CLIENT CACHING yes" first when the connection
+ * tracks into the subscriber, so that its deletion is pushed.  Requests
+ * wait meanwhile (the link is coming).
+ */
+
+static void
+ngx_http_device_auth_link_canary_check(ngx_http_device_auth_link_t *link)
+{
+    size_t                             len;
+    ngx_uint_t                         tracked;
+    ngx_device_auth_resp_t             cmd;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+    u_char                             buf[512];
+    static u_char                      caching[] = "*3\r\n$6\r\nCLIENT\r\n"
+                                                   "$7\r\nCACHING\r\n"
+                                                   "$3\r\nyes\r\n";
+
+    dmcf = link->conf;
+
+    if (link->checking) {
+        /* the read in flight may be of another tracking: again after it */
+        link->recheck = 1;
+        return;
+    }
+
+    if (!ngx_http_device_auth_redis_ready(&link->cmd)) {
+        return;
+    }
+
+    tracked = ngx_http_device_auth_subscriber_ready(&link->sub)
+              && link->cmd.tracking == link->sub.id;
+
+    ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
+    ngx_device_auth_resp_array(&cmd, 2);
+    ngx_device_auth_resp_bulk(&cmd, "GET", 3);
+    ngx_device_auth_resp_bulk(&cmd, dmcf->canary_key.data,
+                              dmcf->canary_key.len);
+
+    len = ngx_device_auth_resp_len(&cmd);
+
+    if (len == 0
+        || (tracked
+            && ngx_http_device_auth_redis_send(&link->cmd, NULL, NULL,
+                                               caching, sizeof(caching) - 1)
+               != NGX_OK)
+        || ngx_http_device_auth_redis_send(&link->cmd,
+                                       ngx_http_device_auth_link_canary_reply,
+                                       link, buf, len)
+           != NGX_OK)
+    {
+        ngx_http_device_auth_redis_reset(&link->cmd, "cannot read the canary");
+        return;
+    }
+
+    link->checking = 1;
+    link->recheck = 0;
+}
+
+
+static void
+ngx_http_device_auth_link_canary_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_link_t *link = privdata;
+
+    u_char                            *p;
+    ngx_int_t                          rc;
+    ngx_device_auth_text_t             value;
+    ngx_device_auth_verdict_t          err;
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = link->conf;
+    link->checking = 0;
+
+    if (r == NULL || link->exiting) {
+        /* the connection is lost: its handler says so */
+        return;
+    }
+
+    if (link->recheck) {
+        ngx_http_device_auth_link_canary_check(link);
+        return;
+    }
+
+    rc = ngx_device_auth_reply_get(r, &value, &err);
+
+    if (rc == NGX_DEVICE_AUTH_V_OK && value.data) {
+        if (link->canary_logged) {
+            ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                          "device_auth: redis canary \"%V\" found at "
+                          "\"%V\" db %i: device state is read from redis "
+                          "again", &dmcf->canary_key, &link->node.name,
+                          dmcf->redis_db);
+            link->canary_logged = 0;
+        }
+
+        link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_PRESENT;
+        ngx_http_device_auth_metrics_canary(dmcf, 0);
+
+        ngx_http_device_auth_link_serve(link);
+        ngx_http_device_auth_link_canary_arm(link);
+        return;
+    }
+
+    /* missing, or unreadable (a key of another type, an ACL) */
+
+    link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_MISSING;
+
+    p = ngx_slprintf(link->canary_why, link->canary_why
+                                       + sizeof(link->canary_why),
+                     "redis canary \"%V\" %s%*s", &dmcf->canary_key,
+                     rc == NGX_DEVICE_AUTH_V_OK ? "missing" : "unreadable: ",
+                     rc == NGX_DEVICE_AUTH_V_OK ? (size_t) 0 : err.reason_len,
+                     err.reason);
+    link->canary_why_len = p - link->canary_why;
+
+    if (!link->canary_logged) {
+        ngx_log_error(NGX_LOG_CRIT, link->log, 0,
+                      "device_auth: %*s at \"%V\" db %i: redis was "
+                      "restarted empty or flushed, or this is not the "
+                      "database or prefix that operations write; it is "
+                      "treated as unavailable: the grace, then "
+                      "device_auth_fail_mode decides",
+                      link->canary_why_len, link->canary_why,
+                      &link->node.name, dmcf->redis_db);
+        link->canary_logged = 1;
+    }
+
+    ngx_http_device_auth_metrics_canary(dmcf, 1);
+
+    ngx_http_device_auth_link_wake(link, NGX_ERROR);
+    ngx_http_device_auth_link_canary_arm(link);
+}
+
+
+/* the canary changed or was flushed: nothing cached is current now */
+
+static void
+ngx_http_device_auth_link_canary_lost(ngx_http_device_auth_link_t *link,
+    const char *what)
+{
+    if (link->cache.up) {
+        ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                      "device_auth: redis canary \"%V\" %s: the cached "
+                      "device state serves for the grace until it is read "
+                      "again", &link->conf->canary_key, what);
+
+        ngx_http_device_auth_cache_link(&link->cache, 0);
+        ngx_http_device_auth_metrics_link(link->conf, 0);
+    }
+
+    link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_UNKNOWN;
+
+    ngx_http_device_auth_link_canary_check(link);
+}
+
+
+/* read again every heartbeat interval while no push would tell */
+
+static void
+ngx_http_device_auth_link_canary_arm(ngx_http_device_auth_link_t *link)
+{
+    if (link->conf->canary_key.len == 0 || link->exiting
+        || link->cache.up || link->canary_poll.timer_set)
+    {
+        return;
+    }
+
+    ngx_add_timer(&link->canary_poll,
+                  ngx_max(link->conf->redis_timeout, 1000));
+}
+
+
+static void
+ngx_http_device_auth_link_canary_poll(ngx_event_t *ev)
+{
+    ngx_http_device_auth_link_t *link = ev->data;
+
+    if (link->exiting || link->cache.up) {
+        return;
+    }
+
+    if (!link->checking && ngx_http_device_auth_redis_ready(&link->cmd)) {
+        ngx_http_device_auth_link_canary_check(link);
+    }
+
+    ngx_http_device_auth_link_canary_arm(link);
 }

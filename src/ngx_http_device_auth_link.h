@@ -19,6 +19,7 @@
 #include "ngx_http_device_auth_cache.h"
 #include "ngx_http_device_auth_node.h"
 #include "ngx_http_device_auth_sentinel.h"
+#include "ngx_http_device_auth_stats.h"
 
 
 #define NGX_HTTP_DEVICE_AUTH_LINK_DOWN      0   /* nothing to send on */
@@ -39,10 +40,16 @@ typedef struct {
 } ngx_http_device_auth_link_waiter_t;
 
 
+#define NGX_HTTP_DEVICE_AUTH_CANARY_UNKNOWN  0   /* to read */
+#define NGX_HTTP_DEVICE_AUTH_CANARY_PRESENT  1
+#define NGX_HTTP_DEVICE_AUTH_CANARY_MISSING  2   /* redis is unavailable */
+
+
 struct ngx_http_device_auth_link_s {
     ngx_http_device_auth_redis_t       cmd;
     ngx_http_device_auth_subscriber_t  sub;
     ngx_http_device_auth_cache_t       cache;
+    ngx_http_device_auth_stats_t       stats;
 
     /* where both connections go: fixed, or the master a sentinel names */
     ngx_http_device_auth_node_t        node;
@@ -59,11 +66,20 @@ struct ngx_http_device_auth_link_s {
     ngx_queue_t                        free;       /* the operations' */
     ngx_uint_t                         seq;        /* operations made */
 
+    /* device_auth_redis_canary: what the last read of it said, and why */
+    ngx_uint_t                         canary;
+    ngx_event_t                        canary_poll;
+    size_t                             canary_why_len;
+    u_char                             canary_why[256];
+
     ngx_log_t                         *log;
     ngx_http_device_auth_main_conf_t  *conf;
 
     unsigned                           exiting:1;
     unsigned                           switching:1;  /* to a new master */
+    unsigned                           checking:1;  /* canary read sent */
+    unsigned                           recheck:1;   /* read it again */
+    unsigned                           canary_logged:1;
 };
 
 
@@ -82,6 +98,8 @@ ngx_uint_t ngx_http_device_auth_link_state_for(
 ngx_int_t ngx_http_device_auth_link_child(ngx_http_device_auth_link_t *child,
     ngx_http_device_auth_link_t *main, ngx_device_auth_node_addr_t *addr);
 void ngx_http_device_auth_link_start(ngx_http_device_auth_link_t *link);
+ngx_uint_t ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link,
+    u_char *buf, size_t size, size_t *len);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_LINK_H_INCLUDED_ */

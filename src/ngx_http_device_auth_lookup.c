@@ -33,9 +33,13 @@
 #include "ngx_http_device_auth_ops.h"
 #include "ngx_http_device_auth_lookup.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_http_device_auth_stats.h"
 #include "ngx_device_auth_decide.h"
 
 
+static ngx_int_t ngx_http_device_auth_lookup_unsent(
+    ngx_http_device_auth_ctx_t *ctx, ngx_http_device_auth_link_t *link,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_device_auth_lookup_wait(
     ngx_http_device_auth_ctx_t *ctx, ngx_http_device_auth_entry_t *e);
 static void ngx_http_device_auth_lookup_wake(void *data,
@@ -50,6 +54,8 @@ static void ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx,
     ngx_str_t *why);
 static ngx_int_t ngx_http_device_auth_copy(ngx_http_request_t *r,
     ngx_str_t *dst, u_char *data, size_t len);
+static ngx_int_t ngx_http_device_auth_unavailable(
+    ngx_http_device_auth_ctx_t *ctx, ngx_http_device_auth_link_t *link);
 
 
 ngx_int_t
@@ -60,6 +66,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_str_t                          why;
     ngx_uint_t                         state, need_dev, need_sig, sight;
     ngx_uint_t                         graced;
+    u_char                             buf[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
     ngx_http_device_auth_link_t       *link;
     ngx_http_device_auth_conn_t       *dc;
     ngx_http_device_auth_entry_t      *dev, *sig, *wait;
@@ -104,6 +111,19 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
         ctx->location.len = ngx_min(ctx->location.len,
                                     NGX_HTTP_DEVICE_AUTH_PLACE_MAX);
+    }
+
+    /* the day's distinct devices: once per connection */
+
+    if (!dc->counted) {
+        state = ngx_http_device_auth_link_state(link);
+
+        if (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
+            || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
+        {
+            ngx_http_device_auth_stats_device(link, &dc->serial);
+            dc->counted = 1;
+        }
     }
 
     dev = ngx_http_device_auth_cache_get(&link->cache, 0, dc->serial.data,
@@ -201,18 +221,17 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
 
-        ngx_http_device_auth_metrics_redis_error(dmcf,
-                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
-
         if (ngx_http_device_auth_cache_in_grace(&link->cache, dev, sig,
                                                 dlcf->grace))
         {
+            ngx_http_device_auth_metrics_redis_error(dmcf,
+                               ngx_http_device_auth_link_why(link, buf,
+                                                             sizeof(buf),
+                                                             &why.len));
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
 
-        ngx_str_set(&why, "redis not connected");
-        ngx_http_device_auth_fail(ctx, &why);
-        return ctx->rc;
+        return ngx_http_device_auth_unavailable(ctx, link);
     }
 
     ngx_http_device_auth_metrics_cache(dmcf, NGX_HTTP_DEVICE_AUTH_CM_MISS);
@@ -221,14 +240,18 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
      * One round trip for all that is missing; or join what is in flight.
      * The request waits for the device's operation first (its sighting
      * counts for the request it was made for), then for the signer's if
-     * that is still in flight.  A sighting reads the device's facts too
-     * (a revoked device is not sighted), and waits for the signer's: a
-     * device of a revoked signer is not sighted either.
+     * that is still in flight.  A sighting reads the device's facts too:
+     * a revoked device is not sighted, its revocation never overwritten
+     * by a quarantine.  With the link up, it also waits for the signer's
+     * facts, as the checks' order wants (a device of a revoked signer is
+     * not sighted): they are kept then, so that costs a second round
+     * trip once per signer.  Untracked, they would be read again for
+     * each request: the sighting goes in the same round trip.
      */
 
     wait = NULL;
 
-    if (need_sig) {
+    if (need_sig && state == NGX_HTTP_DEVICE_AUTH_LINK_UP) {
         sight = 0;
     }
 
@@ -244,15 +267,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
             rc = ngx_http_device_auth_op_device(link, dev, &args);
 
-            if (rc == NGX_ERROR) {
-                return ngx_http_device_auth_internal_error(ctx, "out of "
-                                                    "memory for a lookup");
-            }
-
-            if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+            if (rc != NGX_OK) {
+                return ngx_http_device_auth_lookup_unsent(ctx, link, rc);
             }
         }
 
@@ -265,15 +281,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         if (sig->op == NULL) {
             rc = ngx_http_device_auth_op_signer(link, sig);
 
-            if (rc == NGX_ERROR) {
-                return ngx_http_device_auth_internal_error(ctx, "out of "
-                                                    "memory for a lookup");
-            }
-
-            if (rc == NGX_DECLINED) {
-                ngx_str_set(&why, "redis not connected");
-                ngx_http_device_auth_fail(ctx, &why);
-                return ctx->rc;
+            if (rc != NGX_OK) {
+                return ngx_http_device_auth_lookup_unsent(ctx, link, rc);
             }
         }
 
@@ -285,6 +294,21 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     }
 
     return ngx_http_device_auth_lookup_wait(ctx, wait);
+}
+
+
+/* an operation that could not be started: no memory, or no link now */
+
+static ngx_int_t
+ngx_http_device_auth_lookup_unsent(ngx_http_device_auth_ctx_t *ctx,
+    ngx_http_device_auth_link_t *link, ngx_int_t rc)
+{
+    if (rc == NGX_ERROR) {
+        return ngx_http_device_auth_internal_error(ctx, "out of memory for "
+                                                   "a lookup");
+    }
+
+    return ngx_http_device_auth_unavailable(ctx, link);
 }
 
 
@@ -344,8 +368,12 @@ ngx_http_device_auth_lookup_wake(void *data, ngx_http_device_auth_op_t *op)
 
         /* a sighting counts for the request whose place it was */
 
+        /*
+         * A sighting counts for the request whose place it was; one the
+         * script did not make (the device is revoked) is not asked again.
+         */
+
         if ((op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT)
-            && op->sight != NGX_DEVICE_AUTH_SIGHT_NONE
             && op->window == dlcf->dup_window && op->limit == dlcf->dup_limit
             && op->place_len == ctx->location.len
             && ngx_memcmp(op->place, ctx->location.data, op->place_len) == 0)
@@ -394,6 +422,7 @@ ngx_http_device_auth_lookup_decide(ngx_http_device_auth_ctx_t *ctx,
                                         ngx_http_device_auth_module);
 
     ngx_http_device_auth_cache_facts(dev, sig, &facts);
+    facts.cert_key = ctx->dc->spki;
 
     if (ctx->sighted) {
         facts.sight = ctx->sight;
@@ -405,6 +434,7 @@ ngx_http_device_auth_lookup_decide(ngx_http_device_auth_ctx_t *ctx,
     }
 
     rules.registry = dlcf->registry;
+    rules.key_binding = (int) dlcf->key_binding;
 
     ngx_device_auth_decide(&facts, &rules, &v);
 
@@ -485,10 +515,20 @@ ngx_http_device_auth_apply(ngx_http_device_auth_ctx_t *ctx,
 
     case NGX_DEVICE_AUTH_V_UNREGISTERED:
         ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
-                            v->cause == NGX_DEVICE_AUTH_CAUSE_SIGNER_COMPROMISED
-                            ? NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED
-                            : NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
-                            &reason);
+                                    NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED,
+                                    &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_SIGNER_COMPROMISED:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED,
+                                    &reason);
+        return;
+
+    case NGX_DEVICE_AUTH_V_KEY_MISMATCH:
+        ngx_http_device_auth_decide(ctx, NGX_HTTP_FORBIDDEN,
+                                    NGX_HTTP_DEVICE_AUTH_S_KEY_MISMATCH,
+                                    &reason);
         return;
 
     default: /* NGX_DEVICE_AUTH_V_QUARANTINED */
@@ -525,6 +565,40 @@ ngx_http_device_auth_fail(ngx_http_device_auth_ctx_t *ctx, ngx_str_t *why)
 
     ngx_http_device_auth_decide(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 NGX_HTTP_DEVICE_AUTH_S_ERROR, &reason);
+}
+
+
+/*
+ * Redis cannot be asked now: the fail mode decides, with why (not
+ * connected and what the connection was refused for, or the canary
+ * missing), in the metrics too
+ */
+
+static ngx_int_t
+ngx_http_device_auth_unavailable(ngx_http_device_auth_ctx_t *ctx,
+    ngx_http_device_auth_link_t *link)
+{
+    size_t                     len;
+    ngx_str_t                  why;
+    ngx_uint_t                 kind;
+    ngx_device_auth_verdict_t  v;
+    u_char                     buf[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
+
+    kind = ngx_http_device_auth_link_why(link, buf, sizeof(buf), &len);
+
+    ngx_http_device_auth_metrics_redis_error(link->conf, kind);
+
+    /* printable, without quotes, as every reason */
+
+    ngx_memzero(&v, sizeof(ngx_device_auth_verdict_t));
+    ngx_device_auth_verdict_text(&v, "", (char *) buf, len);
+
+    why.len = v.reason_len;
+    why.data = (u_char *) v.reason;
+
+    ngx_http_device_auth_fail(ctx, &why);
+
+    return ctx->rc;
 }
 
 

@@ -34,6 +34,18 @@ typedef struct {
     ngx_atomic_t  inflight;
     ngx_atomic_t  ready;
     ngx_atomic_t  links;
+    ngx_atomic_t  canary_missing;
+
+    /* of the configuration: the earliest notAfter of the pins (s) */
+    ngx_atomic_t  pins_expiry;
+
+    /* read from Redis by one worker: 0 until then */
+    ngx_atomic_t  keys_counted;
+    ngx_atomic_t  keys_revoked;
+    ngx_atomic_t  keys_registered;
+    ngx_atomic_t  devices_read;
+    ngx_atomic_t  devices_fleet;
+    ngx_atomic_t  devices_edge;
 
     /* per worker: when its invalidation link last proved alive (ms);
      * 0: no link */
@@ -53,22 +65,28 @@ static ngx_uint_t  ngx_http_device_auth_buckets[NGX_HTTP_DEVICE_AUTH_BUCKETS]
         500000, 1000000 };
 
 
-/* label values of nginx_device_auth_decisions_total{reason=...} */
+/*
+ * The results each decision can have (1: rejected, 2: allowed): their
+ * series are listed from 0, so that increase() sees the first one.  The
+ * reason label is the decision's name ($device_auth_status).
+ */
 
-static char  *ngx_http_device_auth_decision_names[NGX_HTTP_DEVICE_AUTH_S_N] = {
-    "ok",
-    "no_cert",
-    "invalid_cert",
-    "misdirected",
-    "revoked",
-    "signer_revoked",
-    "signer_compromised",
-    "unregistered",
-    "quarantined",
-    "duplicate",
-    "unchecked",
-    "redis_error",
-    "too_early"
+static u_char  ngx_http_device_auth_decision_results[NGX_HTTP_DEVICE_AUTH_S_N]
+    = {
+    2,      /* ok */
+    1,      /* no_cert */
+    1,      /* invalid */
+    1,      /* misdirected */
+    1,      /* revoked */
+    1,      /* signer_revoked */
+    1,      /* signer_compromised */
+    1,      /* unregistered */
+    1,      /* key_mismatch */
+    1,      /* quarantined */
+    1|2,    /* duplicate: deny, quarantine; log */
+    2,      /* unchecked */
+    1,      /* error */
+    1       /* too_early */
 };
 
 
@@ -87,6 +105,7 @@ static char  *ngx_http_device_auth_cache_names[NGX_HTTP_DEVICE_AUTH_CM_N] = {
 static ngx_uint_t  ngx_http_device_auth_shown_inflight;
 static ngx_uint_t  ngx_http_device_auth_shown_ready;
 static ngx_uint_t  ngx_http_device_auth_shown_link;
+static ngx_uint_t  ngx_http_device_auth_shown_canary;
 
 
 static char  *ngx_http_device_auth_redis_error_names[] = {
@@ -95,7 +114,11 @@ static char  *ngx_http_device_auth_redis_error_names[] = {
     "not_connected",
     "error_reply",
     "bad_reply",
-    "noscript"
+    "noscript",
+    "wrongpass",
+    "noauth",
+    "noperm",
+    "canary_missing"
 };
 
 
@@ -345,6 +368,76 @@ ngx_http_device_auth_metrics_worker(ngx_http_device_auth_main_conf_t *dmcf,
 }
 
 
+/* the worker finds the canary missing, or no longer */
+
+void
+ngx_http_device_auth_metrics_canary(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t missing)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh == NULL || missing == ngx_http_device_auth_shown_canary) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->canary_missing,
+                                (ngx_atomic_int_t) missing
+                                - (ngx_atomic_int_t)
+                                  ngx_http_device_auth_shown_canary);
+    ngx_http_device_auth_shown_canary = missing;
+}
+
+
+/* by the master, at start and reload: of the configuration loaded */
+
+void
+ngx_http_device_auth_metrics_pins(ngx_http_device_auth_main_conf_t *dmcf,
+    long long earliest)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh) {
+        sh->pins_expiry = earliest > 0 ? (ngx_atomic_uint_t) earliest : 0;
+    }
+}
+
+
+void
+ngx_http_device_auth_metrics_keys(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t revoked, ngx_uint_t registered)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh) {
+        sh->keys_revoked = revoked;
+        sh->keys_registered = registered;
+        sh->keys_counted = 1;
+    }
+}
+
+
+void
+ngx_http_device_auth_metrics_devices(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t fleet, ngx_uint_t edge)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh) {
+        sh->devices_fleet = fleet;
+        sh->devices_edge = edge;
+        sh->devices_read = 1;
+    }
+}
+
+
 char *
 ngx_http_device_auth_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -405,17 +498,17 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_S_N; i++) {
         for (j = 0; j < 2; j++) {
-            if (sh->decisions[i][j] == 0
-                && !(i == NGX_HTTP_DEVICE_AUTH_S_OK && j == 1))
+            if (!(ngx_http_device_auth_decision_results[i] & (1 << j))
+                && sh->decisions[i][j] == 0)
             {
                 continue;
             }
 
             p = ngx_slprintf(p, b->end,
                              "nginx_device_auth_decisions_total"
-                             "{result=\"%s\",reason=\"%s\"} %uA\n",
+                             "{result=\"%s\",reason=\"%V\"} %uA\n",
                              results[j],
-                             ngx_http_device_auth_decision_names[i],
+                             &ngx_http_device_auth_status_names[i],
                              sh->decisions[i][j]);
         }
     }
@@ -530,6 +623,45 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
                          "{worker=\"%ui\"} %ui.%03ui\n",
                          i, (ngx_uint_t) age / 1000,
                          (ngx_uint_t) age % 1000);
+    }
+
+    p = ngx_slprintf(p, b->end,
+            "# HELP nginx_device_auth_redis_canary_missing Workers that find "
+            "the device_auth_redis_canary key missing: redis is treated as "
+            "unavailable.\n"
+            "# TYPE nginx_device_auth_redis_canary_missing gauge\n"
+            "nginx_device_auth_redis_canary_missing %uA\n",
+            sh->canary_missing);
+
+    if (sh->pins_expiry) {
+        p = ngx_slprintf(p, b->end,
+                "# HELP nginx_device_auth_pins_earliest_expiry_seconds The "
+                "earliest notAfter of the pinned roots and signers, as a Unix "
+                "time.\n"
+                "# TYPE nginx_device_auth_pins_earliest_expiry_seconds gauge\n"
+                "nginx_device_auth_pins_earliest_expiry_seconds %uA\n",
+                sh->pins_expiry);
+    }
+
+    if (sh->keys_counted) {
+        p = ngx_slprintf(p, b->end,
+                "# HELP nginx_device_auth_redis_keys Device keys in redis, "
+                "counted by SCAN when the edge started or reloaded.\n"
+                "# TYPE nginx_device_auth_redis_keys gauge\n"
+                "nginx_device_auth_redis_keys{kind=\"revoked\"} %uA\n"
+                "nginx_device_auth_redis_keys{kind=\"registered\"} %uA\n",
+                sh->keys_revoked, sh->keys_registered);
+    }
+
+    if (sh->devices_read) {
+        p = ngx_slprintf(p, b->end,
+                "# HELP nginx_device_auth_devices_today Distinct devices seen "
+                "today (UTC), by the fleet and by this edge (redis "
+                "HyperLogLog).\n"
+                "# TYPE nginx_device_auth_devices_today gauge\n"
+                "nginx_device_auth_devices_today{scope=\"fleet\"} %uA\n"
+                "nginx_device_auth_devices_today{scope=\"edge\"} %uA\n",
+                sh->devices_fleet, sh->devices_edge);
     }
 
     b->last = p;

@@ -23,7 +23,12 @@
 #define NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY    3
 #define NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY      4
 #define NGX_HTTP_DEVICE_AUTH_RE_NOSCRIPT       5   /* resent as EVAL */
-#define NGX_HTTP_DEVICE_AUTH_RE_N              6
+/* no connection, and why: its handshake was refused so */
+#define NGX_HTTP_DEVICE_AUTH_RE_WRONGPASS      6
+#define NGX_HTTP_DEVICE_AUTH_RE_NOAUTH         7
+#define NGX_HTTP_DEVICE_AUTH_RE_NOPERM         8
+#define NGX_HTTP_DEVICE_AUTH_RE_CANARY         9   /* the canary is missing */
+#define NGX_HTTP_DEVICE_AUTH_RE_N              10
 
 #define NGX_HTTP_DEVICE_AUTH_WORKERS_MAX       64
 
@@ -60,6 +65,15 @@ void ngx_http_device_auth_metrics_reconnect(
 void ngx_http_device_auth_metrics_worker(
     ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t inflight,
     ngx_uint_t ready);
+void ngx_http_device_auth_metrics_canary(
+    ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t missing);
+void ngx_http_device_auth_metrics_pins(ngx_http_device_auth_main_conf_t *dmcf,
+    long long earliest);
+void ngx_http_device_auth_metrics_keys(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t revoked, ngx_uint_t registered);
+void ngx_http_device_auth_metrics_devices(
+    ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t fleet,
+    ngx_uint_t edge);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_METRICS_H_INCLUDED_ */

@@ -15,6 +15,7 @@
 #include "ngx_http_device_auth_headers.h"
 #include "ngx_http_device_auth_variables.h"
 #include "ngx_http_device_auth_handler.h"
+#include "ngx_http_device_auth_log.h"
 #include "ngx_http_device_auth_link.h"
 #include "ngx_http_device_auth_ops.h"
 #include "ngx_http_device_auth_metrics.h"
@@ -53,6 +54,22 @@ static char *ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf,
     void *post, void *data);
+static char *ngx_http_device_auth_check_timeout(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_device_auth_check_canary(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_device_auth_check_edge(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_device_auth_redis_only(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_device_auth_log_level(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_device_auth_check_expiry(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_str_t *file, ngx_device_auth_bundle_t *b);
+static void ngx_http_device_auth_pins_line(ngx_cycle_t *cycle,
+    ngx_http_device_auth_main_conf_t *dmcf);
+static u_char *ngx_http_device_auth_pins(u_char *p, u_char *last,
+    ngx_device_auth_bundle_t *b, long long *earliest);
 static ngx_int_t ngx_http_device_auth_strdup(ngx_pool_t *pool,
     const char *src, ngx_str_t *dst);
 static ngx_int_t ngx_http_device_auth_init_module(ngx_cycle_t *cycle);
@@ -81,7 +98,68 @@ static ngx_conf_enum_t  ngx_http_device_auth_profiles[] = {
 
 
 static ngx_conf_num_bounds_t  ngx_http_device_auth_timeout_bounds = {
-    ngx_http_device_auth_check_msec, 1, 3600000
+    ngx_http_device_auth_check_timeout, 1, 3600000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_stats_bounds = {
+    ngx_http_device_auth_check_msec, 1000, 86400000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_device_auth_log_interval_bounds = {
+    ngx_http_device_auth_check_msec, 0, 86400000
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_canary_post = {
+    ngx_http_device_auth_check_canary
+};
+
+
+static ngx_conf_post_t  ngx_http_device_auth_edge_post = {
+    ngx_http_device_auth_check_edge
+};
+
+
+static ngx_conf_enum_t  ngx_http_device_auth_key_bindings[] = {
+    { ngx_string("compromised"), NGX_DEVICE_AUTH_BIND_COMPROMISED },
+    { ngx_string("always"), NGX_DEVICE_AUTH_BIND_ALWAYS },
+    { ngx_null_string, 0 }
+};
+
+
+/*
+ * Directives that only mean something with "device_auth_redis": set
+ * without it, they would silently do nothing (a registry required, clones
+ * counted, a canary checked: none of it would be), so nginx -t refuses
+ * them (ngx_http_device_auth_init_main_conf()).  Their handlers.
+ */
+
+typedef struct {
+    ngx_str_t                   name;
+    char                     *(*set)(ngx_conf_t *cf, ngx_command_t *cmd,
+                                     void *conf);
+} ngx_http_device_auth_redis_only_t;
+
+
+static ngx_http_device_auth_redis_only_t  ngx_http_device_auth_redis_only_set[]
+    = {
+    { ngx_string("device_auth_redis_timeout"), ngx_conf_set_msec_slot },
+    { ngx_string("device_auth_redis_prefix"), ngx_conf_set_str_slot },
+    { ngx_string("device_auth_redis_canary"), ngx_conf_set_str_slot },
+    { ngx_string("device_auth_fail_mode"), ngx_http_device_auth_set_enum },
+    { ngx_string("device_auth_grace"), ngx_conf_set_msec_slot },
+    { ngx_string("device_auth_cache_size"), ngx_conf_set_num_slot },
+    { ngx_string("device_auth_registry"), ngx_conf_set_flag_slot },
+    { ngx_string("device_auth_key_binding"), ngx_http_device_auth_set_enum },
+    { ngx_string("device_auth_duplicate_window"), ngx_conf_set_msec_slot },
+    { ngx_string("device_auth_duplicate_limit"), ngx_conf_set_num_slot },
+    { ngx_string("device_auth_duplicate_action"),
+      ngx_http_device_auth_set_enum },
+    { ngx_string("device_auth_edge_name"), ngx_conf_set_str_slot },
+    { ngx_string("device_auth_stats_interval"), ngx_conf_set_msec_slot },
+    { ngx_null_string, NULL }
 };
 
 
@@ -186,11 +264,18 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       &ngx_http_device_auth_prefix_post },
 
     { ngx_string("device_auth_log_level"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_device_auth_set_enum,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_device_auth_log_level,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, log_level),
       &ngx_http_device_auth_log_levels },
+
+    { ngx_string("device_auth_log_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, log_interval),
+      &ngx_http_device_auth_log_interval_bounds },
 
     { ngx_string("device_auth_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -208,35 +293,56 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_device_auth_main_conf_t, redis_timeout),
       &ngx_http_device_auth_timeout_bounds },
 
     { ngx_string("device_auth_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_device_auth_main_conf_t, redis_prefix),
       &ngx_http_device_auth_redis_prefix_post },
 
+    { ngx_string("device_auth_redis_canary"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_redis_only,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, canary),
+      &ngx_http_device_auth_canary_post },
+
+    { ngx_string("device_auth_edge_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_redis_only,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, edge),
+      &ngx_http_device_auth_edge_post },
+
+    { ngx_string("device_auth_stats_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_redis_only,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_main_conf_t, stats_interval),
+      &ngx_http_device_auth_stats_bounds },
+
     { ngx_string("device_auth_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_device_auth_set_enum,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, fail_mode),
       &ngx_http_device_auth_fail_modes },
 
     { ngx_string("device_auth_grace"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, grace),
       NULL },
 
     { ngx_string("device_auth_cache_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_device_auth_main_conf_t, cache_size),
       &ngx_http_device_auth_cache_bounds },
@@ -252,10 +358,17 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_registry"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, registry),
       NULL },
+
+    { ngx_string("device_auth_key_binding"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_device_auth_redis_only,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_loc_conf_t, key_binding),
+      &ngx_http_device_auth_key_bindings },
 
     { ngx_string("device_auth_location"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -266,21 +379,21 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
 
     { ngx_string("device_auth_duplicate_window"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, dup_window),
       &ngx_http_device_auth_window_bounds },
 
     { ngx_string("device_auth_duplicate_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, dup_limit),
       &ngx_http_device_auth_limit_bounds },
 
     { ngx_string("device_auth_duplicate_action"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_device_auth_set_enum,
+      ngx_http_device_auth_redis_only,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_device_auth_loc_conf_t, dup_action),
       &ngx_http_device_auth_dup_actions },
@@ -419,6 +532,7 @@ ngx_http_device_auth_create_main_conf(ngx_conf_t *cf)
 
     dmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->cache_size = NGX_CONF_UNSET_UINT;
+    dmcf->stats_interval = NGX_CONF_UNSET_MSEC;
 
     return dmcf;
 }
@@ -429,14 +543,64 @@ ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_device_auth_main_conf_t *dmcf = conf;
 
+    u_char  *p;
+
+    /*
+     * Redis-only directives without Redis would be silently ignored: a
+     * registry thought required, clones thought counted
+     */
+
+    if (dmcf->redis_addr.len == 0 && dmcf->redis_only.len) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%V\" in %s:%ui needs \"device_auth_redis\" in the "
+                      "http block: without it no device state is read from "
+                      "redis (revocations, registry, clones), and \"%V\" "
+                      "would do nothing", &dmcf->redis_only,
+                      dmcf->redis_only_file, dmcf->redis_only_line,
+                      &dmcf->redis_only);
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_msec_value(dmcf->redis_timeout, 200);
     ngx_conf_init_uint_value(dmcf->cache_size, 100000);
+    ngx_conf_init_msec_value(dmcf->stats_interval, 60000);
 
-    /* events name the edge that decided */
-    dmcf->edge = cf->cycle->hostname;
+    /* events name the edge that decided: the host name by default */
+
+    if (dmcf->edge.data == NULL) {
+        dmcf->edge = cf->cycle->hostname;
+        dmcf->edge.len = ngx_min(dmcf->edge.len, 64);
+    }
 
     if (dmcf->redis_prefix.data == NULL) {
         ngx_str_set(&dmcf->redis_prefix, "device_auth:");
+    }
+
+    /*
+     * A cluster spreads the keys over its primaries: one key is on one of
+     * them, and could not tell that another restarted empty
+     */
+
+    if (dmcf->canary.len
+        && dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"device_auth_redis_canary\" cannot be used "
+                           "with a redis cluster: its key is on one node "
+                           "only");
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->canary.len) {
+        dmcf->canary_key.len = dmcf->redis_prefix.len + dmcf->canary.len;
+        dmcf->canary_key.data = ngx_pnalloc(cf->pool, dmcf->canary_key.len);
+        if (dmcf->canary_key.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(dmcf->canary_key.data, dmcf->redis_prefix.data,
+                       dmcf->redis_prefix.len);
+        ngx_memcpy(p, dmcf->canary.data, dmcf->canary.len);
     }
 
     return NGX_CONF_OK;
@@ -581,6 +745,7 @@ ngx_http_device_auth_policy(ngx_conf_t *cf,
 static void *
 ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
 {
+    ngx_uint_t                        i;
     ngx_http_device_auth_loc_conf_t  *dlcf;
 
     dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_device_auth_loc_conf_t));
@@ -598,6 +763,13 @@ ngx_http_device_auth_create_loc_conf(ngx_conf_t *cf)
     dlcf->enable = NGX_CONF_UNSET;
     dlcf->early_data = NGX_CONF_UNSET;
     dlcf->log_level = NGX_CONF_UNSET_UINT;
+    dlcf->log_interval = NGX_CONF_UNSET_MSEC;
+    dlcf->key_binding = NGX_CONF_UNSET_UINT;
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_S_N; i++) {
+        dlcf->log_levels[i] = NGX_CONF_UNSET_UINT;
+    }
+
     dlcf->fail_mode = NGX_CONF_UNSET_UINT;
     dlcf->grace = NGX_CONF_UNSET_MSEC;
     dlcf->registry = NGX_CONF_UNSET;
@@ -616,6 +788,7 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_device_auth_loc_conf_t *prev = parent;
     ngx_http_device_auth_loc_conf_t *conf = child;
 
+    ngx_uint_t                         i;
     ngx_http_device_auth_srv_conf_t   *dscf;
     ngx_http_compile_complex_value_t   ccv;
     static ngx_str_t                   remote_addr = ngx_string("$remote_addr");
@@ -626,6 +799,8 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_DEVICE_AUTH_FAIL_CLOSED);
     ngx_conf_merge_msec_value(conf->grace, prev->grace, 30000);
     ngx_conf_merge_value(conf->registry, prev->registry, 0);
+    ngx_conf_merge_uint_value(conf->key_binding, prev->key_binding,
+                              NGX_DEVICE_AUTH_BIND_COMPROMISED);
     ngx_conf_merge_msec_value(conf->dup_window, prev->dup_window, 600000);
     ngx_conf_merge_value(conf->dup_limit, prev->dup_limit, 3);
     ngx_conf_merge_uint_value(conf->dup_action, prev->dup_action,
@@ -654,7 +829,28 @@ ngx_http_device_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
     ngx_conf_merge_str_value(conf->header_prefix, prev->header_prefix,
                              "X-Device-");
+
+    /*
+     * The level of each decision: set for it here, for all here, set for
+     * it above, for all above, warn.  The http block's own values are
+     * never merged: its "all" is looked at too.
+     */
+
+    for (i = 0; i < NGX_HTTP_DEVICE_AUTH_S_N; i++) {
+        if (conf->log_levels[i] != NGX_CONF_UNSET_UINT) {
+            continue;
+        }
+
+        conf->log_levels[i] = conf->log_level != NGX_CONF_UNSET_UINT
+                              ? conf->log_level
+                              : prev->log_levels[i] != NGX_CONF_UNSET_UINT
+                                ? prev->log_levels[i]
+                                : prev->log_level != NGX_CONF_UNSET_UINT
+                                  ? prev->log_level : NGX_LOG_WARN;
+    }
+
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_WARN);
+    ngx_conf_merge_msec_value(conf->log_interval, prev->log_interval, 60000);
 
     if (conf->enable) {
         dscf = ngx_http_conf_get_module_srv_conf(cf,
@@ -742,6 +938,8 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     cln->handler = ngx_http_device_auth_cleanup_bundle;
     cln->data = b;
 
+    ngx_http_device_auth_check_expiry(cf, &cmd->name, file, b);
+
     if (cmd->offset == offsetof(ngx_http_device_auth_srv_conf_t,
                                 certificate))
     {
@@ -761,6 +959,59 @@ ngx_http_device_auth_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     *bp = b;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A pinned root or signer that expired refuses every device it anchors
+ * (495, expired), one about to: said at nginx -t, at start and at every
+ * reload, while there is time to act.
+ */
+
+#define NGX_HTTP_DEVICE_AUTH_EXPIRY_SOON  (30 * 86400)
+
+static void
+ngx_http_device_auth_check_expiry(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *file, ngx_device_auth_bundle_t *b)
+{
+    int         i;
+    X509       *x;
+    long long   t, now;
+    char        subject[NGX_DEVICE_AUTH_SUBJECT_MAX];
+    char        id[NGX_DEVICE_AUTH_HEX_LEN + 1];
+    char        when[32];
+
+    now = (long long) ngx_time();
+
+    for (i = 0; i < b->n; i++) {
+        x = sk_X509_value(b->certs, i);
+
+        if (ngx_device_auth_not_after(x, &t) != 0
+            || t - now > NGX_HTTP_DEVICE_AUTH_EXPIRY_SOON)
+        {
+            continue;
+        }
+
+        ngx_device_auth_subject(x, subject, sizeof(subject));
+        ngx_device_auth_hex(b->ids[i], NGX_DEVICE_AUTH_ID_LEN, id);
+        ngx_device_auth_time(t, when, sizeof(when));
+
+        if (t <= now) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"%V\" \"%V\": pinned certificate \"%s\" "
+                               "(id %s) expired on %s: every device it "
+                               "anchors is refused (495, expired)",
+                               name, file, subject, id, when);
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"%V\" \"%V\": pinned certificate \"%s\" "
+                               "(id %s) expires in %L days, on %s: every "
+                               "device it anchors will be refused then",
+                               name, file, subject, id,
+                               (t - now + 86399) / 86400, when);
+        }
+    }
 }
 
 
@@ -854,6 +1105,13 @@ ngx_http_device_auth_check_msec(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+/*
+ * The prefix must end with ":": ops write "device_auth:{SN}:revoked" (the
+ * runbook, device-auth); with "device_auth" the edge would read
+ * "device_auth{SN}:revoked", which nobody writes, and let every revoked
+ * device in without a word.
+ */
+
 static char *
 ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf, void *post,
     void *data)
@@ -867,7 +1125,236 @@ ngx_http_device_auth_check_redis_prefix(ngx_conf_t *cf, void *post,
         return "must be at most 128 characters, without \"{\" or \"}\"";
     }
 
+    if (prefix->len == 0 || prefix->data[prefix->len - 1] != ':') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"device_auth_redis_prefix\" \"%V\" does not end "
+                           "with \":\": the module would read the key "
+                           "\"%V{SN}:revoked\", not the \"%V:{SN}:revoked\" "
+                           "that operations write", prefix, prefix, prefix);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx reads a time without a unit as seconds: "200" is 200 s, where
+ * 200 ms was meant, and a request would wait that long for a silent Redis
+ */
+
+static char *
+ngx_http_device_auth_check_timeout(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    char        *rv;
+    ngx_str_t   *value;
+    ngx_uint_t   i, bare;
+
+    rv = ngx_http_device_auth_check_msec(cf, post, data);
+    if (rv != NGX_CONF_OK || *ms <= 10000) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    bare = 1;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] < '0' || value[1].data[i] > '9') {
+            bare = 0;
+        }
+    }
+
+    if (bare) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"device_auth_redis_timeout\" %V is %V seconds "
+                           "(a time without a unit is in seconds), more than "
+                           "10s: a request would wait that long for a redis "
+                           "that does not answer; write \"%Vms\" for "
+                           "milliseconds", &value[1], &value[1], &value[1]);
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"device_auth_redis_timeout\" %V is more than "
+                           "10s: a request would wait that long for a redis "
+                           "that does not answer", &value[1]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a key name under the prefix, as ops write it with redis-cli */
+
+static char *
+ngx_http_device_auth_check_canary(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *name = data;
+
+    ngx_uint_t  i;
+
+    if (name->len == 0 || name->len > 128) {
+        return "must be 1 to 128 characters";
+    }
+
+    for (i = 0; i < name->len; i++) {
+        if (name->data[i] <= 0x20 || name->data[i] >= 0x7f
+            || name->data[i] == '{' || name->data[i] == '}')
+        {
+            return "may only hold printable characters, without spaces, "
+                   "\"{\" or \"}\"";
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* an edge name goes into events and key names: a host name's alphabet */
+
+static char *
+ngx_http_device_auth_check_edge(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *name = data;
+
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (name->len == 0 || name->len > 64) {
+        return "must be 1 to 64 characters";
+    }
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+        {
+            return "may only hold letters, digits, \".\", \"-\" and \"_\"";
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A directive that needs "device_auth_redis": where it was first set is
+ * remembered, for the error when there is no Redis; its own handler does
+ * the rest.
+ */
+
+static char *
+ngx_http_device_auth_redis_only(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_device_auth_redis_only_t  *ro;
+    ngx_http_device_auth_main_conf_t   *dmcf;
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_device_auth_module);
+
+    if (dmcf->redis_only.len == 0) {
+        dmcf->redis_only = cmd->name;
+        dmcf->redis_only_file = cf->conf_file->file.name.data;
+        dmcf->redis_only_line = cf->conf_file->line;
+    }
+
+    for (ro = ngx_http_device_auth_redis_only_set; ro->set; ro++) {
+        if (ro->name.len == cmd->name.len
+            && ngx_strncmp(ro->name.data, cmd->name.data, cmd->name.len) == 0)
+        {
+            return ro->set(cf, cmd, conf);
+        }
+    }
+
+    return "has no handler";
+}
+
+
+/*
+ * device_auth_log_level [decision] level: the level of every decision's
+ * line, or of one ("device_auth_log_level no_cert info;": scanners),
+ * several times in a block
+ */
+
+static char *
+ngx_http_device_auth_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_device_auth_loc_conf_t *dlcf = conf;
+
+    u_char           *p, *last;
+    u_char            names[512];
+    ngx_str_t        *value, *level, *decision;
+    ngx_uint_t        i, *np;
+    ngx_conf_enum_t  *e;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        np = &dlcf->log_level;
+        level = &value[1];
+        decision = NULL;
+
+    } else {
+        decision = &value[1];
+        level = &value[2];
+
+        for (i = 1; i < NGX_HTTP_DEVICE_AUTH_S_N; i++) {
+            if (ngx_http_device_auth_status_names[i].len == decision->len
+                && ngx_strncmp(ngx_http_device_auth_status_names[i].data,
+                               decision->data, decision->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == NGX_HTTP_DEVICE_AUTH_S_N) {
+            p = names;
+            last = names + sizeof(names);
+
+            for (i = 1; i < NGX_HTTP_DEVICE_AUTH_S_N; i++) {
+                p = ngx_slprintf(p, last, "%s\"%V\"", i == 1 ? "" : ", ",
+                                 &ngx_http_device_auth_status_names[i]);
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"device_auth_log_level\": unknown decision "
+                               "\"%V\", it must be one of %*s (\"ok\" is "
+                               "never logged)", decision, p - names, names);
+            return NGX_CONF_ERROR;
+        }
+
+        np = &dlcf->log_levels[i];
+    }
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        if (decision) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"device_auth_log_level\" of \"%V\" is "
+                               "duplicate", decision);
+            return NGX_CONF_ERROR;
+        }
+
+        return "is duplicate";
+    }
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == level->len
+            && ngx_strcasecmp(e->name.data, level->data) == 0)
+        {
+            *np = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"device_auth_log_level\" "
+                       "directive, it must be \"info\", \"notice\", "
+                       "\"warn\" or \"error\"", level);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -999,7 +1486,8 @@ ngx_http_device_auth_strdup(ngx_pool_t *pool, const char *src, ngx_str_t *dst)
 static ngx_int_t
 ngx_http_device_auth_init_module(ngx_cycle_t *cycle)
 {
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_device_auth_main_conf_t  *dmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
 
@@ -1018,7 +1506,160 @@ ngx_http_device_auth_init_module(ngx_cycle_t *cycle)
                                      ngx_http_device_auth_handler,
                                      "rewrite");
 
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf && !ngx_test_config) {
+        ngx_http_device_auth_pins_line(cycle, dmcf);
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * At start and at every reload, one line per device_auth server: what it
+ * pins (ids, expiry), and where its device state is read (Redis address,
+ * db, prefix, canary); the earliest expiry of all pins goes to the metrics.
+ */
+
+static void
+ngx_http_device_auth_pins_line(ngx_cycle_t *cycle,
+    ngx_http_device_auth_main_conf_t *dmcf)
+{
+    u_char                            *p, *last;
+    ngx_str_t                          file;
+    long long                          earliest;
+    ngx_uint_t                         s;
+    ngx_http_core_srv_conf_t         **cscfp;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_device_auth_srv_conf_t   *dscf;
+    u_char                             line[NGX_MAX_ERROR_STR];
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+    cscfp = cmcf->servers.elts;
+    earliest = 0;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        dscf = cscfp[s]->ctx->srv_conf[ngx_http_device_auth_module.ctx_index];
+
+        if (!dscf->needed || dscf->roots == NULL) {
+            continue;
+        }
+
+        p = line;
+        last = line + sizeof(line);
+
+        p = ngx_slprintf(p, last, "server=");
+        p = ngx_http_device_auth_log_value(p, last,
+                                           cscfp[s]->server_name.data,
+                                           cscfp[s]->server_name.len);
+
+        if (dscf->on_file) {
+            file.data = dscf->on_file;
+            file.len = ngx_strlen(dscf->on_file);
+            p = ngx_slprintf(p, last, " conf=");
+            p = ngx_http_device_auth_log_value(p, last, file.data, file.len);
+            p = ngx_slprintf(p, last, " line=%ui", dscf->on_line);
+        }
+
+        p = ngx_slprintf(p, last, " roots=");
+        p = ngx_http_device_auth_pins(p, last, dscf->roots, &earliest);
+
+        if (dscf->signer_bundle) {
+            p = ngx_slprintf(p, last, " signers=");
+            p = ngx_http_device_auth_pins(p, last, dscf->signer_bundle,
+                                          &earliest);
+        }
+
+        p = ngx_slprintf(p, last, " depth=%i profile=%s", dscf->depth,
+                         ngx_device_auth_profile_name((int) dscf->profile));
+
+        if (dmcf->redis_addr.len) {
+            p = ngx_slprintf(p, last, " redis=");
+            p = ngx_http_device_auth_log_value(p, last, dmcf->redis_addr.data,
+                                               dmcf->redis_addr.len);
+
+            /* the first address: of a sentinel, or a cluster's seed */
+
+            if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_SENTINEL) {
+                p = ngx_slprintf(p, last, " sentinel=");
+                p = ngx_http_device_auth_log_value(p, last,
+                                                 dmcf->redis_sentinel.data,
+                                                 dmcf->redis_sentinel.len);
+
+            } else if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+                p = ngx_slprintf(p, last, " cluster");
+            }
+
+            p = ngx_slprintf(p, last, " db=%i prefix=", dmcf->redis_db);
+            p = ngx_http_device_auth_log_value(p, last,
+                                               dmcf->redis_prefix.data,
+                                               dmcf->redis_prefix.len);
+
+            if (dmcf->canary_key.len) {
+                p = ngx_slprintf(p, last, " canary=");
+                p = ngx_http_device_auth_log_value(p, last,
+                                                   dmcf->canary_key.data,
+                                                   dmcf->canary_key.len);
+            }
+
+            p = ngx_slprintf(p, last, " edge=%V", &dmcf->edge);
+
+        } else {
+            p = ngx_slprintf(p, last, " redis=none");
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "device_auth: %*s",
+                      (size_t) (p - line), line);
+    }
+
+    ngx_http_device_auth_metrics_pins(dmcf, earliest);
+}
+
+
+/* "<id> until <notAfter>, ...", quoted; the earliest expiry kept */
+
+static u_char *
+ngx_http_device_auth_pins(u_char *p, u_char *last,
+    ngx_device_auth_bundle_t *b, long long *earliest)
+{
+    int         i;
+    u_char     *q, *end;
+    long long   t;
+    char        id[NGX_DEVICE_AUTH_HEX_LEN + 1];
+    char        when[32];
+    u_char      buf[NGX_MAX_ERROR_STR];
+
+    q = buf;
+    end = buf + sizeof(buf);
+
+    for (i = 0; i < b->n; i++) {
+        ngx_device_auth_hex(b->ids[i], NGX_DEVICE_AUTH_ID_LEN, id);
+
+        switch (ngx_device_auth_not_after(sk_X509_value(b->certs, i), &t)) {
+
+        case 0:
+            ngx_device_auth_time(t, when, sizeof(when));
+
+            if (*earliest == 0 || t < *earliest) {
+                *earliest = t;
+            }
+
+            break;
+
+        case 1:
+            ngx_cpystrn((u_char *) when, (u_char *) "never", sizeof(when));
+            break;
+
+        default:
+            ngx_cpystrn((u_char *) when, (u_char *) "?", sizeof(when));
+        }
+
+        q = ngx_slprintf(q, end, "%s%s until %s", i ? ", " : "", id, when);
+    }
+
+    return ngx_http_device_auth_log_value(p, last, buf, q - buf);
 }
 
 

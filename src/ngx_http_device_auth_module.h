@@ -33,6 +33,26 @@
 #define NGX_HTTP_DEVICE_AUTH_DUP_DENY         1
 #define NGX_HTTP_DEVICE_AUTH_DUP_QUARANTINE   2
 
+/*
+ * What device_auth decided: one name each, the same in $device_auth_status,
+ * the metrics, the log lines and the events (ngx_http_device_auth_status_names)
+ */
+#define NGX_HTTP_DEVICE_AUTH_S_OK                  0
+#define NGX_HTTP_DEVICE_AUTH_S_NO_CERT             1
+#define NGX_HTTP_DEVICE_AUTH_S_INVALID             2
+#define NGX_HTTP_DEVICE_AUTH_S_MISDIRECTED         3
+#define NGX_HTTP_DEVICE_AUTH_S_REVOKED             4
+#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_REVOKED      5
+#define NGX_HTTP_DEVICE_AUTH_S_SIGNER_COMPROMISED  6
+#define NGX_HTTP_DEVICE_AUTH_S_UNREGISTERED        7
+#define NGX_HTTP_DEVICE_AUTH_S_KEY_MISMATCH        8
+#define NGX_HTTP_DEVICE_AUTH_S_QUARANTINED         9
+#define NGX_HTTP_DEVICE_AUTH_S_DUPLICATE           10
+#define NGX_HTTP_DEVICE_AUTH_S_UNCHECKED           11
+#define NGX_HTTP_DEVICE_AUTH_S_ERROR               12
+#define NGX_HTTP_DEVICE_AUTH_S_TOO_EARLY           13
+#define NGX_HTTP_DEVICE_AUTH_S_N                   14
+
 
 typedef struct ngx_http_device_auth_redis_s  ngx_http_device_auth_redis_t;
 typedef struct ngx_http_device_auth_link_s   ngx_http_device_auth_link_t;
@@ -85,10 +105,23 @@ typedef struct {
     ngx_str_t                   redis_sentinel_user;
     ngx_str_t                   redis_sentinel_password;
 
+    /* device_auth_redis_canary, and the key it names: prefix + name */
+    ngx_str_t                   canary;
+    ngx_str_t                   canary_key;
+
     /* device_auth_cache_size: devices (and signers) per worker */
     ngx_uint_t                  cache_size;
 
-    ngx_str_t                   edge;         /* host name, for events */
+    /* device_auth_edge_name: this edge in events (the host name) */
+    ngx_str_t                   edge;
+
+    /* device_auth_stats_interval: the fleet figures are read this often */
+    ngx_msec_t                  stats_interval;
+
+    /* the first Redis-only directive set, for an error without Redis */
+    ngx_str_t                   redis_only;
+    u_char                     *redis_only_file;
+    ngx_uint_t                  redis_only_line;
 
     ngx_http_device_auth_link_t  *link;       /* per worker */
     ngx_shm_zone_t             *metrics;
@@ -116,11 +149,16 @@ typedef struct {
     ngx_flag_t                  early_data;
     ngx_str_t                   header_prefix;
     ngx_table_elt_t            *headers;      /* [NGX_HTTP_DEVICE_AUTH_HDR_N] */
+
+    /* device_auth_log_level: of every decision, and of each */
     ngx_uint_t                  log_level;
+    ngx_uint_t                  log_levels[NGX_HTTP_DEVICE_AUTH_S_N];
+    ngx_msec_t                  log_interval;
 
     ngx_uint_t                  fail_mode;
     ngx_msec_t                  grace;
     ngx_flag_t                  registry;
+    ngx_uint_t                  key_binding;  /* NGX_DEVICE_AUTH_BIND_* */
     ngx_http_complex_value_t   *location;
     ngx_msec_t                  dup_window;
     ngx_int_t                   dup_limit;

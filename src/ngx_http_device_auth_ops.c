@@ -88,6 +88,8 @@ static void ngx_http_device_auth_op_moved(ngx_http_device_auth_link_t *link,
     redisReply *r);
 static void ngx_http_device_auth_op_asking(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_http_device_auth_op_error(ngx_http_device_auth_op_t *op,
+    void *r, ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
     ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op);
@@ -316,8 +318,11 @@ ngx_http_device_auth_op_ready(void *data, ngx_int_t rc)
 {
     ngx_http_device_auth_op_t *op = data;
 
+    size_t                        len;
+    ngx_uint_t                    kind;
     ngx_device_auth_verdict_t     err;
     ngx_http_device_auth_link_t  *nl;
+    u_char                        why[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
 
     op->waiting = 0;
 
@@ -339,12 +344,13 @@ ngx_http_device_auth_op_ready(void *data, ngx_int_t rc)
     nl = op->nl[0] ? op->nl[0] : op->lk;
 
     ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
-    ngx_device_auth_verdict_text(&err, "redis not connected: ",
-                                 (char *) nl->cmd.outage.msg,
-                                 ngx_min(nl->cmd.outage.len, 180));
 
-    ngx_http_device_auth_metrics_redis_error(op->lk->conf,
-                                        NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED);
+    /* why the node's link cannot be used (with a cluster, the slot's) */
+
+    kind = ngx_http_device_auth_link_why(nl, why, sizeof(why), &len);
+    ngx_device_auth_verdict_text(&err, "", (char *) why, len);
+
+    ngx_http_device_auth_metrics_redis_error(op->lk->conf, kind);
 
     ngx_http_device_auth_op_fail(op, &err);
 
@@ -548,7 +554,7 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
     }
 
     ngx_device_auth_resp_init(&cmd, buf, size);
-    ngx_device_auth_resp_array(&cmd, 15);
+    ngx_device_auth_resp_array(&cmd, 17);
 
     if (eval) {
         ngx_http_device_auth_resp_str(&cmd, "EVAL");
@@ -560,7 +566,7 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
                                   NGX_HTTP_DEVICE_AUTH_SHA1_LEN);
     }
 
-    ngx_http_device_auth_resp_str(&cmd, "4");
+    ngx_http_device_auth_resp_str(&cmd, "5");
 
     /* KEYS: the {serial} hash tag keeps them in one slot */
 
@@ -572,6 +578,8 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
     ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_SEEN,
                               op->serial, op->serial_len);
     ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_EVRL,
+                              op->serial, op->serial_len);
+    ngx_device_auth_key_write(&cmd, prefix, plen, NGX_DEVICE_AUTH_KEY_EDGES,
                               op->serial, op->serial_len);
 
     /* ARGV */
@@ -603,6 +611,7 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
     ngx_device_auth_resp_bulk(&cmd, action->data, action->len);
     ngx_http_device_auth_resp_str(&cmd, NGX_HTTP_DEVICE_AUTH_EVENT_RATE);
     ngx_device_auth_resp_bulk(&cmd, event, ngx_strlen(event));
+    ngx_device_auth_resp_bulk(&cmd, dmcf->edge.data, dmcf->edge.len);
 
     rc = ngx_http_device_auth_op_command(op, op->nl[0],
                                    (op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)
@@ -667,6 +676,8 @@ ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
         return NGX_ERROR;
     }
 
+    op->sent = 1;
+
     if (op->pending++ == 0) {
         op->lk->cmd.inflight++;
     }
@@ -727,11 +738,6 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     rc = ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
                                       &d, &err);
 
-    if (r) {
-        ngx_http_device_auth_metrics_latency(op->lk->conf,
-                                 ngx_http_device_auth_op_usec() - op->start);
-    }
-
     if (rc == NGX_DEVICE_AUTH_V_NOSCRIPT && !op->retried) {
         op->retried = 1;
 
@@ -751,17 +757,11 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     }
 
     if (rc != NGX_DEVICE_AUTH_V_OK) {
-        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
-                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
-                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
-                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
-
         /* a master demoted under the connection: the master is asked for */
         (void) ngx_http_device_auth_redis_readonly(ac->data, r);
 
         op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
-        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_error(op, r, &err);
         ngx_http_device_auth_op_replied(op);
         return;
     }
@@ -781,6 +781,8 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
 
     if (d.fetched) {
         e->registered = d.registered ? 1 : 0;
+        e->key = d.key;
+        ngx_memcpy(e->key_sha256, d.key_sha256, NGX_DEVICE_AUTH_KEY_LEN);
     }
 
     if (d.sight != NGX_DEVICE_AUTH_SIGHT_NONE) {
@@ -799,6 +801,9 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
                                         sizeof(op->result.reason) - 1);
         ngx_memcpy(op->result.reason, d.reason.data, op->result.reason_len);
         op->result.reason[op->result.reason_len] = '\0';
+
+        op->edges_len = ngx_min(d.edges.len, sizeof(op->edges));
+        ngx_memcpy(op->edges, d.edges.data, op->edges_len);
     }
 
     /* a clone seen, a quarantine written: the script let the event through */
@@ -848,13 +853,7 @@ ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
     rc = ngx_device_auth_reply_get(r, &value, &err);
 
     if (rc != NGX_DEVICE_AUTH_V_OK) {
-        ngx_http_device_auth_metrics_redis_error(op->lk->conf,
-                  r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
-                  : ((redisReply *) r)->type == REDIS_REPLY_ERROR
-                    ? NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY
-                    : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
-
-        ngx_http_device_auth_op_fail(op, &err);
+        ngx_http_device_auth_op_error(op, r, &err);
         ngx_http_device_auth_op_replied(op);
         return;
     }
@@ -934,7 +933,7 @@ ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
            : 0;
 
     ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
-    ngx_device_auth_resp_array(&cmd, 18);
+    ngx_device_auth_resp_array(&cmd, op->edges_len ? 20 : 18);
     ngx_http_device_auth_resp_str(&cmd, "XADD");
     ngx_device_auth_key_write(&cmd, dmcf->redis_prefix.data,
                               dmcf->redis_prefix.len,
@@ -955,6 +954,13 @@ ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
     ngx_device_auth_resp_bulk(&cmd, dmcf->edge.data, dmcf->edge.len);
     ngx_http_device_auth_resp_str(&cmd, "reason");
     ngx_device_auth_resp_bulk(&cmd, op->result.reason, op->result.reason_len);
+
+    /* a clone: every edge that sighted it within the window */
+
+    if (op->edges_len) {
+        ngx_http_device_auth_resp_str(&cmd, "edges");
+        ngx_device_auth_resp_bulk(&cmd, op->edges, op->edges_len);
+    }
 
     len = ngx_device_auth_resp_len(&cmd);
 
@@ -1194,6 +1200,22 @@ ngx_http_device_auth_op_asking(redisAsyncContext *ac, void *r,
 }
 
 
+/* a reply that is no answer: counted by its kind, and the operation fails */
+
+static void
+ngx_http_device_auth_op_error(ngx_http_device_auth_op_t *op, void *r,
+    ngx_device_auth_verdict_t *err)
+{
+    ngx_http_device_auth_metrics_redis_error(op->lk->conf,
+              r == NULL ? NGX_HTTP_DEVICE_AUTH_RE_DISCONNECTED
+              : ((redisReply *) r)->type == REDIS_REPLY_ERROR
+                ? ngx_http_device_auth_redis_cause(r)
+                : NGX_HTTP_DEVICE_AUTH_RE_BAD_REPLY);
+
+    ngx_http_device_auth_op_fail(op, err);
+}
+
+
 static void
 ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
     ngx_device_auth_verdict_t *err)
@@ -1240,6 +1262,18 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
+    }
+
+    /*
+     * How long a lookup took, answered or not: a timeout counts as the
+     * time it waited, a lost connection until it was noticed.  Lookups
+     * never sent (no connection) fail at once and are not measured; the
+     * redis errors count them.
+     */
+
+    if (op->sent && !(op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)) {
+        ngx_http_device_auth_metrics_latency(link->conf,
+                                 ngx_http_device_auth_op_usec() - op->start);
     }
 
     e = op->entry;

@@ -26,6 +26,7 @@
 #define NGX_HTTP_DEVICE_AUTH_OP_EVENT     0x08   /* an event's rate limit */
 
 #define NGX_HTTP_DEVICE_AUTH_PLACE_MAX    128
+#define NGX_HTTP_DEVICE_AUTH_EDGES_MAX    (10 * 66)   /* 10 names, ", " */
 
 
 typedef struct ngx_http_device_auth_op_s  ngx_http_device_auth_op_t;
@@ -83,6 +84,7 @@ struct ngx_http_device_auth_op_s {
     unsigned                           cached:1;    /* CLIENT CACHING yes */
     unsigned                           retried:1;   /* NOSCRIPT: EVAL */
     unsigned                           desync:1;
+    unsigned                           sent:1;      /* a command written */
     unsigned                           got:2;       /* signer replies */
     unsigned                           lost:1;      /* the connection was */
     unsigned                           resent:1;    /* on a new one */
@@ -100,9 +102,13 @@ struct ngx_http_device_auth_op_s {
     int                                event;
     size_t                             serial_len;
     size_t                             place_len;
+    size_t                             edges_len;
     u_char                             serial[NGX_DEVICE_AUTH_SERIAL_MAX];
     u_char                             signer[NGX_DEVICE_AUTH_HEX_LEN];
     u_char                             place[NGX_HTTP_DEVICE_AUTH_PLACE_MAX];
+
+    /* the edges that sighted a clone: "edge1, edge2" */
+    u_char                             edges[NGX_HTTP_DEVICE_AUTH_EDGES_MAX];
 };
 
 

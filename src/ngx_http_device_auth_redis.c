@@ -119,6 +119,7 @@ ngx_http_device_auth_redis_init(ngx_http_device_auth_redis_t *redis,
     redis->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
     redis->redirect = -1;
     redis->tracking = -1;
+    redis->cause = NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED;
 
     SHA1((u_char *) ngx_http_device_auth_script,
          ngx_http_device_auth_script_len, md);
@@ -267,6 +268,7 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
     }
 
     redis->gen = redis->node->gen;
+    redis->cause = NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED;
 
     if (redis->node->port) {
         ac = redisAsyncConnect((char *) redis->node->host, redis->node->port);
@@ -501,6 +503,11 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+
+        /* a password or an ACL refused: said in each request's line */
+
+        redis->cause = ngx_http_device_auth_redis_cause(reply);
+
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "redis \"%s\" failed at \"%V\": %*s",
                                     step, &redis->node->name,
@@ -595,6 +602,36 @@ done:
     }
 
     redis->handlers.ready(redis->handlers.data);
+}
+
+
+/* the kind of an error reply: WRONGPASS, NOAUTH, NOPERM, or another */
+
+ngx_uint_t
+ngx_http_device_auth_redis_cause(redisReply *reply)
+{
+    static struct {
+        ngx_str_t   prefix;
+        ngx_uint_t  kind;
+    } causes[] = {
+        { ngx_string("WRONGPASS"), NGX_HTTP_DEVICE_AUTH_RE_WRONGPASS },
+        { ngx_string("NOAUTH"), NGX_HTTP_DEVICE_AUTH_RE_NOAUTH },
+        { ngx_string("NOPERM"), NGX_HTTP_DEVICE_AUTH_RE_NOPERM },
+        { ngx_null_string, NGX_HTTP_DEVICE_AUTH_RE_ERROR_REPLY }
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; causes[i].prefix.len; i++) {
+        if (reply->str && reply->len >= causes[i].prefix.len
+            && ngx_strncmp(reply->str, causes[i].prefix.data,
+                           causes[i].prefix.len) == 0)
+        {
+            break;
+        }
+    }
+
+    return causes[i].kind;
 }
 
 

@@ -95,6 +95,9 @@ struct ngx_http_device_auth_redis_s {
     ngx_http_device_auth_redis_handlers_t  handlers;
     ngx_http_device_auth_outage_t      outage;
 
+    /* why it is not connected: NGX_HTTP_DEVICE_AUTH_RE_* (metrics.h) */
+    ngx_uint_t                         cause;
+
     unsigned                           exiting:1;
     unsigned                           writing:1;  /* in HandleWrite */
     unsigned                           connected:1; /* handshake done once */
@@ -124,6 +127,7 @@ ngx_uint_t ngx_http_device_auth_redis_ready(
     ngx_http_device_auth_redis_t *redis);
 ngx_uint_t ngx_http_device_auth_redis_readonly(
     ngx_http_device_auth_redis_t *redis, redisReply *reply);
+ngx_uint_t ngx_http_device_auth_redis_cause(redisReply *reply);
 
 void ngx_http_device_auth_outage(ngx_log_t *log,
     ngx_http_device_auth_outage_t *outage, const char *fmt, ...);

@@ -9,18 +9,22 @@
 -- stream itself (the stream lives in another slot).
 --
 -- KEYS[1] P{SN}:revoked     reason; a TTL makes a quarantine
--- KEYS[2] P{SN}:registered  present: the serial was built
+-- KEYS[2] P{SN}:registered  present: the serial was built; its value may
+--                           bind the chip's key (spki_sha256=<hex>)
 -- KEYS[3] P{SN}:seen        zset: place -> last seen (ms, Redis' clock)
 -- KEYS[4] P{SN}:evrl        hash: event type -> last sent (ms)
+-- KEYS[5] P{SN}:edges       zset: edge -> last sighting there (ms)
 --
 -- ARGV[1] serial (the reply's tag)  ARGV[2] what: f, fs or e (s reads
 -- the facts as f does)
 -- ARGV[3] place  ARGV[4] window (ms)  ARGV[5] limit  ARGV[6] action (log,
 -- deny, quarantine)  ARGV[7] event rate (ms)  ARGV[8] event type (for e)
+-- ARGV[9] the edge's name (device_auth_edge_name)
 --
 -- Returns { serial, fetched (1/0), revoked value or false, its PTTL (ms,
--- -1: none), registered (1/0), sighting (ok, duplicate, quarantined or ''),
--- places, reason, event due ('' or its type) }.
+-- -1: none), registered value or false, sighting (ok, duplicate,
+-- quarantined or ''), places, reason, event due ('' or its type), the
+-- edges that sighted a clone within the window ('' otherwise) }.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -28,8 +32,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local what = ARGV[2]
 local rl = tonumber(ARGV[7])
 
-local fetched, revoked, pttl, registered = 0, false, -1, 0
-local sight, places, reason, event = '', 0, '', ''
+local fetched, revoked, pttl, registered = 0, false, -1, false
+local sight, places, reason, event, edges = '', 0, '', '', ''
 
 -- at most one event per serial and type per rl ms, fleet-wide
 local function due(kind)
@@ -45,14 +49,14 @@ end
 -- a sighting reads the facts too: a revoked device is never sighted, and
 -- its revocation never overwritten by a quarantine
 if string.find(what, 'f', 1, true) or string.find(what, 's', 1, true) then
-    -- GET, not EXISTS alone: a key of the wrong type must fail (and the
-    -- fail mode decide), never read as absent
+    -- GET: a key of the wrong type must fail (and the fail mode decide),
+    -- never read as absent; the registration's value binds a key
     fetched = 1
     revoked = redis.call('GET', KEYS[1])
     if revoked then
         pttl = redis.call('PTTL', KEYS[1])
     end
-    registered = redis.call('EXISTS', KEYS[2])
+    registered = redis.call('GET', KEYS[2])
 end
 
 -- a revoked device is refused whatever its places: no sighting
@@ -81,9 +85,19 @@ if string.find(what, 's', 1, true) and not revoked then
         end
     end
 
+    -- which edges saw it, for a clone's event: trimmed as the places
+    redis.call('ZADD', KEYS[5], now, ARGV[9])
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - window))
+    redis.call('PEXPIRE', KEYS[5], window)
+    if redis.call('ZCARD', KEYS[5]) > 100 then
+        redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
+    end
+
     sight = 'ok'
 
     if places > limit then
+        edges = table.concat(redis.call('ZREVRANGE', KEYS[5], 0, 9), ', ')
+
         local seen = redis.call('ZREVRANGE', KEYS[3], 0, 9)
         reason = 'seen at ' .. places .. ' places within '
                  .. math.floor(window / 1000) .. 's: '
@@ -109,4 +123,4 @@ if string.find(what, 'e', 1, true) then
 end
 
 return { ARGV[1], fetched, revoked, pttl, registered, sight, places,
-         reason, event }
+         reason, event, edges }

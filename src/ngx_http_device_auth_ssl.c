@@ -134,7 +134,10 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
             continue;
         }
 
-        /* is the server reachable on a "listen ... ssl" address? */
+        /*
+         * is the server reachable on a "listen ... ssl" address, or a
+         * "listen ... quic" one (same SSL context, TLS inside QUIC)?
+         */
 
         ssl = 0;
         port = cmcf->ports ? cmcf->ports->elts : NULL;
@@ -143,9 +146,15 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
             addr = port[p].addrs.elts;
 
             for (a = 0; a < port[p].addrs.nelts && !ssl; a++) {
+#if (NGX_HTTP_V3)
+                if (!addr[a].opt.ssl && !addr[a].opt.quic) {
+                    continue;
+                }
+#else
                 if (!addr[a].opt.ssl) {
                     continue;
                 }
+#endif
 
                 servers = addr[a].servers.elts;
 
@@ -161,8 +170,11 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
         if (!ssl) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "\"device_auth\" in %s:%ui needs a server that "
-                          "listens with \"ssl\"", dscf->on_file,
-                          dscf->on_line);
+                          "listens with \"ssl\""
+#if (NGX_HTTP_V3)
+                          " or \"quic\""
+#endif
+                          , dscf->on_file, dscf->on_line);
             return NGX_ERROR;
         }
 
@@ -322,6 +334,24 @@ ngx_http_device_auth_session_contexts(ngx_conf_t *cf,
         goto failed;
     }
 
+#if (nginx_version >= 1027002)
+
+    /* nginx 1.27.2 keeps the server certificates in ngx_ssl_t.certs */
+
+    for (k = 0; k < sscf->ssl.certs.nelts; k++) {
+        cert = ((X509 **) sscf->ssl.certs.elts)[k];
+
+        if (X509_digest(cert, EVP_sha256(), buf, &len) == 0
+            || EVP_DigestUpdate(md, buf, len) == 0)
+        {
+            goto failed;
+        }
+    }
+
+    if (sscf->ssl.certs.nelts == 0 && sscf->certificates != NULL) {
+
+#else
+
     for (cert = SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_ssl_certificate_index);
          cert;
          cert = X509_get_ex_data(cert, ngx_ssl_next_certificate_index))
@@ -336,6 +366,9 @@ ngx_http_device_auth_session_contexts(ngx_conf_t *cf,
     if (SSL_CTX_get_ex_data(sscf->ssl.ctx, ngx_ssl_certificate_index) == NULL
         && sscf->certificates != NULL)
     {
+
+#endif
+
         /* certificates with variables: their names, as nginx does */
 
         certs = sscf->certificates->elts;
@@ -708,6 +741,7 @@ ngx_http_device_auth_conn_create(ngx_pool_t *pool,
 
     ngx_hex_dump(dc->fingerprint, id->fingerprint, NGX_DEVICE_AUTH_ID_LEN);
     ngx_hex_dump(dc->signer, id->signer_id, NGX_DEVICE_AUTH_ID_LEN);
+    ngx_memcpy(dc->spki, id->spki, NGX_DEVICE_AUTH_ID_LEN);
 
     if (id->serial_len) {
         dc->serial.len = id->serial_len;

@@ -34,6 +34,11 @@ typedef struct {
     /* in hex once: headers, variables and lookups use them as they are */
     u_char                          fingerprint[NGX_DEVICE_AUTH_HEX_LEN];
     u_char                          signer[NGX_DEVICE_AUTH_HEX_LEN];
+    /* SHA-256 of the device key (SubjectPublicKeyInfo, DER), binary */
+    u_char                          spki[NGX_DEVICE_AUTH_ID_LEN];
+
+    /* the device was added to the day's distinct devices */
+    unsigned                        counted:1;
 } ngx_http_device_auth_conn_t;
 
 

@@ -15,6 +15,7 @@ use lib "$FindBin::Bin/lib";
 
 use Digest::SHA qw(sha256_hex);
 use Test::More;
+use POSIX qw(strftime);
 use DeviceAuth::Test;
 use DeviceAuth::Manifest;
 
@@ -239,7 +240,11 @@ is($out, "device 0123ABABABABABAB01 in redis 127.0.0.1:$port db 0, "
          . "seen:        nowhere in the duplicate window\n"
          . "events:      none among the $stream newest of device_auth:events\n"
          . "signer:      unknown: no registration names it, no event of "
-         . "this device\n", 'show, an unknown device: the whole output');
+         . "this device\n"
+         # the edge counts the devices it let in today: dev1 did come
+         . "fleet:       1 distinct devices seen today ("
+         . strftime('%Y-%m-%d', gmtime()) . " UTC)\n",
+   'show, an unknown device: the whole output');
 
 my $S2 = '0123ABABABABABAB02';
 cli('SET', "device_auth:{$S2}:registered", 'batch-2026-11');

@@ -246,7 +246,7 @@ ok(becomes($t, $dev{$_}, '200 ok'), "unrevoked: its device on $_ let in")
 
 is(cli($t, 'c1', '-c', 'SET', "$signer:compromised", 'key leaked'), 'OK',
    'runbook: a signer marked compromised with -c (another slot)');
-ok(becomes($t, $dev{$pnames[0]}, '403 unregistered'),
+ok(becomes($t, $dev{$pnames[0]}, '403 signer_compromised'),
    'its unregistered devices refused');
 cli($t, 'c1', '-c', 'SET', "device_auth:{$dev{$pnames[0]}{serial}}:registered",
     '1');

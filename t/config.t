@@ -84,9 +84,12 @@ my ($out, $line);
 ###############################################################################
 # device_auth on in a server without "listen ... ssl"
 
+# an nginx with HTTP/3 also accepts "listen ... quic" (t/http3.t)
+my $listens = $t->nginx_has_http3 ? '"ssl" or "quic"' : '"ssl"';
+
 for my $where ('location', 'server') {
     $out = fails("device_auth on in a $where, no ssl listen",
-                 qr/^nginx: \[emerg\] "device_auth" in \Q$conf\E:(\d+) needs a server that listens with "ssl"$/m,
+                 qr/^nginx: \[emerg\] "device_auth" in \Q$conf\E:(\d+) needs a server that listens with \Q$listens\E$/m,
                  ssl => '',
                  $where eq 'server' ? (server => 'device_auth on;',
                                        location => '') : ());
@@ -383,6 +386,15 @@ passes('device_auth_redis one sentinel, ACL users',
 fails('device_auth_redis twice', qr/"device_auth_redis" directive is duplicate/,
       http => $roots . 'device_auth_redis 127.0.0.1:6379; '
                      . 'device_auth_redis 127.0.0.1:6380;');
+
+# one key is on one node of a cluster: it cannot tell of the others
+fails('device_auth_redis_canary with a cluster',
+      qr/"device_auth_redis_canary" cannot be used with a redis cluster: its key is on one node only/,
+      http => $roots . 'device_auth_redis 127.0.0.1:7000 cluster; '
+                     . 'device_auth_redis_canary canary;');
+passes('device_auth_redis_canary with sentinels',
+       http => $roots . 'device_auth_redis 10.0.0.1:26379 sentinel=devices; '
+                      . 'device_auth_redis_canary canary;');
 
 fails('device_auth_redis in a server',
       qr/"device_auth_redis" directive is not allowed here/,

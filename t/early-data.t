@@ -35,6 +35,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
 
     log_format early '$remote_addr "$request" $status early=$ssl_early_data';
 
@@ -193,7 +194,7 @@ my $serial = $t->serial('dev1');
     like($t->read_access_log(), qr{"GET / HTTP/1\.1" 425 early=1$}m,
          '/: handled in early data');
     like($t->read_error_log(),
-         qr/device rejected with 425 \(too_early\): serial $serial, .*reason: request sent in TLS 1\.3 early data \(0-RTT\), which can be replayed/,
+         qr/device rejected: code=425 status=too_early serial="$serial" .* reason="request sent in TLS 1\.3 early data \(0-RTT\), which can be replayed"/,
          '/: logged');
 }
 

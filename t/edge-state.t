@@ -252,7 +252,7 @@ my %facts = (
     },
     'signer compromised' => {
         key => sub { signer_key('compromised') }, path => '/',
-        with => '403 unregistered', without => '200 ok',
+        with => '403 signer_compromised', without => '200 ok',
     },
 );
 
@@ -300,10 +300,9 @@ $t->redis_cli('FLUSHALL');
 
 ###############################################################################
 # a sighting never overwrites a revocation: a device revoked while its
-# signer's facts are being read again (so that its sighting waits for
-# them) is refused as revoked at a new place beyond the limit, and its
-# revocation stays as it was, without a TTL; a device of a revoked signer
-# is not sighted
+# signer's facts are being read again is refused as revoked at a new
+# place beyond the limit, and its revocation stays as it was, without a
+# TTL; a device of a revoked signer is not sighted
 
 {
     my $d = device();
@@ -428,8 +427,11 @@ for my $which ('the subscriber', 'the command connection') {
     is(status($d, '/strict'), '200 ok', 'strict: cached');
     my $graced = cache('grace');
 
-    $t->redis_stop();
+    # The worker sees the loss once Redis closes its sockets, before
+    # redis_stop() has reaped the process: count from before the stop
+    # (nginx's millisecond clock: a millisecond of slack).
     my $lost = time();
+    $t->redis_stop();
 
     is(status($d, '/grace'), '200 ok', 'redis down: cached device, in the grace: 200 ok');
     cmp_ok(cache('grace'), '>', $graced, 'redis down: the decision counted as graced');
@@ -439,7 +441,7 @@ for my $which ('the subscriber', 'the command connection') {
 
     my $took = becomes($d, '/grace', '503 error');
     ok(defined $took, 'redis down: past the grace (3 s): the fail mode');
-    cmp_ok(time() - $lost, '>=', 3, 'redis down: not before the grace ran out');
+    cmp_ok(time() - $lost, '>=', 2.998, 'redis down: not before the grace ran out');
 
     $t->redis_start('--enable-debug-command', 'yes');
     ok(links_up(1), 'redis back: the link is up');

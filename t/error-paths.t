@@ -28,6 +28,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
     device_auth_redis 127.0.0.1:%%REDIS_PORT%%;
     device_auth_redis_timeout %%REDIS_TIMEOUT%%;
 
@@ -77,7 +78,7 @@ for my $point (sort keys %fault) {
         ok(!$r->{headers}{'x-echo'}, "$point, request $n: upstream not "
            . 'reached');
         like($t->read_error_log($mark),
-             qr/device rejected with 500 \(error\): (?:serial [0-9A-F]{18}|claimed serial -), .*reason: \Q$why\E/,
+             qr/device rejected: code=500 status=error (?:serial="[0-9A-F]{18}" )?.*reason="\Q$why\E"/,
              "$point, request $n: logged with the reason");
     }
 

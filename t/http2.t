@@ -22,6 +22,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
 
     log_format h2 '$request_uri $status $connection $connection_requests '
                   '$http2 $device_auth_status $device_auth_serial';
@@ -191,9 +192,9 @@ is_deeply([ map { [ sort { $a <=> $b } @$_ ] } values %per_conn ],
 my $log;
 
 $log = $t->read_error_log();
-is(scalar(() = $log =~ /device rejected with 496 \(no_cert\)/g), 5,
+is(scalar(() = $log =~ /device rejected: code=496 status=no_cert /g), 5,
    'error.log: 5 streams refused without certificate');
-is(scalar(() = $log =~ /device rejected with 495 \(invalid\)[^\n]*curve secp384r1/g),
+is(scalar(() = $log =~ /device rejected: code=495 status=invalid [^\n]*curve secp384r1/g),
    5, 'error.log: 5 streams refused for the curve');
 
 $t->check_error_log();

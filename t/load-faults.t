@@ -353,7 +353,7 @@ for my $pid (sort keys %$base) {
     }
 }
 
-like($t->read_error_log(), qr/device rejected with 495 \(invalid\)/,
+like($t->read_error_log(), qr/device rejected: code=495 status=invalid /,
      'the foreign devices were logged');
 
 $t->check_error_log();

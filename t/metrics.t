@@ -89,7 +89,7 @@ sub delta { ($m->{$_[0]} // 0) - ($m0->{$_[0]} // 0) }
 
 is(delta(dec('allowed', 'ok')), 7, 'decisions: 7 allowed ok');
 is(delta(dec('rejected', 'no_cert')), 2, 'decisions: 2 without a certificate');
-is(delta(dec('rejected', 'invalid_cert')), 5, 'decisions: 5 invalid certificates');
+is(delta(dec('rejected', 'invalid')), 5, 'decisions: 5 invalid certificates');
 is(delta(cert('curve')), 1, 'cert errors: curve');
 is(delta(cert('expired')), 1, 'cert errors: expired');
 is(delta(cert('subject')), 1, 'cert errors: subject');

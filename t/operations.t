@@ -228,7 +228,11 @@ sub events {
         my $id = shift @l;
         last unless $id =~ /^\d+-\d+$/;
         my %e = (id => $id);
-        %e = (%e, splice(@l, 0, 12));
+        # 6 fields; a clone's event has its edges too
+        while (@l >= 2 && $l[0] !~ /^\d+-\d+$/) {
+            my ($k, $v) = splice(@l, 0, 2);
+            $e{$k} = $v;
+        }
         push @ev, \%e;
     }
     return @ev;
@@ -356,9 +360,12 @@ my @handlers = (
             is($xr, $reason, 'revoke: $device_auth_reason is the value');
 
             # the log line the runbook quotes
-            ok($t->wait_error_log(qr/device_auth: device rejected with 403 \(revoked\): serial \Q$SN\E, signer $signer, location "127\.0\.0\.1", reason: \Q$reason\E, client: /,
-                                  mark => $mark),
-               'revoke: the error log line as the runbook shows it');
+            my ($doc_line) = $doc =~ /^    (device_auth: device rejected: code=403 status=revoked .*)$/m;
+            (my $want = $doc_line || '') =~ s/signer=\S+/signer=$signer/;
+            ok($doc_line && $t->wait_error_log(qr/\Q$want\E, client: /,
+                                               mark => $mark),
+               'revoke: the error log line as the runbook shows it')
+                or diag($doc_line);
 
             my $e = last_event($SN, 'revoked');
             ok($e && $e->{reason} eq $reason && $e->{signer} eq $signer
@@ -392,23 +399,115 @@ my @handlers = (
         },
     },
 
-    # unrevoke
+    # revoke with device-auth
     {
-        name => 'unrevoke a device',
-        match => qr/^redis-cli DEL '[^']*\{\w+\}:revoked'$/,
+        name => 'revoke a device with device-auth',
+        match => qr/^build\/device-auth revoke \w+ --reason '[^']*'$/,
         run => sub {
             my ($cmd) = @_;
+            my ($reason) = $cmd =~ /'([^']*)'$/;
+
+            # registered from a manifest, as the runbook's line shows
+            my $spki = DeviceAuth::Manifest::spki_sha256("$wd/device.pem");
+            cli('DEL', key($SN, 'revoked'));
+            cli('SET', key($SN, 'registered'), "manifest=" . ('ab' x 32)
+                . " part=ATECC608A-TNGTLS provisioned=2026-11-02T10:00:00Z "
+                . "signer=$signer spki_sha256=$spki");
+
+            my $out = run_ok($cmd);
+            my @doc_lines = $doc =~ /^ {4}(\Q$SN\E revoked; .*|summary: 1 entry, 1 revoked, .*)$/mg;
+            is_deeply([lines($out =~ s/[0-9a-f]{64}/HEX/gr)],
+                      [map { s/[0-9a-f]{64}/HEX/gr } @doc_lines],
+                      'revoke: the lines the runbook shows');
+            like($out, qr/key spki_sha256 $spki$/m,
+                 'revoke: the key the registration records');
+
+            my ($st, $xs, $xr) = req($SN, '/');
+            is("$st $xs $xr", "403 revoked $reason", 'revoke: 403 revoked');
+
+            my ($a) = $t->redis_stream('device_auth:audit', '+', '-',
+                                       'COUNT', 1);
+            my $user = getpwuid($<);
+            chomp(my $host = `hostname`);
+            is_deeply([@{$a}{qw(what serial key reason user host source)}],
+                      ['revoke', $SN, key($SN, 'revoked'), $reason, $user,
+                       $host, 'argument 1'],
+                      'revoke: the audit entry: what, which, why, who, '
+                      . 'where');
+            ok(!exists $a->{by} && !exists $a->{previous},
+               'revoke: no --by, nothing there before');
+            my ($now) = cli('TIME');
+            ok(abs(($a->{id} =~ /^(\d+)/)[0] / 1000 - $now) < 60,
+               'revoke: the entry id is the time');
+
+            cli('DEL', key($SN, 'revoked'), key($SN, 'registered'));
+        },
+    },
+
+    # unrevoke with device-auth: a revocation, and a quarantine the edge wrote
+    {
+        name => 'unrevoke a device',
+        match => qr/^build\/device-auth unrevoke \w+ --reason '[^']*'$/,
+        run => sub {
+            my ($cmd) = @_;
+            my ($why) = $cmd =~ /'([^']*)'$/;
             cli('SET', key($SN, 'revoked'), 'to be lifted');
             status_is($SN, '/', '403 revoked', 'unrevoke: revoked before');
-            is(run_ok($cmd), "1\n", 'unrevoke: one key deleted');
+            is(run_ok($cmd), "$SN unrevoked, was \"to be lifted\"\n"
+               . "summary: 1 entry, 1 unrevoked, 0 unchanged, 0 refused, "
+               . "0 duplicates\n", 'unrevoke: the line and the summary');
             status_is($SN, '/', '200 ok', 'unrevoke: the next request is 200 ok');
 
-            # "This also lifts a quarantine."
-            cli('SET', key($SN, 'revoked'), 'quarantined: lifted early',
-                'EX', 3600);
-            status_is($SN, '/', '403 quarantined', 'unrevoke: quarantined before');
-            is(run_ok($cmd), "1\n", 'unrevoke: quarantine key deleted');
-            status_is($SN, '/', '200 ok', 'unrevoke: lifts a quarantine too');
+            my ($a) = $t->redis_stream('device_auth:audit', '+', '-',
+                                       'COUNT', 1);
+            is_deeply([@{$a}{qw(what serial key reason previous source)}],
+                      ['unrevoke', $SN, key($SN, 'revoked'), $why,
+                       'to be lifted', 'argument 1'],
+                      'unrevoke: the audit entry');
+
+            like(run_ok($cmd), qr/^$SN not revoked\nsummary: 1 entry, 0 unrevoked, 1 unchanged, /,
+                 'unrevoke: again, unchanged');
+
+            # a quarantine the edge wrote: its places go with it
+            is(edge_quarantine($SN), '200 ok,200 ok,200 ok,403 quarantined',
+               'unrevoke: a clone quarantined by the edge at 4 places');
+            like(run_ok($cmd), qr/^$SN unrevoked, was quarantined: "quarantined: cloned device seen at 4 places within 600s: [^"]*" \(\d+m\d+s left\); 4 places forgotten$/m,
+                 'unrevoke: the quarantine and its places');
+            is(join(',', map { join ' ', (req($SN, '/clones',
+                                              local_addr => $_))[0, 1] }
+                         qw(127.0.0.1 127.0.0.2 127.0.0.5)),
+               '200 ok,200 ok,200 ok',
+               'unrevoke: let in at its next requests, not quarantined '
+               . 'again');
+            cli('DEL', key($SN, 'seen'));
+        },
+    },
+
+    {
+        name => 'unrevoke with redis-cli: both keys',
+        match => qr/^redis-cli DEL '[^']*\{\w+\}:revoked' '[^']*\{\w+\}:seen'$/,
+        run => sub {
+            my ($cmd) = @_;
+
+            # what the runbook said before: :revoked alone
+            is(edge_quarantine($SN), '200 ok,200 ok,200 ok,403 quarantined',
+               'redis-cli DEL: a clone quarantined by the edge');
+            is(cli('DEL', key($SN, 'revoked')), 1, 'DEL of :revoked alone');
+            status_is($SN, '/clones', '403 quarantined',
+                      'DEL of :revoked alone: quarantined again at once '
+                      . '(its places are still there)');
+
+            is(run_ok($cmd), "2\n", 'redis-cli DEL: both keys deleted');
+            is(join(',', map { join ' ', (req($SN, '/clones',
+                                              local_addr => $_))[0, 1] }
+                         qw(127.0.0.1 127.0.0.2 127.0.0.5)),
+               '200 ok,200 ok,200 ok',
+               'redis-cli DEL of both: let in, not quarantined again');
+
+            cli('SET', key($SN, 'revoked'), 'revoked');
+            is(run_ok($cmd), "2\n", 'redis-cli DEL: a revocation too');
+            status_is($SN, '/', '200 ok', 'redis-cli DEL: 200 ok');
+            cli('DEL', key($SN, 'seen'));
         },
     },
 
@@ -425,35 +524,109 @@ my @handlers = (
         },
     },
 
-    # list revoked with reasons
+    # list revoked with reasons, with device-auth
     {
         name => 'list revoked devices with the reasons',
-        match => qr/^redis-cli --scan --pattern '[^']*:revoked' \| while read/,
+        match => qr/^build\/device-auth list revoked\nbuild\/device-auth list quarantined$/,
+        run => sub {
+            my @cmd = @_;
+            my @keys = revoke_two();
+
+            # a key no edge reads is counted, not listed
+            cli('SET', 'device_auth:{0123a1b2c3d4e5f6b0}:revoked', 'x');
+
+            my ($rc, $out, $err) = sh($cmd[0]);
+            is($rc, 1, 'list revoked: exit 1, a key no edge reads');
+            my $left = sub { $_[0] =~ s/\t\d+[dhms][\dhms]*\t/\tLEFT\t/r };
+            is_deeply([map { $left->($_) } sort(lines($out))],
+                      [map { $left->(s/^ {4}//r) }
+                           $doc =~ /^(    0123\S+\t\S+\t.*)$/mg],
+                      'list revoked: the lines the runbook shows')
+                or diag($out);
+            like($err, qr/^list: 2 revoked keys: 1 revoked, 1 quarantined; not listed: 1 keys whose name no edge reads, 0 of the wrong type \(device-auth lint names them\)$/,
+                 'list revoked: the counts on stderr');
+            cli('DEL', 'device_auth:{0123a1b2c3d4e5f6b0}:revoked');
+
+            ($rc, $out, $err) = sh($cmd[1]);
+            is($rc, 0, 'list quarantined: exit 0');
+            like($err, qr/^list: 1 quarantined, of 2 revoked keys$/,
+                 'list quarantined: the counts on stderr');
+            my @q = lines($out);
+            is(scalar @q, 1, 'list quarantined: one');
+            like($q[0] // '', qr/^0123A1B2C3D4E5F6A9\tquarantined\t(59m[0-5]\ds|1h0m0s)\t"quarantined: listed"$/,
+                 'list quarantined: the quarantine, its time left');
+
+            cli('DEL', @keys, signer_key($signer2, 'revoked'));
+        },
+    },
+
+    # many devices from a file
+    {
+        name => 'revoke many devices from a file',
+        match => qr/^build\/device-auth revoke --from (\S+) --reason '[^']*'$/,
         run => sub {
             my ($cmd) = @_;
-            my @keys = revoke_two();
-            is_deeply([sort(lines(run_ok($cmd)))],
-                      ["$keys[0]\tstolen, listed",
-                       "$keys[1]\tquarantined: listed"],
-                      'list with reasons: key TAB reason, quarantines too');
-            cli('DEL', @keys, signer_key($signer2, 'revoked'));
+            my ($file) = $cmd =~ /--from (\S+)/;
+            my ($default) = $cmd =~ /'([^']*)'$/;
+            my ($example) = $doc =~ /`\Q$file\E`:\n\n((?: {4}.*\n)+)/;
+            ok($example, "revoke --from: the runbook shows $file");
+
+            # as a spreadsheet writes it: a byte order mark, CRLF
+            $t->write_file("$wd/$file", "\xEF\xBB\xBF"
+                           . join('', map { s/^ {4}//r . "\r\n" }
+                                          split /\n/, $example // ''));
+
+            my @sn = map { "0123A1B2C3D4E5F6$_" } qw(A8 A9);
+            cli('DEL', map { (key($_, 'revoked'), key($_, 'registered')) }
+                           @sn);
+            my $before = () = $t->redis_stream('device_auth:audit');
+
+            my ($rc, $out, $err) = sh($cmd);
+            is($rc, 1, 'revoke --from: exit 1, an entry was refused');
+            is($err, '', 'revoke --from: nothing on stderr');
+            is_deeply([lines($out)],
+                      [$doc =~ /^ {4}(\Q$file\E:\d+ .*|summary: \d+ entries, .* revoked, .*)$/mg],
+                      'revoke --from: the lines the runbook shows');
+
+            my ($st, $xs, $xr) = req($sn[0], '/');
+            is("$st $xs", '403 revoked', "revoke --from: $sn[0] revoked");
+            is($xr, 'stolen from the van, ticket 4801',
+               'revoke --from: its reason from the file, comma and all');
+            ($st, $xs, $xr) = req($sn[1], '/');
+            is("$st $xs $xr", "403 revoked $default",
+               "revoke --from: $sn[1] (sn, lower case), --reason");
+
+            my @a = $t->redis_stream('device_auth:audit');
+            is(scalar(@a) - $before, 2, 'revoke --from: two audit entries');
+            is_deeply([map { "$_->{serial} $_->{source}" } @a[-2, -1]],
+                      ["$sn[0] $file:2", "$sn[1] $file:3"],
+                      'revoke --from: the audit names the file and line');
+
+            like(run_ok("build/device-auth revoke --from $file --reason "
+                        . "'$default' --quiet 2>&1 || true"),
+                 qr/^\Q$file\E:4 .* refused: .*\nsummary: 3 entries, 0 revoked, 2 unchanged, 1 refused, 0 duplicates$/,
+                 'revoke --from again: unchanged, --quiet shows the refusal');
+
+            cli('DEL', map { key($_, 'revoked') } @sn);
         },
     },
 
     # quarantine for a day
     {
         name => 'quarantine a device for a day',
-        match => qr/^redis-cli SET '[^']*\{\w+\}:revoked' '[^']*' EX \d+$/,
+        match => qr/^build\/device-auth quarantine \w+ --for \w+ --reason '[^']*'$/,
         run => sub {
             my ($cmd) = @_;
-            my ($reason, $ttl) = $cmd =~ /'([^']*)' EX (\d+)$/;
-            is($ttl, 86400, 'quarantine: a day');
-            like($reason, qr/^quarantined:/, 'quarantine: reason says so');
+            my ($for, $why) = $cmd =~ /--for (\w+) --reason '([^']*)'$/;
+            is($for, '1d', 'quarantine: a day');
+            my $reason = "quarantined: $why";
 
             # no event of this device in the last minute (the rate limit)
             cli('DEL', key($SN, 'revoked'), key($SN, 'evrl'));
 
-            is(run_ok($cmd), "OK\n", 'quarantine: OK');
+            is(run_ok($cmd), "$SN quarantined for 1d0h0m0s\nsummary: 1 "
+               . "entry, 1 quarantined, 0 unchanged, 0 refused, 0 "
+               . "duplicates\n", 'quarantine: the line');
             my ($st, $xs, $xr) = req($SN, '/');
             is("$st $xs", '403 quarantined', 'quarantine: 403 quarantined');
             is($xr, $reason, 'quarantine: the reason');
@@ -465,8 +638,17 @@ my @handlers = (
             ok($e && $e->{reason} eq $reason,
                'quarantine: an attempt writes a quarantined event');
 
+            # never over a revocation
+            cli('SET', key($SN, 'revoked'), 'stolen for good');
+            my ($rc, $out) = sh($cmd);
+            is($rc, 1, 'quarantine of a revoked device: exit 1');
+            like($out, qr/^$SN refused: revoked, not quarantined: "stolen for good": /m,
+                 'quarantine of a revoked device: refused, said why');
+            is(cli('TTL', key($SN, 'revoked')), -1,
+               'quarantine of a revoked device: still without expiry');
+
             cli('DEL', key($SN, 'revoked'));
-            status_is($SN, '/', '200 ok', 'quarantine ended early by DEL');
+            status_is($SN, '/', '200 ok', 'quarantine ended early');
         },
     },
 
@@ -536,8 +718,8 @@ my @handlers = (
             status_is($SN, '/', '200 ok',
                       'compromised: a registered device keeps working');
             my ($st, $xs, $xr) = req($A8, '/');
-            is("$st $xs", '403 unregistered',
-               'compromised: an unregistered one is 403 unregistered '
+            is("$st $xs", '403 signer_compromised',
+               'compromised: an unregistered one is 403 signer_compromised '
                . 'without device_auth_registry');
 
             # the reason the runbook quotes
@@ -546,8 +728,9 @@ my @handlers = (
             is($xr, $doc_reason, 'compromised: the reason the runbook quotes');
             like($xr, qr/\Q($value)\E/, 'compromised: it holds the value');
 
-            my $e = last_event($A8, 'unregistered');
-            ok($e && $e->{reason} eq $xr, 'compromised: an unregistered event');
+            my $e = last_event($A8, 'signer_compromised');
+            ok($e && $e->{reason} eq $xr,
+               'compromised: a signer_compromised event');
             cli('DEL', key($SN, 'registered'));
         },
     },
@@ -559,7 +742,8 @@ my @handlers = (
             my ($cmd) = @_;
             my $A8 = '0123A1B2C3D4E5F6A8';
             cli('SET', signer_key($signer, 'compromised'), 'x');
-            status_is($A8, '/', '403 unregistered', 'compromised undo: before');
+            status_is($A8, '/', '403 signer_compromised',
+                      'compromised undo: before');
             is(run_ok($cmd), "1\n", 'compromised undo: deleted');
             status_is($A8, '/', '200 ok', 'compromised undo: 200 ok');
         },
@@ -578,7 +762,7 @@ my @handlers = (
             my $out = run_ok($cmd);
 
             # the output the runbook shows
-            my @doc_lines = $doc =~ /^    (\Q$reel_name\E:\d+ .*|summary: .*)$/mg;
+            my @doc_lines = $doc =~ /^    (\Q$reel_name\E:\d+ .*|summary: \d+ entries in .*)$/mg;
             is_deeply([lines($out)], \@doc_lines,
                       'manifest: the output as the runbook shows it');
 
@@ -644,7 +828,14 @@ my @handlers = (
             }
             is($got[-1], '403 quarantined', 'show: a clone quarantined');
 
+            # the devices the edges counted today
+            my $day = POSIX::strftime('%Y-%m-%d', gmtime((cli('TIME'))[0]));
+            cli('PFADD', "device_auth:devices:$day", $SN);
+            my $n = cli('PFCOUNT', "device_auth:devices:$day");
+
             my $out = run_ok($cmd);
+            like($out, qr/^fleet: +$n distinct devices seen today \($day UTC\)$/m,
+                 'show: the devices counted today');
             like($out, qr/^device $SN in redis 127\.0\.0\.1:$redis_port db 0, prefix "device_auth:"$/m,
                  'show: the device and where');
             like($out, qr/^state: +quarantined, reason "quarantined: cloned device seen at 4 places within 600s: [^"]*", ends in \d+m\d+s$/m,
@@ -685,29 +876,73 @@ my @handlers = (
         },
     },
 
-    # registry: a batch
+    # registry: a batch, with device-auth
     {
         name => 'load a manufacturing batch',
-        match => qr/^printf .* > (\S+)\nawk .* \1 \| redis-cli --pipe$/,
+        match => qr/^printf .* > (\S+)\nbuild\/device-auth register --from \1 --batch \S+$/,
         run => sub {
             my @cmd = @_;
+            my ($file) = $cmd[1] =~ /--from (\S+)/;
+            my ($batch) = $cmd[1] =~ /--batch (\S+)$/;
             my @serials = map { "0123A1B2C3D4E5F6$_" } qw(A7 A8 A9 AA);
             cli('DEL', map { key($_, 'registered') } @serials);
             status_is($serials[1], '/registry', '403 unregistered',
                       'batch: A8 unregistered before');
 
             run_ok($cmd[0]);
-            for my $pass (1, 2) {
-                like(run_ok($cmd[1]), qr/^errors: 0, replies: 3$/m,
-                     "batch: --pipe ends with errors: 0, replies: 3 ($pass)");
-            }
+            like($t->read_file("$wd/$file"), qr/\r\n/,
+                 'batch: the file has CRLF line ends');
+
+            my @doc_lines = $doc =~ /^ {4}(\Q$file\E:\d+ .*|summary: \d+ entries, \d+ registered, .*)$/mg;
+            is_deeply([lines(run_ok($cmd[1]))], \@doc_lines,
+                      'batch: the lines the runbook shows');
+            like(run_ok($cmd[1]), qr/^\Q$file\E:2 $serials[0] already registered, the same value$/m,
+                 'batch: again, harmless');
 
             status_is($_, '/registry', '200 ok', "batch: $_ registered")
                 for @serials[0 .. 2];
+            is(cli('GET', key($serials[1], 'registered')), $batch,
+               'batch: the value is the batch');
             status_is($serials[3], '/registry', '403 unregistered',
                       'batch: a serial not in the batch is not');
             is(cli('EXISTS', "device_auth:{0123a1b2c3d4e5f6a8}:registered"),
                0, 'batch: no lower-case key');
+
+            # the old recipe's traps: none of them loses an entry silently
+            $t->write_file("$wd/traps.csv", "SN;comment\r\n"
+                           . "SN0123A1B2C3D4E5F6AA;\"new, batch\"\r\n"
+                           . "0123A1B2C3D4E5F6A;typo\r\n");
+            my ($rc, $out) = sh("build/device-auth register --from "
+                                . "traps.csv --batch b");
+            is($rc, 1, 'batch traps: exit 1');
+            like($out, qr/^traps\.csv:2 $serials[3] registered\ntraps\.csv:3 "0123A1B2C3D4E5F6A" refused: not a serial/m,
+                 'batch traps: the good one written, the typo refused');
+            is(cli('GET', key($serials[3], 'registered')), 'new, batch',
+               'batch traps: its own batch column, comma and all');
+            cli('DEL', key($serials[3], 'registered'));
+        },
+    },
+
+    {
+        name => 'list registered',
+        match => qr/^build\/device-auth list registered$/,
+        run => sub {
+            my ($cmd) = @_;
+            my $spki = DeviceAuth::Manifest::spki_sha256("$wd/device.pem");
+            my $value = "manifest=" . ('ab' x 32) . " part=ATECC608A-TNGTLS "
+                        . "provisioned=2026-11-02T10:00:00Z signer=$signer "
+                        . "spki_sha256=$spki";
+            cli('SET', key($SN, 'registered'), $value);
+
+            my ($rc, $out, $err) = sh($cmd);
+            is($rc, 0, 'list registered: exit 0');
+            is_deeply([sort(lines($out))],
+                      ["$SN\tmanifest\t$spki\t\"$value\"",
+                       map { "0123A1B2C3D4E5F6$_\thand\t-\t\"batch-2026-11\"" }
+                           qw(A8 A9)],
+                      'list registered: the key recorded, the batches');
+            like($err, qr/^list: 3 registered: 1 from a manifest \(the chip's key recorded\), 2 by hand, 0 neither$/,
+                 'list registered: the counts');
         },
     },
 
@@ -794,6 +1029,105 @@ my @handlers = (
         },
     },
 
+    # the canary
+    {
+        name => 'set the canary',
+        match => qr/^redis-cli SET '[^']*:canary' '[^']*'$/,
+        run => sub {
+            my ($cmd) = @_;
+            my ($key) = $cmd =~ /SET '([^']*)'/;
+            my ($name) = $key =~ /^device_auth:(.*)$/;
+            ok($name, 'canary: a key under the prefix');
+
+            # an edge that names it, on the same Redis
+            my $e = DeviceAuth::Test->new();
+            $e->write_conf(<<"EOF");
+http {
+    ssl_certificate      %%PKI%%/server.pem;
+    ssl_certificate_key  %%PKI%%/server.key;
+    device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_redis 127.0.0.1:$redis_port;
+    device_auth_redis_canary $name;
+
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        server_name localhost;
+        add_header X-Status \$device_auth_status always;
+
+        location / {
+            device_auth on;
+            device_auth_grace 0;
+            return 200 "ok\\n";
+        }
+    }
+}
+EOF
+            cli('DEL', $key);
+            $e->run();
+
+            my $st = sub {
+                my $r = $e->https_get(device => $dev{$SN});
+                return ($r->{status} || 0) . ' '
+                       . ($r->{headers}{'x-status'} || '-');
+            };
+            my $until = sub {
+                my ($want) = @_;
+                my $end = time() + 10;
+                my $got = '';
+                while (time() < $end) {
+                    return 1 if ($got = $st->()) eq $want;
+                    sleep(0.05);
+                }
+                diag("canary: \"$got\", not \"$want\"");
+                return 0;
+            };
+
+            is($st->(), '503 error', 'canary: missing, the edge refuses');
+            like($e->read_error_log(), qr/\[crit\] [^\n]*redis canary "\Q$key\E" missing/,
+                 'canary: missing, at crit');
+
+            is(run_ok($cmd), "OK\n", 'canary: set');
+            ok($until->('200 ok'), 'canary: set, the edge serves');
+
+            cli('DEL', $key);
+            ok($until->('503 error'), 'canary: deleted, the edge refuses '
+               . 'again at once');
+            run_ok($cmd);
+            ok($until->('200 ok'), 'canary: set again, served');
+
+            $e->check_error_log();
+            cli('DEL', $key);
+        },
+    },
+
+    # the day's devices
+    {
+        name => 'how many devices today',
+        match => qr/^redis-cli PFCOUNT "device_auth:devices:\$\(date -u \+%F\)"$/,
+        run => sub {
+            my ($cmd) = @_;
+            req($SN, '/');
+
+            # the devices whose certificate passed: the runbook's
+            # log_format has their serial
+            my %seen = map { /\bserial=(\S+)/ && $1 ne '-' ? ($1 => 1) : () }
+                       split /\n/, $t->read_file('devices.log');
+            my $want = scalar keys %seen;
+            ok($want > 5, "devices today: $want devices made requests");
+            # (other steps' devices, in other servers and locations of the
+            # runbook's edge, are counted too: at least these)
+            my $got = 0;
+            my $end = time() + 5;
+            while (time() < $end) {
+                ($got = run_ok($cmd)) =~ s/\s+$//;
+                last if $got >= $want;
+                sleep(0.05);
+            }
+            cmp_ok($got, '>=', $want, "devices today: every device that "
+                   . "passed its certificate checks ($want) counted");
+        },
+    },
+
     # sightings
     {
         name => 'see where a serial was seen',
@@ -823,20 +1157,48 @@ my @handlers = (
     },
 
     {
-        name => 'forget the sightings',
-        match => qr/^redis-cli DEL '[^']*:seen'\nredis-cli DEL '[^']*:revoked'$/,
+        name => 'lift a quarantine',
+        match => qr/^build\/device-auth release \w+ --reason '[^']*'$/,
         run => sub {
-            my @cmd = @_;
-            status_is($SN, '/', '403 quarantined', 'forget: quarantined before');
-            is(run_ok($cmd[0]), "1\n", 'forget: sightings deleted');
+            my ($cmd) = @_;
+            my ($why) = $cmd =~ /'([^']*)'$/;
             status_is($SN, '/', '403 quarantined',
-                      'forget: still quarantined without the second command');
-            is(run_ok($cmd[1]), "1\n", 'forget: quarantine lifted');
-            is(cli('EXISTS', key($SN, 'seen')), 0, 'forget: sightings gone');
-            status_is($SN, '/clones', '200 ok',
-                      'forget: the device is let in again');
-            is(scalar(() = cli('ZRANGE', key($SN, 'seen'), 0, -1)), 1,
-               'forget: counting places from one again');
+                      'release: quarantined by the edge before');
+
+            my $out = run_ok($cmd);
+            my @doc_lines = $doc =~ /^ {4}(\Q$SN\E released, .*|summary: 1 entry, 1 released, .*)$/mg;
+            is_deeply([lines($out =~ s/\(\d+m\d+s left\)/(LEFT)/r)],
+                      [map { s/\(\d+m\d+s left\)/(LEFT)/r } @doc_lines],
+                      'release: the lines the runbook shows');
+
+            is(cli('EXISTS', key($SN, 'seen'), key($SN, 'revoked')), 0,
+               'release: quarantine and places gone');
+            is(join(',', map { join ' ', (req($SN, '/clones',
+                                              local_addr => $_))[0, 1] }
+                         qw(127.0.0.1 127.0.0.2 127.0.0.5)),
+               '200 ok,200 ok,200 ok',
+               'release: let in at its next request, and not quarantined '
+               . 'again');
+            is(scalar(() = cli('ZRANGE', key($SN, 'seen'), 0, -1)), 3,
+               'release: counting places from one again');
+
+            my ($a) = $t->redis_stream('device_auth:audit', '+', '-',
+                                       'COUNT', 1);
+            is_deeply([@{$a}{qw(what serial reason places)}],
+                      ['release', $SN, $why, 4],
+                      'release: the audit entry, the places forgotten');
+            like($a->{previous}, qr/^quarantined: cloned device /,
+                 'release: the quarantine lifted, in the audit');
+
+            # never a revocation
+            cli('SET', key($SN, 'revoked'), 'stolen for good');
+            my ($rc, $o) = sh($cmd);
+            is($rc, 1, 'release of a revocation: exit 1');
+            like($o, qr/^$SN refused: revoked, not quarantined: "stolen for good": release lifts only quarantines/m,
+                 'release of a revocation: refused, said why');
+            status_is($SN, '/', '403 revoked',
+                      'release of a revocation: still revoked');
+            cli('DEL', key($SN, 'revoked'), key($SN, 'seen'));
         },
     },
 
@@ -869,7 +1231,116 @@ my @handlers = (
                . 'one Redis (t/cluster.t lists on a cluster)');
         },
     },
+    {
+        name => 'the audit stream',
+        match => qr/^redis-cli XREVRANGE device_auth:audit \+ - COUNT 20$/,
+        run => sub {
+            my ($cmd) = @_;
+            my @l = lines(run_ok($cmd));
+            my @a = $t->redis_stream('device_auth:audit', '+', '-',
+                                     'COUNT', 20);
+            ok(@a > 5, 'audit: the runbook\'s changes are there');
+            is($l[0], $a[0]{id}, 'audit: the newest first');
+            like(join("\n", @l), qr/^what\nrelease\nserial\n$SN\n/m,
+                 'audit: the last release');
+            my %what = map { $_->{what} => 1 }
+                       $t->redis_stream('device_auth:audit');
+            is(join(' ', sort keys %what),
+               'quarantine register release revoke unrevoke',
+               'audit: every kind of change the runbook made');
+
+            # a change with redis-cli is not in it
+            my $n = () = $t->redis_stream('device_auth:audit');
+            cli('SET', key($SN, 'revoked'), 'by hand');
+            cli('DEL', key($SN, 'revoked'));
+            is(scalar(() = $t->redis_stream('device_auth:audit')), $n,
+               'audit: redis-cli changes leave no entry');
+        },
+    },
+
+    {
+        name => 'find the keys no edge reads',
+        match => qr/^build\/device-auth lint$/,
+        run => sub {
+            my ($cmd) = @_;
+
+            # what the runbook wrote so far is all read by the edges
+            my ($rc, $out) = sh($cmd);
+            is($rc, 0, 'lint: the runbook left no key an edge does not read')
+                or diag($out);
+            like($out, qr/^summary: \d+ keys under "device_auth:", 0 findings; registered values: \d+ in the import format, \d+ by hand, 0 neither; 0 other keys$/m,
+                 'lint: the summary');
+
+            # the runbook's example
+            my @doc_lines = $doc =~ /^ {4}((?:lower-case-serial|signer-id) .*)$/mg;
+            is(scalar @doc_lines, 2, 'lint: the runbook shows two findings');
+            for (@doc_lines) {
+                my ($k) = /^\S+ "([^"]*)"/;
+                cli('SET', $k, 'written by mistake');
+            }
+            ($rc, $out) = sh($cmd);
+            is($rc, 1, 'lint: exit 1 with findings');
+            is_deeply([sort grep { !/^summary/ } lines($out)],
+                      [sort @doc_lines], 'lint: the lines the runbook shows');
+            cli('DEL', map { /^\S+ "([^"]*)"/ } @doc_lines);
+        },
+    },
+
+    {
+        name => 'check the pinned certificates',
+        match => qr/^build\/device-auth pins roots\.pem signers\.pem$/,
+        run => sub {
+            my ($cmd) = @_;
+            my @l = lines(run_ok($cmd));
+            my @want;
+            for (['roots.pem', 'root'], ['signers.pem', 'signer1'],
+                 ['signers.pem', 'signer2'])
+            {
+                my ($f, $c) = @$_;
+                push @want, sprintf('%s ok %s', $f,
+                                    cert_fingerprint($t->pki_file("$c.pem")));
+            }
+            is_deeply([map { /^(\S+):\d+ (\S+) id=(\S+) / ? "$1 $2 $3" : $_ }
+                           grep { !/^summary/ } @l],
+                      \@want,
+                      'pins: each certificate, ok, its id as the edge computes it');
+
+            # the runbook's example is Microchip's root
+            my ($example) = $doc =~ /^ {4}(roots\.pem:1 ok id=.*)$/m;
+            my $root = "$repo/t/data/atecc608/root-crypto-authentication-root-ca-002.pem";
+            copy_file($root, "$wd/mchp/roots.pem");
+            my ($line) = lines(run_ok('../build/device-auth pins roots.pem',
+                                      dir => "$wd/mchp"));
+            is(($line // '') =~ s/days_left=\d+/days_left=N/r,
+               ($example // '') =~ s/days_left=\d+/days_left=N/r,
+               'pins: the runbook\'s line, Microchip\'s Root CA 002');
+        },
+    },
+
+    {
+        name => 'devices seen today',
+        match => qr/^build\/device-auth count$/,
+        run => sub {
+            my ($cmd) = @_;
+            my $day = POSIX::strftime('%Y-%m-%d', gmtime((cli('TIME'))[0]));
+            cli('PFADD', "device_auth:devices:$day", map { "ops-$_" } 1 .. 50);
+            my $n = cli('PFCOUNT', "device_auth:devices:$day");
+            is(run_ok($cmd), "$day $n\n", "count: today's count ($n)");
+        },
+    },
+
 );
+
+# the edge quarantines a device as a clone: seen at 4 places of /clones
+# (the limit is 3); the statuses of the 4 requests
+sub edge_quarantine {
+    my ($serial) = @_;
+    cli('DEL', key($serial, 'seen'), key($serial, 'revoked'),
+        key($serial, 'evrl'));
+    return join ',', map { join ' ', (req($serial, '/clones',
+                                          local_addr => "127.0.0.$_"))[0, 1] }
+                     1 .. 4;
+}
 
 # revokes two devices, quarantines... for the listings
 sub revoke_two {
@@ -952,8 +1423,8 @@ for my $st (sort keys %observed) {
 }
 
 ok($observed{$_}, "status seen: $_")
-    for qw(ok revoked quarantined signer_revoked unregistered no_cert
-           invalid error unchecked);
+    for qw(ok revoked quarantined signer_revoked signer_compromised
+           unregistered no_cert invalid error unchecked);
 
 $t->check_error_log();
 

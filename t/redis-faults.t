@@ -306,7 +306,7 @@ $t->redis_start();
 recovers('redis started after nginx');
 
 # the runbook: one line until it reconnects, and a notice when it has
-my @down = $t->read_error_log($mark) =~ /(cannot connect to redis)/g;
+my @down = $t->read_error_log($mark) =~ /(device_auth: cannot connect to redis)/g;
 is(scalar(@down), 1, 'redis down at start: the failure logged once');
 like($t->read_error_log($mark),
      qr/\[notice\] .*device_auth: connected to redis at "127\.0\.0\.1:\d+"/,

@@ -15,7 +15,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use DeviceAuth::Test qw(upstream_values new_session_cache);
+use DeviceAuth::Test qw(upstream_values new_session_cache decision_lines);
 
 my $t = DeviceAuth::Test->new();
 
@@ -29,6 +29,9 @@ http {
     device_auth_certificate %%PKI%%/roots.pem;
     device_auth_redis 127.0.0.1:%%REDIS_PORT%%;
     device_auth_redis_timeout %%REDIS_TIMEOUT%%;
+
+    # every decision's line: the lines of one device are looked at
+    device_auth_log_interval 0;
 
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
@@ -177,9 +180,11 @@ unlike($r->{body}, qr/stolen/, 'revoked: the reason is not in the body');
 like(vars(), qr/^status=revoked serial=$sn{dev1} reason=stolen, ticket 4711$/m,
      'revoked: $device_auth_status and $device_auth_reason');
 
-like($t->wait_error_log(qr/rejected with 403/, mark => $mark),
-     qr/device rejected with 403 \(revoked\): serial $sn{dev1}, signer $signer1, location "-", reason: stolen, ticket 4711/,
-     'revoked: the error log names serial, signer, location and reason');
+is_deeply([map { join ' ', @$_{qw(code status serial signer location reason)} }
+           (decision_lines($t->wait_error_log(qr/device rejected: /,
+                                              mark => $mark)))[0]],
+          ["403 revoked $sn{dev1} $signer1 - stolen, ticket 4711"],
+          'revoked: the error log names serial, signer, location and reason');
 
 is(status_of($t->https_get(device => 'dev2')), '200 ok',
    'revoked: another device of the same signer still passes');
@@ -192,8 +197,10 @@ is(status_of(get()), '200 ok', 'unrevoked: 200 on the next request');
 $t->redis_cli('SET', "$P\{$sn{dev1}\}:revoked", "bad\r\nline");
 $mark = $t->log_mark();
 is(get()->{status}, 403, 'revoked with CR LF in the reason: 403');
-like($t->wait_error_log(qr/rejected with 403/, mark => $mark),
-     qr/reason: bad\\x0d\\x0aline/, 'the reason is escaped in the log');
+like($t->wait_error_log(qr/device rejected: /, mark => $mark),
+     qr/ reason="bad\\\\x0d\\\\x0aline"/,
+     'the reason is escaped in the log (as in $device_auth_reason, then '
+     . 'for the log)');
 $t->redis_cli('DEL', "$P\{$sn{dev1}\}:revoked");
 
 ###############################################################################
@@ -252,8 +259,8 @@ is(status_of(get()), '200 ok', 'signer unrevoked: 200');
 $t->redis_cli('SET', "${P}signer:$signer1:compromised", 'key leaked');
 
 is(get()->{status}, 403, 'signer compromised, serial not registered: 403');
-like(vars(), qr/^status=unregistered .* reason=signer compromised \(key leaked\) and serial not in the manufacturing registry$/m,
-     'signer compromised: status unregistered, reason');
+like(vars(), qr/^status=signer_compromised .* reason=signer compromised \(key leaked\) and serial not in the manufacturing registry$/m,
+     'signer compromised: status signer_compromised, reason');
 
 $t->redis_cli('SET', "$P\{$sn{dev1}\}:registered", 'batch-2026-11');
 
@@ -294,9 +301,11 @@ $mark = $t->log_mark();
 $r = $t->https_get(device => $clone, headers => [['X-Test-Place', 'p4']]);
 is(status_of($r), '200 duplicate',
    'log action: a 4th place: 200, X-Device-Status duplicate upstream');
-like($t->wait_error_log(qr/allowed with 200 \(duplicate\)/, mark => $mark),
-     qr/device allowed with 200 \(duplicate\): serial $csn, signer $signer1, location "p4", reason: seen at 4 places within 600s: p4, p3, p2, p1/,
-     'log action: logged with serial, location and the places');
+is_deeply([map { join ' ', @$_{qw(action code status serial signer location reason)} }
+           decision_lines($t->wait_error_log(qr/device allowed: /,
+                                             mark => $mark))],
+          ["allowed 200 duplicate $csn $signer1 p4 seen at 4 places within 600s: p4, p3, p2, p1"],
+          'log action: logged with serial, location and the places');
 
 my @seen = $t->redis_cli('ZRANGE', "$P\{$csn\}:seen", 0, -1);
 is_deeply([sort @seen], [qw(p1 p2 p3 p4)], 'the places are in P{SN}:seen');
@@ -394,7 +403,8 @@ my %types;
 $types{ $_->{type} }++ for @ev;
 
 ok($types{$_}, "events: a \"$_\" event")
-    for qw(revoked signer_revoked unregistered duplicate quarantined);
+    for qw(revoked signer_revoked signer_compromised unregistered duplicate
+           quarantined);
 
 my ($rev) = grep { $_->{type} eq 'revoked' && $_->{serial} eq $sn{dev1} } @ev;
 is($rev->{signer}, $signer1, 'revoked event: signer');
@@ -405,6 +415,8 @@ ok(length $rev->{edge}, "revoked event: edge ($rev->{edge})");
 my ($dup) = grep { $_->{type} eq 'duplicate' && $_->{serial} eq $csn } @ev;
 is($dup->{location}, 'p4', 'duplicate event: location');
 like($dup->{reason}, qr/^seen at 4 places/, 'duplicate event: reason');
+is($dup->{edges}, $dup->{edge},
+   'duplicate event: the edges that sighted it within the window (this one)');
 
 # repeated decisions for one serial: one event per type and minute
 

@@ -29,6 +29,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
 
     proxy_set_header X-Reused $ssl_session_reused;
 
@@ -227,7 +228,7 @@ for my $p (0, 1) {
                 ok(!$r->{headers}{'x-echo'}, "$name: connection $n, "
                    . "upstream not reached");
                 like($t->read_error_log($mark),
-                     qr/device rejected with ${\($dev ? 495 : 496)}/,
+                     qr/device rejected: code=${\($dev ? 495 : 496)} /,
                      "$name: connection $n, "
                      . ($r->{reused} ? 'resumed' : 'full handshake')
                      . ', logged');
@@ -259,10 +260,10 @@ for my $case ([0, 3, 'session ID'], [1, 4, 'ticket']) {
 
         my $log = $t->read_error_log($mark);
         if ($r->{reused}) {
-            like($log, qr/rejected with 495 [^\n]*reason: resumed session was verified against a trust anchor that is not pinned here/,
+            like($log, qr/rejected: code=495 [^\n]* reason="resumed session was verified against a trust anchor that is not pinned here/,
                  "$name: resumed, refused for its anchor");
         } else {
-            like($log, qr/rejected with 495 [^\n]*reason: chain does not end in a pinned root/,
+            like($log, qr/rejected: code=495 [^\n]* reason="chain does not end in a pinned root/,
                  "$name: full handshake, refused for its chain");
         }
     }
@@ -317,7 +318,7 @@ for my $case ([0, 3, 'session ID'], [1, 4, 'ticket']) {
             is($r->{reused}, 1, "$name: resumed");
             is($r->{status}, 400, "$name: refused");
             like($t->read_error_log($mark),
-                 qr/rejected with 495 \(invalid\): claimed serial 0123ABCDEF01234567, [^\n]*reason: device certificate expired/,
+                 qr/rejected: code=495 status=invalid claimed_serial="0123ABCDEF01234567" [^\n]* reason="device certificate expired"/,
                  "$name: expired");
         }
     }
@@ -393,8 +394,8 @@ $t->skip_under_valgrind('reloads need the master process');
             is($r->{status}, 400, "$name: refused");
             like($t->read_error_log($mark),
                  $r->{reused}
-                 ? qr/rejected with 495 [^\n]*trust anchor that is not pinned here/
-                 : qr/rejected with 495 [^\n]*chain does not end in a pinned root/,
+                 ? qr/rejected: code=495 [^\n]*trust anchor that is not pinned here/
+                 : qr/rejected: code=495 [^\n]*chain does not end in a pinned root/,
                  "$name: " . ($r->{reused} ? 'resumed' : 'full handshake')
                  . ', logged');
         }

@@ -22,6 +22,7 @@ http {
     ssl_certificate_key  %%PKI%%/server.key;
 
     device_auth_certificate %%PKI%%/roots.pem;
+    device_auth_log_interval 0;    # a line for every decision
 
     ssl_session_cache shared:SNI:1m;
 
@@ -133,7 +134,7 @@ for my $v ('TLSv1_2', 'TLSv1_3') {
 
     $r = get('a.example', 'a.example', ssl_version => $v);
     is($r->{status}, 400, "a: no certificate, $v");
-    like($r->{log}, qr/device rejected with 496/, "a: 496, $v");
+    like($r->{log}, qr/device rejected: code=496/, "a: 496, $v");
 
     $r = get('b.example', 'b.example', ssl_version => $v);
     is($r->{status}, 200, "b: no certificate, $v");
@@ -156,7 +157,7 @@ for my $v ('TLSv1_2', 'TLSv1_3') {
     $r = get('c.example', 'c.example', device => 'dev_unpinned_signer',
              ssl_version => $v);
     is($r->{status}, 400, "c: unpinned signer, $v");
-    like($r->{log}, qr/device rejected with 495 [^\n]*signer not pinned/,
+    like($r->{log}, qr/device rejected: code=495 [^\n]*signer not pinned/,
          "c: 495 signer not pinned, $v");
 
     $r = get('a.example', 'a.example', device => 'dev_unpinned_signer',
@@ -179,13 +180,13 @@ is(server_of($r), 'a', 'unknown SNI and Host: served by a');
 
 $r = get('a.example', 'c.example', device => 'dev1');
 is($r->{status}, 421, 'SNI a, Host c (other pins): 421');
-like($r->{log}, qr/device rejected with 421 \(misdirected\)/,
+like($r->{log}, qr/device rejected: code=421 status=misdirected /,
      'SNI a, Host c: logged as misdirected');
 ok(!$r->{headers}{'x-echo'}, 'SNI a, Host c: upstream not reached');
 
 $r = get('c.example', 'a.example', device => 'dev1', leaf_only => 1);
 is($r->{status}, 421, 'SNI c, Host a (other pins): 421');
-like($r->{log}, qr/device rejected with 421 \(misdirected\)/,
+like($r->{log}, qr/device rejected: code=421 status=misdirected /,
      'SNI c, Host a: logged as misdirected');
 
 $r = get('a.example', 'd.example', device => 'dev1');
@@ -203,7 +204,7 @@ ok(!grep({ $_->[0] =~ /^x-device-/i } upstream_headers($r)),
 
 $r = get('b.example', 'a.example', device => 'dev1');
 is($r->{status}, 400, 'SNI b (no certificate asked), Host a: 400');
-like($r->{log}, qr/device rejected with 496/, 'SNI b, Host a: 496');
+like($r->{log}, qr/device rejected: code=496/, 'SNI b, Host a: 496');
 
 # a certificate nginx verified (ssl_verify_client in e), used in a
 # device_auth server
@@ -212,7 +213,7 @@ $r = get('e.example', 'a.example', device => 'dev_rogue',
          cert => $t->pki_file('dev_rogue.fullchain.pem'));
 is($r->{status}, 421, 'SNI e (nginx verification), Host a: 421');
 ok(!$r->{headers}{'x-echo'}, 'SNI e, Host a: upstream not reached');
-like($r->{log}, qr/device rejected with 421 \(misdirected\)[^\n]*not verified by device_auth/,
+like($r->{log}, qr/device rejected: code=421 status=misdirected [^\n]*not verified by device_auth/,
      'SNI e, Host a: the certificate was not verified by device_auth');
 
 $r = get('e.example', 'e.example', device => 'dev_rogue',

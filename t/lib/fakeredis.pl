@@ -6,7 +6,8 @@
 # CLIENT ID/TRACKING/CACHING, SUBSCRIBE, PING), GET (nothing is there),
 # XADD, and answers EVAL/EVALSHA as the module's script would: the serial
 # is its first argument, revoked (forever) for the serials given, else not,
-# never registered, seen at one place when asked to sight it.  Then MODE:
+# never registered, seen at one place when asked to sight it; SCAN finds
+# nothing, PFADD, PFCOUNT and EXPIRE count nothing.  Then MODE:
 #
 #   normal   nothing more
 #   double   every lookup reply is sent twice, in one write
@@ -23,7 +24,7 @@
 #            invalidation channel (its keys an integer)
 #
 # Each command received is appended to LOG as "<connection> <NAME> <arg>"
-# (EVAL and EVALSHA: and what the script is to do),
+# (EVAL and EVALSHA: and what the script is to do, and the serial),
 # and "<connection> paired <n>" when held replies are released.
 
 use strict;
@@ -55,17 +56,17 @@ my $ids = 0;
 
 sub bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
 
-# the script's reply: serial, fetched, revoked, pttl, registered, sight,
-# places, reason, event
+# the script's reply: serial, fetched, revoked, pttl, registered (its
+# value, or nil), sight, places, reason, event, edges
 sub verdict {
     my ($serial, $what, $type) = @_;
     my $revoked = $revoked{$serial};
     my $sight = ($what =~ /s/ && !$revoked) ? 'ok' : '';
 
-    return "*9\r\n" . bulk($serial) . ':' . ($what =~ /f/ ? 1 : 0) . "\r\n"
-           . bulk($revoked ? 'fake revocation' : undef) . ":-1\r\n:0\r\n"
-           . bulk($sight) . ':' . ($sight ? 1 : 0) . "\r\n" . bulk('')
-           . bulk($what eq 'e' ? $type : '');
+    return "*10\r\n" . bulk($serial) . ':' . ($what =~ /f/ ? 1 : 0) . "\r\n"
+           . bulk($revoked ? 'fake revocation' : undef) . ":-1\r\n"
+           . bulk(undef) . bulk($sight) . ':' . ($sight ? 1 : 0) . "\r\n"
+           . bulk('') . bulk($what eq 'e' ? $type : '') . bulk('');
 }
 
 # one command from the buffer, or undef when it is not complete
@@ -129,7 +130,7 @@ sub handle {
     my $name = uc $args->[0];
 
     print $log "$c->{id} $name " . (defined $args->[1] ? $args->[1] : '')
-               . ($name =~ /^EVAL/ ? " $args->[8]" : '') . "\n";
+               . ($name =~ /^EVAL/ ? " $args->[9] $args->[8]" : '') . "\n";
 
     if ($name eq 'PING') {
         return "*2\r\n" . bulk('pong') . bulk('') if $c->{subscribed};
@@ -171,9 +172,17 @@ sub handle {
         return bulk(sha1_hex($args->[2]));
     }
 
+    if ($name eq 'SCAN') {
+        return reply($c, "*2\r\n" . bulk('0') . "*0\r\n");
+    }
+
+    if ($name eq 'PFADD' || $name eq 'PFCOUNT' || $name eq 'EXPIRE') {
+        return reply($c, ":0\r\n");
+    }
+
     if ($name eq 'EVAL' || $name eq 'EVALSHA') {
-        my $reply = verdict($args->[7] // '', $args->[8] // '',
-                            $args->[14] // '');
+        my $reply = verdict($args->[8] // '', $args->[9] // '',
+                            $args->[15] // '');
 
         return $reply . $reply if $mode eq 'double';
         return "?garbage\r\n" if $mode eq 'garbage';

@@ -50,6 +50,9 @@ package DeviceAuth::Test;
 #
 # Methods (see each one for details):
 #   new(), testdir, pki, pki_file(NAME), serial(DEV), fingerprint(NAME)
+#   new(prefix => DIR): nginx -p DIR instead of the test directory (t/deb.t:
+#   the prefix of Debian's nginx, for its relative module paths)
+#   nginx_version, nginx_version_at_least(V), nginx_has_http3
 #   make_device(name => ..., serial => ... | cn => ..., not_after => ...)
 #   port(N), echo_port, write_conf(TEMPLATE), conf, conf_line(RE),
 #   write_file(NAME, DATA), read_file(NAME), expand(TEXT)
@@ -60,12 +63,15 @@ package DeviceAuth::Test;
 #   valgrind)
 #   https_get(%args), http_get(%args), curl(@args), certcheck(@args),
 #   device_auth(@args), device_auth_split(@args)
+#   identity_ok(RES, NAME, DEV, SIGNER) (6 tests)
 #   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop,
 #   daemon_pid
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
-#   redis_port, redis_socket, redis_pid
+#   redis_port, redis_socket, redis_pid, redis_stream(KEY)
 # Functions (exported on request): upstream_headers(RES),
-#   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE)
+#   upstream_values(RES, NAME), new_session_cache(), cert_fingerprint(FILE),
+#   capture(@CMD), decision_lines(LOG) (the key=value decision lines,
+#   parsed), kv_fields(TEXT), kv_unescape(VALUE)
 #
 # Environment:
 #   NGINX_BINARY          nginx to run (default /usr/sbin/nginx)
@@ -113,7 +119,8 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(upstream_headers upstream_values new_session_cache
-                    cert_fingerprint worker_can_reach);
+                    cert_fingerprint capture worker_can_reach decision_lines
+                    kv_fields kv_unescape);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -137,6 +144,7 @@ sub new {
                      : $ENV{DEVICE_AUTH_SANITIZER} || '',
         vg_checked => {},
         san_logs => $ENV{DEVICE_AUTH_SANITIZER_LOGS},
+        prefix  => $opts{prefix},
     }, $class;
 
     $self->{san_seen} = { map { $_ => 1 } $self->_san_reports() }
@@ -185,6 +193,42 @@ sub pki { $_[0]->{pki} }
 sub module_path { $_[0]->{module} }
 sub nginx_binary { $_[0]->{nginx} }
 sub cli_binary { $_[0]->{cli} }
+
+# the version of the nginx under test ("1.29.8"), and whether it was built
+# with HTTP/3 (nginx 1.25.0 and later, --with-http_v3_module)
+
+sub nginx_version {
+    my ($self) = @_;
+    $self->_nginx_V() unless defined $self->{nginx_V};
+    return $self->{nginx_V} =~ m{nginx version: \S+?/(\d+\.\d+\.\d+)}
+           ? $1 : '0.0.0';
+}
+
+sub nginx_has_http3 {
+    my ($self) = @_;
+    $self->_nginx_V() unless defined $self->{nginx_V};
+    return $self->{nginx_V} =~ /--with-http_v3_module\b/ ? 1 : 0;
+}
+
+# nginx_version_at_least("1.29.7")
+
+sub nginx_version_at_least {
+    my ($self, $want) = @_;
+    my @have = split /\./, $self->nginx_version();
+    my @want = split /\./, $want;
+
+    for my $i (0 .. 2) {
+        return ($have[$i] > $want[$i] ? 1 : 0) if $have[$i] != $want[$i];
+    }
+
+    return 1;
+}
+
+sub _nginx_V {
+    my ($self) = @_;
+    my (undef, $out) = _capture($self->{nginx}, '-V');
+    $self->{nginx_V} = $out // '';
+}
 
 # 1 when nginx runs under valgrind (DEVICE_AUTH_VALGRIND)
 
@@ -376,6 +420,14 @@ sub port {
 
         next if $PORTS_USED{$port}++;
 
+        # free for UDP too: "listen ... quic" (t/http3.t)
+        my $u = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1',
+            LocalPort => $port,
+            Proto     => 'udp',
+        ) or next;
+        close $u;
+
         return $self->{ports}{$n} = $port;
     }
 
@@ -488,7 +540,8 @@ sub conf_line {
 sub _nginx_args {
     my ($self) = @_;
     my $dir = $self->{testdir};
-    return ('-p', "$dir/", '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+    return ('-p', $self->{prefix} || "$dir/", '-c', "$dir/nginx.conf",
+            '-e', "$dir/error.log");
 }
 
 
@@ -535,8 +588,12 @@ sub _listen_ports {
     my ($self) = @_;
     my @ports;
 
-    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+):)?(\d+)\b/mg) {
-        push @ports, [$1 || '127.0.0.1', $2];
+    # TCP only: a "listen ... quic" socket (UDP) is bound by the master
+    # before the workers start, which run() waits for
+    while ($self->{conf} =~ /^\s*listen\s+(?:([\d.]+):)?(\d+)\b([^;]*)/mg) {
+        my ($addr, $port, $params) = ($1, $2, $3);
+        next if $params =~ /\bquic\b/;
+        push @ports, [$addr || '127.0.0.1', $port];
     }
 
     return @ports;
@@ -575,17 +632,18 @@ sub run {
 }
 
 
-# Slow builds only: until each worker connected to Redis (when the
-# configuration uses Redis and the test's redis-server runs), up to a few
-# seconds, so that a test's first request does not race a handshake that
-# takes longer than device_auth_redis_timeout under a sanitizer.  Plain
-# runs are not changed: there the handshake is done before any request
-# arrives.  (Not after reload(): tests reload with Redis paused.)
+# Until each worker connected to Redis (when the configuration uses Redis
+# and the test's redis-server runs), up to a few seconds, so that a test's
+# first request does not race a handshake that takes longer than
+# device_auth_redis_timeout on a loaded machine or under a sanitizer
+# (it is retried, but the request waiting for it gets the fail mode).  A
+# refusal that no retry mends (a wrong password, a refused SELECT, Redis
+# not listening) ends the wait at once.  (Not after reload(): tests reload
+# with Redis paused.)
 
 sub _wait_redis {
     my ($self, $mark) = @_;
 
-    return if $self->{slow} == 1;
     return unless $self->{procs}{redis}
                   && $self->{conf} =~ /^\s*device_auth_redis\s/m;
 
@@ -597,6 +655,7 @@ sub _wait_redis {
         my $ready = () = $log =~ /device_auth: connected to redis/g;
 
         return 1 if $ready >= ($self->{valgrind} ? 1 : $workers || 1);
+        return 0 if $log =~ /device_auth: (cannot connect to redis|redis "[^"]+" failed)/;
 
         sleep(0.05);
     }
@@ -757,6 +816,25 @@ sub redis_cli {
     chomp $out;
 
     return wantarray ? split(/\n/, $out) : $out;
+}
+
+
+# the entries of a stream, oldest first, each { id => ..., field => value }
+# (fields of any number: the audit's vary); redis_stream(KEY, '+', '-')
+# for the newest first
+
+sub redis_stream {
+    my ($self, $key, @range) = @_;
+
+    require JSON::PP;
+
+    @range = ('-', '+') unless @range;
+
+    my $cmd = $range[0] eq '+' ? 'XREVRANGE' : 'XRANGE';
+    my $out = $self->redis_cli('--json', $cmd, $key, @range);
+    my $list = $out =~ /^\[/ ? JSON::PP::decode_json($out) : [];
+
+    return map { { id => $_->[0], @{ $_->[1] } } } @$list;
 }
 
 
@@ -1325,11 +1403,90 @@ sub upstream_headers {
 }
 
 
+# tests that a response came from the echo upstream with the identity of
+# device DEV issued by SIGNER: 200, the four X-Device-* headers, once each
+# (6 tests)
+
+sub identity_ok {
+    my ($self, $r, $name, $dev, $signer) = @_;
+
+    Test::More::is($r->{status}, 200, "$name: 200")
+        or Test::More::diag($r->{error} || $r->{raw} || $r->{out});
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Serial')],
+                          [$self->serial($dev)], "$name: X-Device-Serial");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Signer')],
+                          [$self->fingerprint($signer)],
+                          "$name: X-Device-Signer");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Fingerprint')],
+                          [$self->fingerprint($dev)],
+                          "$name: X-Device-Fingerprint");
+    Test::More::is_deeply([upstream_values($r, 'X-Device-Status')], ['ok'],
+                          "$name: X-Device-Status");
+    Test::More::is(scalar(grep { $_->[0] =~ /^x-device-/i }
+                          upstream_headers($r)),
+                   4, "$name: exactly 4 identity headers");
+}
+
+
 # values of one request header (any case) the echo upstream received
 
 sub upstream_values {
     my ($r, $name) = @_;
     return map { $_->[1] } grep { lc $_->[0] eq lc $name } upstream_headers($r);
+}
+
+
+# The decision lines of an error log text (docs/directives.md,
+# device_auth_log_level): one hash per "device_auth: device rejected: ..."
+# or "device allowed: ..." line, oldest first, with its key=value fields
+# (quoted values unescaped), "action" (rejected or allowed), "level"
+# ([warn] ...) and "tail" (what follows the last field: nginx's ", client:
+# ...").  Fields are read in order from the start of the message: a field
+# forged inside a value cannot be read as one.
+
+sub decision_lines {
+    my ($log) = @_;
+    my @lines;
+
+    for my $line (split /\n/, $log) {
+        next unless $line =~ /\[(\w+)\] .*?device_auth: device (rejected|allowed): (.*)$/;
+
+        my ($level, $action, $rest) = ($1, $2, $3);
+        my %f = (level => $level, action => $action);
+
+        while ($rest =~ s/^ ?([a-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_.:-]+))//) {
+            $f{$1} = defined $2 ? kv_unescape($2) : $3;
+        }
+
+        $f{tail} = $rest;
+        push @lines, \%f;
+    }
+
+    return @lines;
+}
+
+
+# a quoted log value as it was: \" \\ \xNN
+
+sub kv_unescape {
+    my ($s) = @_;
+    $s =~ s/\\(?:x([0-9a-fA-F]{2})|(.))/defined $1 ? chr(hex $1) : $2/ge;
+    return $s;
+}
+
+
+# the key=value fields of a log message from its start (the start-up
+# lines: "device_auth: server=... roots=..."): a hash
+
+sub kv_fields {
+    my ($rest) = @_;
+    my %f;
+
+    while ($rest =~ s/^ ?([a-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_.:-]+))//) {
+        $f{$1} = defined $2 ? kv_unescape($2) : $3;
+    }
+
+    return \%f;
 }
 
 
@@ -1373,6 +1530,11 @@ sub device_auth_split {
     return ($rc, $out, _slurp($err));
 }
 
+
+# capture(@cmd): runs a command without a shell, stdin from /dev/null:
+# (exit code, stdout and stderr together)
+
+sub capture { _capture(@_) }
 
 sub _capture {
     my (@cmd) = @_;
