@@ -59,6 +59,10 @@ my @auth = ('--requirepass', $pw, '--masterauth', $pw);
 redis_node($t, 'a', @auth);
 redis_node($t, 'b', @auth, '--replicaof', '127.0.0.1', $t->port('a'));
 
+# the canary (edge-state): set once on the primary, replicated; each
+# worker reads it on every master it is given, before serving
+cli($t, 'a', 'SET', 'device_auth:canary', 'set by ops');
+
 ok(poll(20, sub { (info($t, 'b', 'replication')->{master_link_status} // '')
                   eq 'up' }), 'the replica is in sync');
 
@@ -95,6 +99,7 @@ http {
                       127.0.0.1:%%PORT_s3%% sentinel=devices password=$pw
                       sentinel_password=$spw;
     device_auth_redis_timeout $timeout;
+    device_auth_redis_canary canary;
 
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
@@ -162,6 +167,10 @@ ok(wait_log($t, qr/master "devices" is at "127\.0\.0\.1:$pa"/, 2, $mark),
    'each worker asked the sentinels for the master');
 ok(wait_log($t, qr/invalidation link to "127\.0\.0\.1:$pa" up/, 2, $mark),
    'each worker: both connections on the master, tracking');
+my $ps1 = $t->port('s1');
+like($t->read_error_log($mark),
+     qr/ redis="?127\.0\.0\.1:$ps1"? sentinel="?devices"? db=0 prefix="?device_auth:"? canary="?device_auth:canary"?/,
+     'the start line names the first sentinel, the master\'s name, the canary');
 
 my $d1 = device($t, 'CD');
 is(status($t, $d1), '200 ok', 'a device is let in');
