@@ -367,7 +367,8 @@ ngx_uint_t
 ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link, u_char *buf,
     size_t size, size_t *len)
 {
-    u_char  *p;
+    u_char                           *p;
+    ngx_http_device_auth_sentinel_t  *s;
 
     if (link->conf->canary_key.len
         && link->canary == NGX_HTTP_DEVICE_AUTH_CANARY_MISSING
@@ -377,6 +378,25 @@ ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link, u_char *buf,
                          link->canary_why);
         *len = p - buf;
         return NGX_HTTP_DEVICE_AUTH_RE_CANARY;
+    }
+
+    s = link->sentinel;
+
+    if (s && s->silent && !ngx_http_device_auth_redis_ready(&link->cmd)) {
+
+        /*
+         * no sentinel named the master since it was lost: why the last
+         * one asked did not (a sentinel's WRONGPASS is said here)
+         */
+
+        p = ngx_slprintf(buf, buf + size, "redis not connected: no sentinel "
+                         "named the master \"%V\"%s%*s",
+                         &link->conf->redis_sentinel,
+                         s->conn.outage.len ? ": " : "",
+                         s->conn.outage.len, s->conn.outage.msg);
+        *len = p - buf;
+
+        return NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED;
     }
 
     if (link->cmd.outage.len) {

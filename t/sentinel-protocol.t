@@ -49,7 +49,7 @@ http {
 
     device_auth_certificate %%PKI%%/roots.pem;
     device_auth_redis 127.0.0.1:$f0 127.0.0.1:%%PORT_f1%% 127.0.0.1:%%PORT_f2%%
-                      sentinel=devices;
+                      sentinel=devices sentinel_password=s3ntinel;
     device_auth_redis_timeout 1s;
 
     server {
@@ -57,6 +57,7 @@ http {
         server_name localhost;
 
         add_header X-Status \$device_auth_status always;
+        add_header X-Reason \$device_auth_reason always;
 
         location / {
             device_auth on;
@@ -212,6 +213,36 @@ is(status($t, device($t, 'AB')), '200 ok', 'a new device is let in');
 
 is(count_log($t, qr/no sentinel named the master/), 2,
    'that no sentinel answers was said once by each worker');
+
+###############################################################################
+# sentinels that refuse the edge's sentinel_password: said in the log and
+# in each request's reason (the fail mode decides)
+
+$t->write_file("$_/wrongpass", "\n") for qw(f1 f2);
+$mark = $t->log_mark();
+
+# the edge's command connections to the master end: it asks the sentinels
+cli($t, 'm', 'CLIENT', 'KILL', 'TYPE', 'normal');
+
+ok(wait_log($t, qr/redis sentinel at "127\.0\.0\.1:\d+": .*WRONGPASS/, 1,
+            $mark), 'a sentinel refusing the password: logged');
+ok(wait_log($t, qr/no sentinel named the master "devices"; asking again/, 1,
+            $mark), 'no sentinel named the master: said');
+
+{
+    my $res = $t->https_get(device => device($t, 'AB')->{name}, path => '/');
+    is(($res->{status} || 0) . ' ' . ($res->{headers}{'x-status'} || '-'),
+       '503 error', 'meanwhile a device not cached gets the fail mode');
+    like($res->{headers}{'x-reason'} // '',
+         qr/^redis not connected: no sentinel named the master \\x22devices\\x22/,
+         'its reason: no sentinel named the master, and why');
+}
+
+unlink map { $t->testdir . "/$_/wrongpass" } qw(f1 f2);
+$mark = $t->log_mark();
+ok(wait_log($t, qr/invalidation link to "127\.0\.0\.1:$m" up/, 2, $mark),
+   'the password accepted again: the master is taken');
+is(status($t, device($t, 'AB')), '200 ok', 'a new device is let in');
 
 close $ka;
 $t->check_error_log();

@@ -7,7 +7,8 @@
 # "SENTINEL get-master-addr-by-name <name>" is answered from DIR/master,
 # read at each question: "<ip> <port>" (the reply [ip, port]), "nil" (no
 # such master), "<host name> <port>" as it is, "error" (an error reply),
-# "silent" (no answer at all).  Other commands: AUTH +OK, PING (+PONG, or
+# "silent" (no answer at all).  AUTH: +OK, or -WRONGPASS while DIR/wrongpass
+# exists.  Other commands: PING (+PONG, or
 # ["pong", ""] once subscribed), SUBSCRIBE. When DIR/switch appears, its
 # line ("<name> <old ip> <old port> <new ip> <new port>") is published to
 # the subscribers of "+switch-master", and the file removed.  Each command
@@ -18,6 +19,10 @@ use warnings;
 
 use IO::Select;
 use IO::Socket::INET;
+
+# a client that leaves before its pipelined answers are written (an edge
+# refused by AUTH) must not end the sentinel
+$SIG{PIPE} = 'IGNORE';
 
 my ($port, $dir, $logfile) = @ARGV;
 die "usage: fakesentinel.pl PORT DIR LOG\n" unless $logfile;
@@ -75,7 +80,12 @@ sub handle {
 
     print $log "$c->{id} $name " . ($args->[1] // '') . "\n";
 
-    return "+OK\r\n" if $name eq 'AUTH';
+    if ($name eq 'AUTH') {
+        # a sentinel_password the sentinel refuses, while the file is there
+        return "-WRONGPASS invalid username-password pair or user is "
+               . "disabled.\r\n" if -e "$dir/wrongpass";
+        return "+OK\r\n";
+    }
 
     if ($name eq 'PING') {
         return "*2\r\n" . bulk('pong') . bulk('') if $c->{subscribed};
