@@ -648,10 +648,8 @@ ngx_http_device_auth_link_cmd_ready(void *data)
 static void
 ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link)
 {
-    if (link->main == link) {
-        /* one Redis or the master: the fleet's figures are read there */
-        ngx_http_device_auth_stats_ready(link);
-    }
+    /* the fleet's figures: on the worker's link (a cluster's, for each node) */
+    ngx_http_device_auth_stats_ready(link->main);
 
     if (!ngx_http_device_auth_subscriber_ready(&link->sub)
         || link->sub.gen != link->cmd.gen

@@ -115,13 +115,18 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     /* the day's distinct devices: once per connection */
 
-    if (!dc->counted) {
+    if (!dc->counted && link->cluster) {
+        /* the node of the day's keys may not be connected yet: later */
+        dc->counted = (ngx_http_device_auth_stats_device(link, &dc->serial)
+                       == NGX_OK);
+
+    } else if (!dc->counted) {
         state = ngx_http_device_auth_link_state(link);
 
         if (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
             || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
         {
-            ngx_http_device_auth_stats_device(link, &dc->serial);
+            (void) ngx_http_device_auth_stats_device(link, &dc->serial);
             dc->counted = 1;
         }
     }

@@ -37,6 +37,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Time::HiRes qw(sleep time);
+use POSIX ();
 use DeviceAuth::Test;
 use DeviceAuth::RedisHA qw(redis_node cli poll ka_open ka_get loadgen
                            others errors device status becomes revoke
@@ -319,6 +320,21 @@ my $res = $wait->();
 ok($res->{requests}, 'the load ran') or diag(explain($res));
 is(others($res, 200), '', 'no request refused while slots moved');
 is(errors($res), '', 'no transport error');
+
+# the day's distinct devices (device_auth_stats_interval): each day's key
+# is in a slot of its own, counted on its node; a run across midnight (UTC)
+# splits them over two days
+{
+    my %days = map { POSIX::strftime('%Y-%m-%d', gmtime($_)) => 1 }
+               time() - 120, time();
+    my @days = sort keys %days;
+    ok(poll(10, sub {
+           my $n = 0;
+           $n += (cli($t, 'c1', '-c', 'PFCOUNT',
+                      "device_auth:devices:$_"))[0] || 0 for @days;
+           return $n > 100;
+       }), 'the day\'s distinct devices are counted through the cluster');
+}
 
 ok(poll(30, sub { owner($moved_slot) eq $name_of{$to->{port}} }),
    'the cached device\'s slot moved')
