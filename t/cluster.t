@@ -180,6 +180,10 @@ $t->run();
 
 ok(wait_log($t, qr/redis cluster slot map read from/, 2, $mark),
    'each worker read the slot map from a seed');
+my $pc1 = $t->port('c1');
+like($t->read_error_log($mark),
+     qr/ redis="?127\.0\.0\.1:$pc1"? cluster db=0 prefix=/,
+     'the start line names the first seed and the cluster');
 
 ###############################################################################
 # each device from the node of its slot; revocations through any node
