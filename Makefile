@@ -20,7 +20,7 @@ MODULE      := $(BUILD)/ngx_http_device_auth_module.so
 TOOLS       := $(BUILD)/tools
 
 DEB_PACKAGES := build-essential nginx nginx-dev libssl-dev libhiredis-dev \
-                redis-server redis-tools libio-socket-ssl-perl \
+                redis-server redis-tools redis-sentinel libio-socket-ssl-perl \
                 libnet-ssleay-perl libpcre2-dev zlib1g-dev curl openssl strace \
                 perl libjansson-dev time ngtcp2-client libnghttp3-dev
 
@@ -177,8 +177,9 @@ clean:
 
 # ============================================================= fuzzing
 # libFuzzer targets for the plain-C code (no nginx types): certificate
-# policy, device_auth_redis arguments, Redis script replies, and the
-# manifests of device-auth import-manifest.  See fuzz/README.md.
+# policy, device_auth_redis arguments, Redis script replies, Sentinel and
+# Cluster replies and key slots, and the manifests of device-auth
+# import-manifest.  See fuzz/README.md.
 #
 #   make fuzz                    build and run each target FUZZ_SECONDS (60)
 #   make fuzz FUZZ_SECONDS=20    the short run for CI
@@ -192,7 +193,8 @@ FUZZ_PACKAGES  := clang-14 libclang-rt-14-dev libssl-dev libhiredis-dev \
                   libjansson-dev openssl perl
 FUZZ_CC        ?= clang-14
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp fuzz_manifest
+FUZZ_TARGETS   := fuzz_cert fuzz_address fuzz_reply fuzz_resp fuzz_manifest \
+                  fuzz_topology
 FUZZ_BUILD     := $(BUILD)/fuzz
 FUZZ_SEEDS     := $(BUILD)/fuzz-seeds
 FUZZ_CORPUS    := $(BUILD)/fuzz-corpus
@@ -212,6 +214,7 @@ FUZZ_SRC_fuzz_address  := src/ngx_device_auth_address.c
 FUZZ_SRC_fuzz_reply    := src/ngx_device_auth_reply.c \
                           src/ngx_device_auth_decide.c \
                           src/ngx_device_auth_keys.c \
+                          src/ngx_device_auth_slot.c \
                           src/ngx_device_auth_resp.c
 FUZZ_SRC_fuzz_resp     := src/ngx_device_auth_resp.c
 FUZZ_SRC_fuzz_manifest := cli/ngx_device_auth_manifest.c \
@@ -220,11 +223,15 @@ FUZZ_SRC_fuzz_manifest := cli/ngx_device_auth_manifest.c \
                           cli/ngx_device_auth_registration.c \
                           src/ngx_device_auth_cert.c \
                           src/ngx_device_auth_verify.c
+FUZZ_SRC_fuzz_topology := src/ngx_device_auth_topology.c \
+                          src/ngx_device_auth_address.c \
+                          src/ngx_device_auth_slot.c
 FUZZ_OPTS_fuzz_cert    := -max_len=8192 -dict=fuzz/fuzz_cert.dict
 FUZZ_OPTS_fuzz_address := -max_len=1024 -dict=fuzz/fuzz_address.dict
 FUZZ_OPTS_fuzz_reply   := -max_len=4096 -dict=fuzz/fuzz_reply.dict
 FUZZ_OPTS_fuzz_resp    := -max_len=4096 -dict=fuzz/fuzz_reply.dict
 FUZZ_OPTS_fuzz_manifest := -max_len=16384 -dict=fuzz/fuzz_manifest.dict
+FUZZ_OPTS_fuzz_topology := -max_len=4096 -dict=fuzz/fuzz_topology.dict
 
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 
@@ -276,9 +283,10 @@ $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
                  src/ngx_device_auth_address.h src/ngx_device_auth_reply.h \
                  src/ngx_device_auth_resp.h src/ngx_device_auth_decide.h \
                  src/ngx_device_auth_keys.h \
+                 src/ngx_device_auth_topology.h src/ngx_device_auth_slot.h \
                  $(FUZZ_SRC_fuzz_cert) $(FUZZ_SRC_fuzz_address) \
                  $(FUZZ_SRC_fuzz_reply) $(FUZZ_SRC_fuzz_resp) \
-                 $(FUZZ_SRC_fuzz_manifest) \
+                 $(FUZZ_SRC_fuzz_manifest) $(FUZZ_SRC_fuzz_topology) \
                  $(wildcard cli/ngx_device_auth_*.h) \
                  $(FUZZ_BUILD)/fuzz_cert_pins.h \
                  $(FUZZ_BUILD)/fuzz_manifest_keys.h \
@@ -289,6 +297,7 @@ $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h src/ngx_device_auth_cert.h \
 fuzz-seeds: $(FUZZ_SEEDS)/.done
 
 $(FUZZ_SEEDS)/.done: fuzz/gen-seeds.sh fuzz/seeds/address.txt \
+                     fuzz/seeds/topology.txt \
                      t/data/atecc608/manifest-trustandgo-atecc608a-mah4i.json \
                      fuzz/seeds/reply.txt fuzz/seeds/reply2bin.pl \
                      $(wildcard fuzz/seeds/cert/*.pem) | fuzz-deps
@@ -307,6 +316,7 @@ fuzz: fuzz-build fuzz-seeds
 	    fuzz_reply)   opts="$(FUZZ_OPTS_fuzz_reply)" ;; \
 	    fuzz_resp)    opts="$(FUZZ_OPTS_fuzz_resp)" ;; \
 	    fuzz_manifest) opts="$(FUZZ_OPTS_fuzz_manifest)" ;; \
+	    fuzz_topology) opts="$(FUZZ_OPTS_fuzz_topology)" ;; \
 	    esac; \
 	    log=$(FUZZ_LOGS)/$$t.log; \
 	    reg=fuzz/regressions/$$t; [ -d $$reg ] || reg=; \

@@ -10,6 +10,7 @@
 #                             (good devices and one per profile/chain fault)
 #   fuzz-seeds/fuzz_address/  one file per line of fuzz/seeds/address.txt
 #   fuzz-seeds/fuzz_reply/    one file per line of fuzz/seeds/reply.txt
+#   fuzz-seeds/fuzz_topology/ one file per line of fuzz/seeds/topology.txt
 #   fuzz-seeds/fuzz_manifest/ Microchip's manifest (t/data/atecc608), each
 #                             of its entries, in both JSON serializations,
 #                             and registration values
@@ -24,7 +25,7 @@ out=${1:?usage: gen-seeds.sh OUTDIR}
 
 rm -rf "$out"
 mkdir -p "$out/fuzz_cert" "$out/fuzz_address" "$out/fuzz_reply" "$out/pki" \
-         "$out/fuzz_manifest"
+         "$out/fuzz_manifest" "$out/fuzz_topology"
 
 certs=$out/fuzz_cert
 pki=$out/pki
@@ -307,6 +308,8 @@ done < "$here/seeds/address.txt"
 # ---- Redis replies: one line each --------------------------------------
 
 perl "$here/seeds/reply2bin.pl" "$here/seeds/reply.txt" "$out/fuzz_reply"
+perl "$here/seeds/reply2bin.pl" "$here/seeds/topology.txt" \
+    "$out/fuzz_topology"
 
 # fuzz_resp: the wire seeds of fuzz_reply behind a byte that cuts them into
 # pieces, and commands for the encoder ("E", buffer size, pieces)
@@ -359,4 +362,5 @@ echo "fuzz seeds in $out: $(ls "$certs" | wc -l) cert, " \
      "$(ls "$out/fuzz_address" | wc -l) address, " \
      "$(ls "$out/fuzz_reply" | wc -l) reply, " \
      "$(ls "$out/fuzz_resp" | wc -l) resp, " \
+     "$(ls "$out/fuzz_topology" | wc -l) topology, " \
      "$(ls "$mf" | wc -l) manifest"

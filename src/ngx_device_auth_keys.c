@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ngx_device_auth_keys.h"
+#include "ngx_device_auth_slot.h"
 
 
 static const struct {
@@ -133,4 +134,51 @@ ngx_device_auth_key_parse(const void *prefix, size_t prefix_len,
     }
 
     return NGX_DEVICE_AUTH_KEY_OTHER;
+}
+
+
+/* the Redis Cluster slot of a key; -1 when it would not fit in 512 bytes */
+
+int
+ngx_device_auth_key_slot(const void *prefix, size_t prefix_len, int kind,
+    const void *id, size_t id_len)
+{
+    char         key[512], *p;
+    size_t       olen, tlen;
+    const char  *open, *tail;
+
+    if (kind <= NGX_DEVICE_AUTH_KEY_OTHER
+        || kind >= NGX_DEVICE_AUTH_KEY_FORMS)
+    {
+        return -1;
+    }
+
+    open = ngx_device_auth_key_forms[kind].open;
+    tail = ngx_device_auth_key_forms[kind].tail;
+    olen = strlen(open);
+    tlen = strlen(tail);
+
+    if (prefix_len + olen + id_len + tlen > sizeof(key)) {
+        return -1;
+    }
+
+    p = key;
+
+    if (prefix_len) {
+        memcpy(p, prefix, prefix_len);
+        p += prefix_len;
+    }
+
+    memcpy(p, open, olen);
+    p += olen;
+
+    if (id_len) {
+        memcpy(p, id, id_len);
+        p += id_len;
+    }
+
+    memcpy(p, tail, tlen);
+    p += tlen;
+
+    return ngx_device_auth_slot(key, (size_t) (p - key));
 }

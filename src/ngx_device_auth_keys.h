@@ -34,6 +34,8 @@ void ngx_device_auth_key_write(ngx_device_auth_resp_t *cmd,
 int ngx_device_auth_key_parse(const void *prefix, size_t prefix_len,
     const void *key, size_t key_len, const unsigned char **id,
     size_t *id_len);
+int ngx_device_auth_key_slot(const void *prefix, size_t prefix_len, int kind,
+    const void *id, size_t id_len);
 
 
 #endif /* _NGX_DEVICE_AUTH_KEYS_H_INCLUDED_ */

@@ -22,6 +22,10 @@
  * Entries live outside any pool (ngx_alloc), in a tree by serial or signer
  * id and a least-recently-used queue; past device_auth_cache_size, the
  * least recently used entries with nothing in flight are dropped.
+ *
+ * With a Redis Cluster, each node has a link of its own: what is current
+ * is what the cluster says of the entry's slots and their nodes
+ * (ngx_http_device_auth_cluster_epoch()), the cache's epoch its counter.
  */
 
 
@@ -31,6 +35,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_cache.h"
+#include "ngx_http_device_auth_cluster.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_keys.h"
 
@@ -261,13 +266,31 @@ ngx_http_device_auth_cache_forget(ngx_http_device_auth_entry_t *e)
 }
 
 
+/* the epoch the entry's facts are current in now; 0: none (link down) */
+
+ngx_uint_t
+ngx_http_device_auth_cache_epoch(ngx_http_device_auth_cache_t *cache,
+    ngx_http_device_auth_entry_t *e)
+{
+    if (cache->cluster) {
+        return ngx_http_device_auth_cluster_epoch(cache->cluster, e, 0);
+    }
+
+    return cache->up ? cache->epoch : 0;
+}
+
+
 /* the facts of the entry were read in this epoch, and the link is up */
 
 ngx_uint_t
 ngx_http_device_auth_cache_current(ngx_http_device_auth_cache_t *cache,
     ngx_http_device_auth_entry_t *e)
 {
-    return cache->up && e->epoch == cache->epoch;
+    ngx_uint_t  epoch;
+
+    epoch = ngx_http_device_auth_cache_epoch(cache, e);
+
+    return epoch && e->epoch == epoch;
 }
 
 
@@ -277,8 +300,34 @@ ngx_uint_t
 ngx_http_device_auth_cache_graced(ngx_http_device_auth_cache_t *cache,
     ngx_http_device_auth_entry_t *e, ngx_msec_t grace)
 {
+    if (cache->cluster) {
+        return ngx_http_device_auth_cluster_graced(cache->cluster, e, grace);
+    }
+
     return !cache->up && grace && e->epoch && e->epoch == cache->lost_epoch
            && ngx_current_msec - cache->lost_at < grace;
+}
+
+
+/*
+ * The facts of a device and its signer may decide while Redis cannot be
+ * asked: each is current or in its grace, and one at least in its grace
+ * (one link: both in it; with a cluster, their nodes may differ).
+ */
+
+ngx_uint_t
+ngx_http_device_auth_cache_in_grace(ngx_http_device_auth_cache_t *cache,
+    ngx_http_device_auth_entry_t *dev, ngx_http_device_auth_entry_t *sig,
+    ngx_msec_t grace)
+{
+    ngx_uint_t  gd, gs;
+
+    gd = ngx_http_device_auth_cache_graced(cache, dev, grace);
+    gs = ngx_http_device_auth_cache_graced(cache, sig, grace);
+
+    return (gd || gs)
+           && (gd || ngx_http_device_auth_cache_current(cache, dev))
+           && (gs || ngx_http_device_auth_cache_current(cache, sig));
 }
 
 
@@ -381,15 +430,18 @@ ngx_http_device_auth_cache_text(u_char **data, size_t *len,
 
 
 /*
- * The facts just read are kept, unless the link went down meanwhile or
- * an invalidation came while they were read: then they served once.
+ * The facts just read, in the epoch "epoch", are kept, unless the link
+ * went down meanwhile (or with a cluster, a slot moved) or an
+ * invalidation came while they were read: then they served once.
  */
 
 void
 ngx_http_device_auth_cache_keep(ngx_http_device_auth_cache_t *cache,
-    ngx_http_device_auth_entry_t *e)
+    ngx_http_device_auth_entry_t *e, ngx_uint_t epoch)
 {
-    e->epoch = (cache->up && !e->stale) ? cache->epoch : 0;
+    e->epoch = (epoch && !e->stale
+                && epoch == ngx_http_device_auth_cache_epoch(cache, e))
+               ? epoch : 0;
     e->stale = 0;
 }
 
@@ -401,13 +453,15 @@ ngx_http_device_auth_cache_sighting(ngx_http_device_auth_cache_t *cache,
     ngx_http_device_auth_entry_t *e, ngx_str_t *place, ngx_msec_t window,
     ngx_int_t limit)
 {
-    ngx_uint_t                        i;
+    ngx_uint_t                        i, epoch;
     ngx_http_device_auth_sighting_t  *s;
+
+    epoch = ngx_http_device_auth_cache_epoch(cache, e);
 
     for (i = 0; i < NGX_HTTP_DEVICE_AUTH_SIGHTINGS; i++) {
         s = &e->sightings[i];
 
-        if (s->place && s->epoch == cache->epoch && s->window == window
+        if (s->place && epoch && s->epoch == epoch && s->window == window
             && s->limit == limit && s->place_len == place->len
             && ngx_memcmp(s->place, place->data, place->len) == 0
             && ngx_current_msec - s->time < window / 10)
@@ -431,7 +485,7 @@ ngx_http_device_auth_cache_sighted(ngx_http_device_auth_cache_t *cache,
     ngx_http_device_auth_entry_t *e, ngx_str_t *place, ngx_msec_t window,
     ngx_int_t limit, int sight)
 {
-    ngx_uint_t                        i;
+    ngx_uint_t                        i, epoch;
     ngx_http_device_auth_sighting_t  *s, *slot;
 
     /* the place's own slot, else an empty one, else the oldest */
@@ -457,7 +511,9 @@ ngx_http_device_auth_cache_sighted(ngx_http_device_auth_cache_t *cache,
         }
     }
 
-    if (sight != NGX_DEVICE_AUTH_SIGHT_OK || !cache->up) {
+    epoch = ngx_http_device_auth_cache_epoch(cache, e);
+
+    if (sight != NGX_DEVICE_AUTH_SIGHT_OK || epoch == 0) {
         if (slot->place && slot->place_len == place->len
             && ngx_memcmp(slot->place, place->data, place->len) == 0)
         {
@@ -485,7 +541,7 @@ ngx_http_device_auth_cache_sighted(ngx_http_device_auth_cache_t *cache,
     }
 
     slot->time = ngx_current_msec;
-    slot->epoch = cache->epoch;
+    slot->epoch = epoch;
     slot->window = window;
     slot->limit = limit;
 

@@ -89,6 +89,9 @@ typedef struct {
     ngx_msec_t                  lost_at;
     unsigned                    up:1;
 
+    /* a Redis Cluster's: the epochs are its nodes' and slots' */
+    void                       *cluster;
+
     ngx_log_t                  *log;
     ngx_http_device_auth_main_conf_t  *conf;
 } ngx_http_device_auth_cache_t;
@@ -105,6 +108,9 @@ ngx_uint_t ngx_http_device_auth_cache_current(
 ngx_uint_t ngx_http_device_auth_cache_graced(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,
     ngx_msec_t grace);
+ngx_uint_t ngx_http_device_auth_cache_in_grace(
+    ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *dev,
+    ngx_http_device_auth_entry_t *sig, ngx_msec_t grace);
 void ngx_http_device_auth_cache_facts(ngx_http_device_auth_entry_t *e,
     ngx_http_device_auth_entry_t *signer, ngx_device_auth_facts_t *f);
 ngx_int_t ngx_http_device_auth_cache_set_revoked(
@@ -112,8 +118,10 @@ ngx_int_t ngx_http_device_auth_cache_set_revoked(
     long long pttl);
 ngx_int_t ngx_http_device_auth_cache_set_compromised(
     ngx_http_device_auth_entry_t *e, ngx_device_auth_text_t *value);
+ngx_uint_t ngx_http_device_auth_cache_epoch(
+    ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e);
 void ngx_http_device_auth_cache_keep(ngx_http_device_auth_cache_t *cache,
-    ngx_http_device_auth_entry_t *e);
+    ngx_http_device_auth_entry_t *e, ngx_uint_t epoch);
 
 ngx_http_device_auth_sighting_t *ngx_http_device_auth_cache_sighting(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,

@@ -16,6 +16,21 @@
  * started, Redis just came back) wait for it, each with its own timer, so
  * that the first requests of a worker are not refused for being first.
  *
+ * With Sentinel, both connections go to the master the sentinels name
+ * (ngx_http_device_auth_sentinel.c), and the link reconnects them itself:
+ * when either is lost, the sentinels are asked again first; when the
+ * master switches, both are dropped and made to the new one (tracking and
+ * its redirect must be on the same node), and the epoch ends as for any
+ * loss: nothing cached is trusted until read from the new master, the
+ * grace serves meanwhile.  The command connection checks with ROLE that
+ * its node is a master, at the handshake and at each heartbeat, and
+ * drops the connection on a "-READONLY": it never writes to a replica.
+ *
+ * With a cluster, the worker's link keeps the cache and the slot map
+ * (ngx_http_device_auth_cluster.c), and each node it needs has a link of
+ * its own, made here (ngx_http_device_auth_link_child()): its connections,
+ * its epochs, told to the cluster; its invalidations go to the worker's
+ * cache.
  * With device_auth_redis_canary, the command connection reads the canary
  * key (after "CLIENT CACHING yes" when it tracks) each time it is ready,
  * before anything is served: while the key is missing (Redis restarted
@@ -35,6 +50,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_link.h"
+#include "ngx_http_device_auth_cluster.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_reply.h"
 
@@ -45,10 +61,18 @@ static void ngx_http_device_auth_link_invalidate(void *data,
     const u_char *key, size_t len);
 static void ngx_http_device_auth_link_flush(void *data);
 static void ngx_http_device_auth_link_cmd_ready(void *data);
+static void ngx_http_device_auth_link_cmd_going(void *data);
 static void ngx_http_device_auth_link_cmd_lost(void *data);
 static void ngx_http_device_auth_link_down(ngx_http_device_auth_link_t *link);
 static void ngx_http_device_auth_link_wake(ngx_http_device_auth_link_t *link,
     ngx_int_t rc);
+static ngx_int_t ngx_http_device_auth_link_node(
+    ngx_http_device_auth_link_t *link, ngx_cycle_t *cycle);
+static void ngx_http_device_auth_link_master(void *data,
+    ngx_device_auth_node_addr_t *addr);
+static void ngx_http_device_auth_link_no_master(void *data);
+static void ngx_http_device_auth_link_resolve(
+    ngx_http_device_auth_link_t *link);
 static void ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link);
 static void ngx_http_device_auth_link_canary_check(
     ngx_http_device_auth_link_t *link);
@@ -76,6 +100,7 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
 
     link->log = cycle->log;
     link->conf = dmcf;
+    link->main = link;
     ngx_queue_init(&link->waiting);
     ngx_queue_init(&link->free);
 
@@ -88,6 +113,7 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     ngx_http_device_auth_stats_init(link);
 
     ch.ready = ngx_http_device_auth_link_cmd_ready;
+    ch.going = ngx_http_device_auth_link_cmd_going;
     ch.lost = ngx_http_device_auth_link_cmd_lost;
     ch.data = link;
 
@@ -101,7 +127,22 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
 
     ngx_http_device_auth_subscriber_init(&link->sub, cycle, dmcf, &sh);
 
+    if (ngx_http_device_auth_link_node(link, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     dmcf->link = link;
+
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+        /* the nodes' links connect when the map names them */
+        return ngx_http_device_auth_cluster_init(link, cycle);
+    }
+
+    if (link->sentinel) {
+        /* the connections start when the sentinels named the master */
+        ngx_http_device_auth_sentinel_resolve(link->sentinel);
+        return NGX_OK;
+    }
 
     ngx_http_device_auth_subscriber_start(&link->sub);
     ngx_http_device_auth_redis_connect(&link->cmd);
@@ -110,11 +151,149 @@ ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
 }
 
 
+/* where the connections go: the configured node, or the sentinels' master */
+
+static ngx_int_t
+ngx_http_device_auth_link_node(ngx_http_device_auth_link_t *link,
+    ngx_cycle_t *cycle)
+{
+    ngx_int_t                                  rc;
+    ngx_http_device_auth_main_conf_t          *dmcf;
+    ngx_device_auth_node_addr_t               *addrs;
+    ngx_http_device_auth_sentinel_handlers_t   h;
+
+    dmcf = link->conf;
+
+    ngx_http_device_auth_node_init(&link->node);
+
+    link->cmd.node = &link->node;
+    link->sub.node = &link->node;
+
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_SENTINEL) {
+        link->sentinel = ngx_pcalloc(cycle->pool,
+                                     sizeof(ngx_http_device_auth_sentinel_t));
+        if (link->sentinel == NULL) {
+            return NGX_ERROR;
+        }
+
+        h.master = ngx_http_device_auth_link_master;
+        h.failed = ngx_http_device_auth_link_no_master;
+        h.data = link;
+
+        if (ngx_http_device_auth_sentinel_init(link->sentinel, cycle, dmcf,
+                                               &h)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        link->cmd.follow = 1;
+        link->cmd.role = 1;
+        link->sub.follow = 1;
+
+        return NGX_OK;
+    }
+
+    if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+        return NGX_OK;
+    }
+
+    if (dmcf->redis_port) {
+        addrs = dmcf->redis_nodes->elts;
+        rc = ngx_http_device_auth_node_set(&link->node, &addrs[0]);
+
+    } else {
+        rc = ngx_http_device_auth_node_set_unix(&link->node,
+                                                dmcf->redis_host.data);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "device_auth: invalid redis address \"%V\"",
+                      &dmcf->redis_addr);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the link of a cluster node: made now, connected on demand */
+
+ngx_int_t
+ngx_http_device_auth_link_child(ngx_http_device_auth_link_t *child,
+    ngx_http_device_auth_link_t *main, ngx_device_auth_node_addr_t *addr)
+{
+    ngx_cycle_t                                 *cycle;
+    ngx_http_device_auth_redis_handlers_t        ch;
+    ngx_http_device_auth_subscriber_handlers_t   sh;
+
+    cycle = (ngx_cycle_t *) ngx_cycle;
+
+    child->log = main->log;
+    child->conf = main->conf;
+    child->main = main;
+    ngx_queue_init(&child->waiting);
+    ngx_queue_init(&child->free);
+
+    /* its own holds nothing: its "up" is what link_state() reads */
+    ngx_http_device_auth_cache_init(&child->cache, main->conf, main->log);
+
+    ngx_memzero(&ch, sizeof(ngx_http_device_auth_redis_handlers_t));
+    ch.ready = ngx_http_device_auth_link_cmd_ready;
+    ch.going = ngx_http_device_auth_link_cmd_going;
+    ch.lost = ngx_http_device_auth_link_cmd_lost;
+    ch.data = child;
+
+    ngx_http_device_auth_redis_init(&child->cmd, cycle, main->conf, &ch);
+
+    ngx_memzero(&sh, sizeof(ngx_http_device_auth_subscriber_handlers_t));
+    sh.ready = ngx_http_device_auth_link_sub_ready;
+    sh.lost = ngx_http_device_auth_link_sub_lost;
+    sh.invalidate = ngx_http_device_auth_link_invalidate;
+    sh.flush = ngx_http_device_auth_link_flush;
+    sh.data = child;
+
+    ngx_http_device_auth_subscriber_init(&child->sub, cycle, main->conf, &sh);
+
+    ngx_http_device_auth_node_init(&child->node);
+
+    if (ngx_http_device_auth_node_set(&child->node, addr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    child->cmd.node = &child->node;
+    child->sub.node = &child->node;
+
+    return NGX_OK;
+}
+
+
+/* both connections, unless there or under way */
+
+void
+ngx_http_device_auth_link_start(ngx_http_device_auth_link_t *link)
+{
+    ngx_http_device_auth_subscriber_start(&link->sub);
+
+    if (link->cmd.ac == NULL) {
+        ngx_http_device_auth_redis_connect(&link->cmd);
+    }
+}
+
+
 void
 ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
 {
     link->exiting = 1;
 
+    if (link->cluster) {
+        ngx_http_device_auth_cluster_exit(link->cluster);
+    }
+
+    if (link->sentinel) {
+        ngx_http_device_auth_sentinel_exit(link->sentinel);
+    }
     if (link->canary_poll.timer_set) {
         ngx_del_timer(&link->canary_poll);
     }
@@ -125,7 +304,10 @@ ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link)
     ngx_http_device_auth_redis_exit(&link->cmd);
     ngx_http_device_auth_link_wake(link, NGX_ERROR);
     ngx_http_device_auth_cache_exit(&link->cache);
-    ngx_http_device_auth_metrics_link(link->conf, 0);
+
+    if (link->main == link) {
+        ngx_http_device_auth_metrics_link(link->conf, 0);
+    }
 }
 
 
@@ -159,6 +341,18 @@ ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link)
         return NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED;
     }
 
+    /*
+     * the connections are being made to a new master, or the sentinels
+     * are asked where the master is: a connect follows
+     */
+
+    if (link->switching
+        || (link->sentinel
+            && ngx_http_device_auth_sentinel_asking(link->sentinel)))
+    {
+        return NGX_HTTP_DEVICE_AUTH_LINK_COMING;
+    }
+
     return NGX_HTTP_DEVICE_AUTH_LINK_DOWN;
 }
 
@@ -173,7 +367,8 @@ ngx_uint_t
 ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link, u_char *buf,
     size_t size, size_t *len)
 {
-    u_char  *p;
+    u_char                           *p;
+    ngx_http_device_auth_sentinel_t  *s;
 
     if (link->conf->canary_key.len
         && link->canary == NGX_HTTP_DEVICE_AUTH_CANARY_MISSING
@@ -183,6 +378,25 @@ ngx_http_device_auth_link_why(ngx_http_device_auth_link_t *link, u_char *buf,
                          link->canary_why);
         *len = p - buf;
         return NGX_HTTP_DEVICE_AUTH_RE_CANARY;
+    }
+
+    s = link->sentinel;
+
+    if (s && s->silent && !ngx_http_device_auth_redis_ready(&link->cmd)) {
+
+        /*
+         * no sentinel named the master since it was lost: why the last
+         * one asked did not (a sentinel's WRONGPASS is said here)
+         */
+
+        p = ngx_slprintf(buf, buf + size, "redis not connected: no sentinel "
+                         "named the master \"%V\"%s%*s",
+                         &link->conf->redis_sentinel,
+                         s->conn.outage.len ? ": " : "",
+                         s->conn.outage.len, s->conn.outage.msg);
+        *len = p - buf;
+
+        return NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED;
     }
 
     if (link->cmd.outage.len) {
@@ -225,6 +439,76 @@ ngx_http_device_auth_link_wait(ngx_http_device_auth_link_t *link,
 }
 
 
+/*
+ * The link to send a command for a key slot on (*nl): the link itself, or
+ * with a cluster, the link of the node that serves the slot.  As
+ * ngx_http_device_auth_link_wait(); w NULL: nothing waits (NGX_DECLINED
+ * rather than NGX_AGAIN).
+ */
+
+ngx_int_t
+ngx_http_device_auth_link_route(ngx_http_device_auth_link_t *link, int slot,
+    ngx_http_device_auth_link_waiter_t *w, ngx_http_device_auth_link_t **nl)
+{
+    ngx_uint_t  state;
+
+    if (link->cluster) {
+        return ngx_http_device_auth_cluster_route(link->cluster, slot, w, nl);
+    }
+
+    *nl = link;
+
+    if (w) {
+        return ngx_http_device_auth_link_wait(link, w);
+    }
+
+    state = ngx_http_device_auth_link_state(link);
+
+    return (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
+            || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The state of the link for a request that needs the facts of these
+ * entries (NULL: not needed): with a cluster, the worst of their nodes'.
+ */
+
+ngx_uint_t
+ngx_http_device_auth_link_state_for(ngx_http_device_auth_link_t *link,
+    ngx_http_device_auth_entry_t *dev, ngx_http_device_auth_entry_t *sig)
+{
+    int                            i, n, slots[2];
+    ngx_uint_t                     k, state, worst;
+    ngx_http_device_auth_entry_t  *e[2];
+
+    if (link->cluster == NULL) {
+        return ngx_http_device_auth_link_state(link);
+    }
+
+    e[0] = dev;
+    e[1] = sig;
+    worst = NGX_HTTP_DEVICE_AUTH_LINK_UP;
+
+    for (k = 0; k < 2; k++) {
+        if (e[k] == NULL) {
+            continue;
+        }
+
+        n = ngx_http_device_auth_cluster_slots(link->cluster, e[k], slots);
+
+        for (i = 0; i < n; i++) {
+            state = ngx_http_device_auth_cluster_state(link->cluster,
+                                                       slots[i]);
+            worst = ngx_min(worst, state);
+        }
+    }
+
+    return worst;
+}
+
+
 /* the waiters learn how the handshake ended; each leaves the queue first */
 
 static void
@@ -251,6 +535,12 @@ ngx_http_device_auth_link_sub_ready(void *data, long long id)
 
     /* a handshake under way or a reconnect takes it up; a ready one now */
 
+    if (link->sub.gen != link->cmd.gen && link->cmd.ac) {
+        /* not the node the command connection is on: it follows */
+        link->cmd.redirect = -1;
+        return;
+    }
+
     link->cmd.redirect = id;
 
     ngx_http_device_auth_redis_retrack(&link->cmd, id);
@@ -266,6 +556,7 @@ ngx_http_device_auth_link_sub_lost(void *data)
     link->cmd.redirect = -1;
 
     ngx_http_device_auth_link_down(link);
+    ngx_http_device_auth_link_resolve(link);
 
     /* untracked: a canary's deletion is no longer pushed */
     ngx_http_device_auth_link_canary_arm(link);
@@ -289,7 +580,8 @@ ngx_http_device_auth_link_invalidate(void *data, const u_char *key,
         return;
     }
 
-    ngx_http_device_auth_cache_invalidate(&link->cache, (u_char *) key, len);
+    ngx_http_device_auth_cache_invalidate(&link->main->cache, (u_char *) key,
+                                          len);
 }
 
 
@@ -311,7 +603,7 @@ ngx_http_device_auth_link_flush(void *data)
         return;
     }
 
-    ngx_http_device_auth_cache_flush(&link->cache);
+    ngx_http_device_auth_cache_flush(&link->main->cache);
 }
 
 
@@ -320,7 +612,18 @@ ngx_http_device_auth_link_cmd_ready(void *data)
 {
     ngx_http_device_auth_link_t *link = data;
 
+    if (link->sentinel) {
+        /* a master (ROLE): its subscriber may come */
+        ngx_http_device_auth_subscriber_start(&link->sub);
+    }
+
+    if (link->main != link) {
+        /* a cluster node: the slot map may be asked there */
+        ngx_http_device_auth_cluster_node_ready(link);
+    }
+
     if (ngx_http_device_auth_subscriber_ready(&link->sub)
+        && link->sub.gen == link->cmd.gen
         && link->cmd.tracking != link->sub.id)
     {
         /* the subscriber came, or was replaced, during the handshake */
@@ -337,14 +640,19 @@ ngx_http_device_auth_link_cmd_ready(void *data)
 }
 
 
-/* ready to serve: up (tracked into the subscriber that is there), or not */
+/*
+ * Ready to serve: up (tracked into the subscriber that is there, on the
+ * same node), or not
+ */
 
 static void
 ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link)
 {
-    ngx_http_device_auth_stats_ready(link);
+    /* the fleet's figures: on the worker's link (a cluster's, for each node) */
+    ngx_http_device_auth_stats_ready(link->main);
 
     if (!ngx_http_device_auth_subscriber_ready(&link->sub)
+        || link->sub.gen != link->cmd.gen
         || link->cmd.tracking != link->sub.id)
     {
         /* untracked: the subscriber gets the tracking when it comes */
@@ -353,14 +661,35 @@ ngx_http_device_auth_link_serve(ngx_http_device_auth_link_t *link)
     }
 
     ngx_http_device_auth_cache_link(&link->cache, 1);
-    ngx_http_device_auth_metrics_link(link->conf, 1);
+
+    if (link->main != link) {
+        ngx_http_device_auth_cluster_node_up(link, 1);
+
+    } else {
+        ngx_http_device_auth_metrics_link(link->conf, 1);
+    }
+
+    if (link->sentinel) {
+        ngx_http_device_auth_sentinel_ok(link->sentinel);
+    }
 
     ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
                   "device_auth: invalidation link to \"%V\" up: device "
-                  "state is cached (epoch %ui)", &link->conf->redis_addr,
-                  link->cache.epoch);
+                  "state is cached (epoch %ui)", &link->node.name,
+                  link->main->cache.epoch);
 
     ngx_http_device_auth_link_wake(link, NGX_OK);
+}
+
+
+/* the command connection is ending: what fails in flight finds the link down */
+
+static void
+ngx_http_device_auth_link_cmd_going(void *data)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    ngx_http_device_auth_link_down(link);
 }
 
 
@@ -374,9 +703,17 @@ ngx_http_device_auth_link_cmd_lost(void *data)
     /* the next connection may reach a Redis that forgot: read it again */
     link->canary = NGX_HTTP_DEVICE_AUTH_CANARY_UNKNOWN;
 
-    if (!link->exiting) {
+    /* a switch: what waits, waits for the connection to the new master */
+
+    if (!link->exiting && !link->switching) {
         ngx_http_device_auth_link_wake(link, NGX_ERROR);
     }
+
+    if (link->main != link && !link->exiting) {
+        ngx_http_device_auth_cluster_node_lost(link);
+    }
+
+    ngx_http_device_auth_link_resolve(link);
 }
 
 
@@ -387,11 +724,111 @@ ngx_http_device_auth_link_down(ngx_http_device_auth_link_t *link)
         ngx_log_error(NGX_LOG_WARN, link->log, 0,
                       "device_auth: invalidation link to \"%V\" down: "
                       "cached device state serves for the grace, then the "
-                      "fail mode decides", &link->conf->redis_addr);
+                      "fail mode decides", &link->node.name);
     }
 
     ngx_http_device_auth_cache_link(&link->cache, 0);
-    ngx_http_device_auth_metrics_link(link->conf, 0);
+
+    if (link->main != link) {
+        ngx_http_device_auth_cluster_node_up(link, 0);
+
+    } else {
+        ngx_http_device_auth_metrics_link(link->conf, 0);
+    }
+}
+
+
+/*
+ * A connection to the master was lost, or refused: where is the master
+ * now?  Not when the link itself dropped it for a switch.
+ */
+
+static void
+ngx_http_device_auth_link_resolve(ngx_http_device_auth_link_t *link)
+{
+    if (link->sentinel && !link->switching && !link->exiting) {
+        ngx_http_device_auth_sentinel_resolve(link->sentinel);
+    }
+}
+
+
+/*
+ * A sentinel named the master, in an answer or a switch.  The same node:
+ * the connections that are not there are made.  Another: those to the
+ * old one are dropped first (the operations in flight on it fail: the
+ * grace or the fail mode), and the epoch ends.
+ */
+
+static void
+ngx_http_device_auth_link_master(void *data,
+    ngx_device_auth_node_addr_t *addr)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    u_char  old[NGX_SOCKADDR_STRLEN];
+    size_t  len;
+
+    if (link->exiting) {
+        return;
+    }
+
+    if (!ngx_http_device_auth_node_is(&link->node, addr)) {
+
+        len = link->node.gen ? link->node.name.len : 0;
+        ngx_memcpy(old, link->node.name.data, len);
+
+        link->switching = 1;
+
+        ngx_http_device_auth_link_down(link);
+        ngx_http_device_auth_subscriber_stop(&link->sub);
+        link->cmd.redirect = -1;
+
+        if (link->cmd.ac) {
+            ngx_http_device_auth_redis_reset(&link->cmd, "the master "
+                                             "switched");
+        }
+
+        link->switching = 0;
+
+        if (ngx_http_device_auth_node_set(&link->node, addr) != NGX_OK) {
+            /* the reply's parser checked it: not reached */
+            return;
+        }
+
+        if (len) {
+            ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                          "device_auth: master \"%V\" switched from "
+                          "\"%*s\" to \"%V\"", &link->conf->redis_sentinel,
+                          len, old, &link->node.name);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
+                          "device_auth: master \"%V\" is at \"%V\"",
+                          &link->conf->redis_sentinel, &link->node.name);
+        }
+    }
+
+    /* the subscriber once ROLE said that the node is a master */
+
+    if (link->cmd.ac == NULL) {
+        ngx_http_device_auth_redis_connect(&link->cmd);
+
+    } else if (ngx_http_device_auth_redis_ready(&link->cmd)) {
+        ngx_http_device_auth_subscriber_start(&link->sub);
+    }
+}
+
+
+/* no sentinel answered: what waits for the master stops waiting */
+
+static void
+ngx_http_device_auth_link_no_master(void *data)
+{
+    ngx_http_device_auth_link_t *link = data;
+
+    if (link->cmd.state != NGX_HTTP_DEVICE_AUTH_REDIS_CONNECTING) {
+        ngx_http_device_auth_link_wake(link, NGX_ERROR);
+    }
 }
 
 
@@ -487,7 +924,7 @@ ngx_http_device_auth_link_canary_reply(redisAsyncContext *ac, void *r,
             ngx_log_error(NGX_LOG_NOTICE, link->log, 0,
                           "device_auth: redis canary \"%V\" found at "
                           "\"%V\" db %i: device state is read from redis "
-                          "again", &dmcf->canary_key, &dmcf->redis_addr,
+                          "again", &dmcf->canary_key, &link->node.name,
                           dmcf->redis_db);
             link->canary_logged = 0;
         }
@@ -520,7 +957,7 @@ ngx_http_device_auth_link_canary_reply(redisAsyncContext *ac, void *r,
                       "treated as unavailable: the grace, then "
                       "device_auth_fail_mode decides",
                       link->canary_why_len, link->canary_why,
-                      &dmcf->redis_addr, dmcf->redis_db);
+                      &link->node.name, dmcf->redis_db);
         link->canary_logged = 1;
     }
 

@@ -65,6 +65,7 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
     ngx_int_t                          rc;
     ngx_str_t                          why;
     ngx_uint_t                         state, need_dev, need_sig, sight;
+    ngx_uint_t                         graced;
     u_char                             buf[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
     ngx_http_device_auth_link_t       *link;
     ngx_http_device_auth_conn_t       *dc;
@@ -114,13 +115,18 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
 
     /* the day's distinct devices: once per connection */
 
-    if (!dc->counted) {
+    if (!dc->counted && link->cluster) {
+        /* the node of the day's keys may not be connected yet: later */
+        dc->counted = (ngx_http_device_auth_stats_device(link, &dc->serial)
+                       == NGX_OK);
+
+    } else if (!dc->counted) {
         state = ngx_http_device_auth_link_state(link);
 
         if (state == NGX_HTTP_DEVICE_AUTH_LINK_UP
             || state == NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED)
         {
-            ngx_http_device_auth_stats_device(link, &dc->serial);
+            (void) ngx_http_device_auth_stats_device(link, &dc->serial);
             dc->counted = 1;
         }
     }
@@ -139,9 +145,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
      * mode */
 
     if (ctx->failed) {
-        if (ngx_http_device_auth_cache_graced(&link->cache, dev, dlcf->grace)
-            && ngx_http_device_auth_cache_graced(&link->cache, sig,
-                                                 dlcf->grace))
+        if (ngx_http_device_auth_cache_in_grace(&link->cache, dev, sig,
+                                                dlcf->grace))
         {
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
@@ -164,12 +169,40 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
                                                    dlcf->dup_limit)
                == NULL;
 
+    /*
+     * A cluster: the facts whose node is down serve in their grace while
+     * those of another node are read (a device and its signer's keys are
+     * in different slots); a device whose node is down is not sighted.
+     */
+
+    graced = 0;
+
+    if (link->cluster) {
+        if (need_dev
+            && ngx_http_device_auth_cache_graced(&link->cache, dev,
+                                                 dlcf->grace))
+        {
+            need_dev = 0;
+            sight = 0;
+            graced = 1;
+        }
+
+        if (need_sig
+            && ngx_http_device_auth_cache_graced(&link->cache, sig,
+                                                 dlcf->grace))
+        {
+            need_sig = 0;
+            graced = 1;
+        }
+    }
+
     if (!need_dev && !need_sig) {
         ngx_http_device_auth_metrics_cache(dmcf,
                                            NGX_HTTP_DEVICE_AUTH_CM_HIT);
 
         if (!sight) {
-            return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 0);
+            return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig,
+                                                      graced);
         }
 
         /* refused by the facts: no sighting needed */
@@ -180,7 +213,9 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         }
     }
 
-    state = ngx_http_device_auth_link_state(link);
+    state = ngx_http_device_auth_link_state_for(link,
+                                          (need_dev || sight) ? dev : NULL,
+                                          need_sig ? sig : NULL);
 
     if (state == NGX_HTTP_DEVICE_AUTH_LINK_DOWN) {
 
@@ -191,9 +226,8 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
             return ngx_http_device_auth_lookup_decide(ctx, link, dev, sig, 1);
         }
 
-        if (ngx_http_device_auth_cache_graced(&link->cache, dev, dlcf->grace)
-            && ngx_http_device_auth_cache_graced(&link->cache, sig,
-                                                 dlcf->grace))
+        if (ngx_http_device_auth_cache_in_grace(&link->cache, dev, sig,
+                                                dlcf->grace))
         {
             ngx_http_device_auth_metrics_redis_error(dmcf,
                                ngx_http_device_auth_link_why(link, buf,

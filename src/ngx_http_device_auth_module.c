@@ -22,6 +22,10 @@
 #include "ngx_device_auth_address.h"
 
 
+/* the addresses, and every option once */
+#define NGX_HTTP_DEVICE_AUTH_REDIS_ARGS  (NGX_DEVICE_AUTH_ADDR_NODES_MAX + 8)
+
+
 static ngx_int_t ngx_http_device_auth_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_device_auth_init(ngx_conf_t *cf);
 static void *ngx_http_device_auth_create_main_conf(ngx_conf_t *cf);
@@ -584,6 +588,21 @@ ngx_http_device_auth_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (dmcf->redis_prefix.data == NULL) {
         ngx_str_set(&dmcf->redis_prefix, "device_auth:");
+    }
+
+    /*
+     * A cluster spreads the keys over its primaries: one key is on one of
+     * them, and could not tell that another restarted empty
+     */
+
+    if (dmcf->canary.len
+        && dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"device_auth_redis_canary\" cannot be used "
+                           "with a redis cluster: its key is on one node "
+                           "only");
+        return NGX_CONF_ERROR;
     }
 
     if (dmcf->canary.len) {
@@ -1362,21 +1381,24 @@ ngx_http_device_auth_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* device_auth_redis <address> [db=<n>] [password=<p>] [user=<u>] */
+/*
+ * device_auth_redis <address>... [db=<n>] [password=<p>] [user=<u>]
+ *     [sentinel=<master> [sentinel_password=<p>] [sentinel_user=<u>]
+ *     | cluster]
+ */
 
 static char *
 ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_device_auth_main_conf_t *dmcf = conf;
 
-    int                         argc;
-    char                        err[NGX_DEVICE_AUTH_ERR_MAX];
-    size_t                      lens[8];
-    ngx_url_t                   u;
-    ngx_str_t                  *value;
-    ngx_uint_t                  i;
-    const char                 *argv[8];
-    ngx_device_auth_address_t   a;
+    int                           argc, i;
+    char                          err[NGX_DEVICE_AUTH_ERR_MAX];
+    size_t                        lens[NGX_HTTP_DEVICE_AUTH_REDIS_ARGS];
+    ngx_str_t                    *value;
+    const char                   *argv[NGX_HTTP_DEVICE_AUTH_REDIS_ARGS];
+    ngx_device_auth_address_t     a;
+    ngx_device_auth_node_addr_t  *node;
 
     if (dmcf->redis_addr.data) {
         return "is duplicate";
@@ -1385,16 +1407,17 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     argc = (int) cf->args->nelts - 1;
 
-    if (argc > 4) {
+    if (argc > NGX_HTTP_DEVICE_AUTH_REDIS_ARGS) {
         return "has too many arguments";
     }
 
-    for (i = 1; i < cf->args->nelts; i++) {
-        argv[i - 1] = (char *) value[i].data;
-        lens[i - 1] = value[i].len;
+    for (i = 0; i < argc; i++) {
+        argv[i] = (char *) value[i + 1].data;
+        lens[i] = value[i + 1].len;
     }
 
-    if (ngx_device_auth_address_parse(argc, argv, lens, &a, err, sizeof(err))
+    if (ngx_device_auth_address_parse_topology(argc, argv, lens, &a, err,
+                                               sizeof(err))
         != 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": %s",
@@ -1405,44 +1428,24 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     dmcf->redis_addr = value[1];
     dmcf->redis_port = a.port;
     dmcf->redis_db = a.db;
+    dmcf->redis_topology = a.topology;
 
-    /*
-     * The address as nginx connects to it, for the subscriber: an IP
-     * literal or a unix path (the parser refused host names), no DNS.
-     */
+    /* IP literals or a unix path (the parser refused host names): no DNS */
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    if (a.port) {
-        u.url.len = ngx_strlen(a.host) + NGX_INT_T_LEN + 4;
-        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
-        if (u.url.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        u.url.len = ngx_sprintf(u.url.data,
-                                ngx_strchr(a.host, ':') ? "[%s]:%d" : "%s:%d",
-                                a.host, a.port)
-                    - u.url.data;
-
-    } else {
-        u.url.len = ngx_strlen(a.path) + 5;
-        u.url.data = ngx_pnalloc(cf->pool, u.url.len);
-        if (u.url.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_sprintf(u.url.data, "unix:%s", a.path);
-    }
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"device_auth_redis\": "
-                           "\"%V\": %s", &u.url,
-                           u.err ? u.err : "no address");
+    dmcf->redis_nodes = ngx_array_create(cf->pool, a.nnodes,
+                                         sizeof(ngx_device_auth_node_addr_t));
+    if (dmcf->redis_nodes == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    dmcf->redis_peer = u.addrs[0];
+    for (i = 0; i < a.nnodes && a.port; i++) {
+        node = ngx_array_push(dmcf->redis_nodes);
+        if (node == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *node = a.nodes[i];
+    }
 
     /* NUL-terminated: hiredis takes C strings */
 
@@ -1451,7 +1454,14 @@ ngx_http_device_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         || ngx_http_device_auth_strdup(cf->pool, a.user, &dmcf->redis_user)
            != NGX_OK
         || ngx_http_device_auth_strdup(cf->pool, a.password,
-                                       &dmcf->redis_password) != NGX_OK)
+                                       &dmcf->redis_password) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel,
+                                       &dmcf->redis_sentinel) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel_user,
+                                       &dmcf->redis_sentinel_user) != NGX_OK
+        || ngx_http_device_auth_strdup(cf->pool, a.sentinel_password,
+                                       &dmcf->redis_sentinel_password)
+           != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -1592,6 +1602,19 @@ ngx_http_device_auth_pins_line(ngx_cycle_t *cycle,
             p = ngx_slprintf(p, last, " redis=");
             p = ngx_http_device_auth_log_value(p, last, dmcf->redis_addr.data,
                                                dmcf->redis_addr.len);
+
+            /* the first address: of a sentinel, or a cluster's seed */
+
+            if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_SENTINEL) {
+                p = ngx_slprintf(p, last, " sentinel=");
+                p = ngx_http_device_auth_log_value(p, last,
+                                                 dmcf->redis_sentinel.data,
+                                                 dmcf->redis_sentinel.len);
+
+            } else if (dmcf->redis_topology == NGX_DEVICE_AUTH_ADDR_CLUSTER) {
+                p = ngx_slprintf(p, last, " cluster");
+            }
+
             p = ngx_slprintf(p, last, " db=%i prefix=", dmcf->redis_db);
             p = ngx_http_device_auth_log_value(p, last,
                                                dmcf->redis_prefix.data,

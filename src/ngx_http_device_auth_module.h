@@ -90,14 +90,20 @@ typedef struct {
 
     /* device_auth_redis */
     ngx_str_t                   redis_addr;   /* "host:port" or unix path */
-    ngx_str_t                   redis_host;
+    ngx_str_t                   redis_host;   /* the first address */
     ngx_int_t                   redis_port;   /* 0: unix socket */
     ngx_str_t                   redis_user;
     ngx_str_t                   redis_password;
     ngx_int_t                   redis_db;
     ngx_msec_t                  redis_timeout;
     ngx_str_t                   redis_prefix;
-    ngx_addr_t                  redis_peer;   /* for the subscriber */
+
+    /* one Redis, sentinels or cluster seeds: ..._topology.h */
+    ngx_uint_t                  redis_topology;
+    ngx_array_t                *redis_nodes;  /* ngx_device_auth_node_addr_t */
+    ngx_str_t                   redis_sentinel;       /* the master's name */
+    ngx_str_t                   redis_sentinel_user;
+    ngx_str_t                   redis_sentinel_password;
 
     /* device_auth_redis_canary, and the key it names: prefix + name */
     ngx_str_t                   canary;

@@ -13,6 +13,12 @@
  * (a clone seen, a quarantine written) are rate-limited by the sighting
  * itself.
  *
+ * With a Redis Cluster, each command goes to the node of its key's slot
+ * (ngx_http_device_auth_cluster.c): the device's script to its {SN}'s, a
+ * signer's two GETs each to its own, the XADD to the stream's.  A -MOVED
+ * or -ASK sends the operation there again (up to 5 times), a -TRYAGAIN
+ * after the next slot map.
+ *
  * An operation lives outside any request pool: hiredis keeps its pointer
  * until every reply came (or the connection ended).  At most one is in
  * flight per entry; requests wait on it, leave it when they end, and are
@@ -28,7 +34,9 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ops.h"
+#include "ngx_http_device_auth_cluster.h"
 #include "ngx_http_device_auth_metrics.h"
+#include "ngx_device_auth_topology.h"
 #include "ngx_device_auth_keys.h"
 #include "ngx_device_auth_reply.h"
 #include "ngx_device_auth_resp.h"
@@ -38,6 +46,7 @@
 #define NGX_HTTP_DEVICE_AUTH_EVENT_RATE    "60000"   /* ms */
 #define NGX_HTTP_DEVICE_AUTH_EVENT_RATE_MS 60000
 #define NGX_HTTP_DEVICE_AUTH_EVENTS_MAX    "100000"
+#define NGX_HTTP_DEVICE_AUTH_REDIRECTS     5
 
 #define ngx_http_device_auth_resp_str(cmd, s)                                 \
     ngx_device_auth_resp_bulk(cmd, s, sizeof(s) - 1)
@@ -47,26 +56,38 @@ static ngx_http_device_auth_op_t *ngx_http_device_auth_op_alloc(
     ngx_http_device_auth_link_t *link, ngx_uint_t what,
     ngx_http_device_auth_entry_t *e);
 static ngx_int_t ngx_http_device_auth_op_start(ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_route(ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_redirected(
+    ngx_http_device_auth_op_t *op, redisReply *r);
 static void ngx_http_device_auth_op_ready(void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op);
 static ngx_int_t ngx_http_device_auth_op_command(
-    ngx_http_device_auth_op_t *op, redisCallbackFn *fn,
-    ngx_device_auth_resp_t *cmd);
+    ngx_http_device_auth_op_t *op, ngx_http_device_auth_link_t *nl,
+    redisCallbackFn *fn, ngx_device_auth_resp_t *cmd);
 static ngx_int_t ngx_http_device_auth_op_caching(
-    ngx_http_device_auth_op_t *op);
+    ngx_http_device_auth_op_t *op, ngx_http_device_auth_link_t *nl);
 static ngx_int_t ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op,
     ngx_uint_t eval);
 static void ngx_http_device_auth_op_caching_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_op_device_reply(redisAsyncContext *ac,
     void *r, void *privdata);
-static void ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac,
+static void ngx_http_device_auth_op_revoked_reply(redisAsyncContext *ac,
     void *r, void *privdata);
+static void ngx_http_device_auth_op_compromised_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac,
+    void *r, ngx_http_device_auth_op_t *op, ngx_uint_t compromised);
 static void ngx_http_device_auth_op_event_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op);
+static ngx_int_t ngx_http_device_auth_op_again(ngx_http_device_auth_op_t *op);
+static void ngx_http_device_auth_op_moved(ngx_http_device_auth_link_t *link,
+    redisReply *r);
+static void ngx_http_device_auth_op_asking(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_device_auth_op_error(ngx_http_device_auth_op_t *op,
     void *r, ngx_device_auth_verdict_t *err);
 static void ngx_http_device_auth_op_fail(ngx_http_device_auth_op_t *op,
@@ -254,14 +275,24 @@ ngx_http_device_auth_op_alloc(ngx_http_device_auth_link_t *link,
 static ngx_int_t
 ngx_http_device_auth_op_start(ngx_http_device_auth_op_t *op)
 {
-    ngx_int_t  rc;
+    ngx_int_t                  rc;
+    ngx_device_auth_verdict_t  err;
 
-    rc = ngx_http_device_auth_link_wait(op->lk, &op->waiter);
+    rc = ngx_http_device_auth_op_route(op);
 
     if (rc == NGX_AGAIN) {
         op->waiting = 1;
 
-    } else if (rc != NGX_OK || ngx_http_device_auth_op_send(op) != NGX_OK) {
+    } else if (rc == NGX_OK && ngx_http_device_auth_op_send(op) != NGX_OK
+               && op->pending)
+    {
+        /* a part went out (a cluster: two nodes): its replies finish it */
+
+        ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
+        ngx_device_auth_verdict_text(&err, "redis not connected", NULL, 0);
+        ngx_http_device_auth_op_fail(op, &err);
+
+    } else if (rc != NGX_OK || op->pending == 0) {
         if (op->entry) {
             op->entry->op = NULL;
         }
@@ -287,37 +318,117 @@ ngx_http_device_auth_op_ready(void *data, ngx_int_t rc)
 {
     ngx_http_device_auth_op_t *op = data;
 
-    size_t                     len;
-    ngx_uint_t                 kind;
-    ngx_device_auth_verdict_t  err;
-    u_char                     why[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
+    size_t                        len;
+    ngx_uint_t                    kind;
+    ngx_device_auth_verdict_t     err;
+    ngx_http_device_auth_link_t  *nl;
+    u_char                        why[NGX_DEVICE_AUTH_REPLY_REASON_MAX];
 
     op->waiting = 0;
+
+    /* a node of a cluster: the slot's node may be another by now */
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_device_auth_op_route(op);
+
+        if (rc == NGX_AGAIN) {
+            op->waiting = 1;
+            return;
+        }
+    }
 
     if (rc == NGX_OK && ngx_http_device_auth_op_send(op) == NGX_OK) {
         return;
     }
 
+    nl = op->nl[0] ? op->nl[0] : op->lk;
+
     ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
 
-    kind = ngx_http_device_auth_link_why(op->lk, why, sizeof(why), &len);
+    /* why the node's link cannot be used (with a cluster, the slot's) */
+
+    kind = ngx_http_device_auth_link_why(nl, why, sizeof(why), &len);
     ngx_device_auth_verdict_text(&err, "", (char *) why, len);
 
     ngx_http_device_auth_metrics_redis_error(op->lk->conf, kind);
 
     ngx_http_device_auth_op_fail(op, &err);
+
+    if (op->pending) {
+        /* some of it was sent: its replies (or its timer) finish it */
+        return;
+    }
+
     ngx_http_device_auth_op_finish(op);
     ngx_http_device_auth_op_free(op);
+}
+
+
+/*
+ * Where the operation's commands go: NGX_OK (op->nl[] ready), NGX_AGAIN
+ * (op->waiter waits for a link or the slot map), NGX_DECLINED.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_op_route(ngx_http_device_auth_op_t *op)
+{
+    u_char                       *prefix;
+    size_t                        plen;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    ngx_http_device_auth_link_t  *link;
+
+    link = op->lk;
+    op->nl[0] = NULL;
+    op->nl[1] = NULL;
+
+    if (link->cluster == NULL) {
+        op->nslots = 1;
+        op->nl[0] = link;
+        return ngx_http_device_auth_link_wait(link, &op->waiter);
+    }
+
+    if (op->ask) {
+        op->nslots = 1;
+        return ngx_http_device_auth_cluster_route_node(link->cluster, op->ask,
+                                                       &op->waiter,
+                                                       &op->nl[0]);
+    }
+
+    prefix = link->conf->redis_prefix.data;
+    plen = link->conf->redis_prefix.len;
+
+    if (op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER) {
+        op->nslots = ngx_http_device_auth_cluster_slots(link->cluster,
+                                                        op->entry, op->slot);
+
+    } else {
+        op->nslots = 1;
+        op->slot[0] = ngx_device_auth_key_slot(prefix, plen,
+                                               NGX_DEVICE_AUTH_KEY_REVOKED,
+                                               op->serial, op->serial_len);
+    }
+
+    for (i = 0; i < op->nslots; i++) {
+        rc = ngx_http_device_auth_link_route(link, op->slot[i], &op->waiter,
+                                             &op->nl[i]);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
 {
-    u_char                  *prefix;
-    size_t                   plen;
-    ngx_device_auth_resp_t   cmd;
-    u_char                   buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
+    u_char                       *prefix;
+    size_t                        plen;
+    ngx_device_auth_resp_t        cmd;
+    ngx_http_device_auth_link_t  *nl;
+    u_char                        buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
 
     /*
      * The facts are tracked, and so are the places a sighting reads, so
@@ -325,13 +436,39 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
      * too.  Not an event's rate: its own write would only come back.
      */
 
-    op->cached = ngx_http_device_auth_link_state(op->lk)
+    op->cached = ngx_http_device_auth_link_state(op->nl[0])
                  == NGX_HTTP_DEVICE_AUTH_LINK_UP
-                 && !(op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT);
+                 && (op->nl[1] == NULL
+                     || ngx_http_device_auth_link_state(op->nl[1])
+                        == NGX_HTTP_DEVICE_AUTH_LINK_UP)
+                 && !(op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)
+                 && op->ask == NULL;
+
+    op->epoch = (op->cached && op->entry)
+                ? ngx_http_device_auth_cache_epoch(&op->lk->cache, op->entry)
+                : 0;
 
     if (!(op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGNER)) {
-        if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+        if (op->cached
+            && ngx_http_device_auth_op_caching(op, op->nl[0]) != NGX_OK)
+        {
             return NGX_ERROR;
+        }
+
+        /* a slot on the move: its target node, for this command only */
+
+        if (op->ask
+            && ngx_http_device_auth_redis_send(&op->nl[0]->cmd,
+                                               ngx_http_device_auth_op_asking,
+                                               op, (u_char *)
+                                               "*1\r\n$6\r\nASKING\r\n", 16)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (op->ask && op->pending++ == 0) {
+            op->lk->cmd.inflight++;
         }
 
         return ngx_http_device_auth_op_script(op, 0);
@@ -342,7 +479,9 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
     prefix = op->lk->conf->redis_prefix.data;
     plen = op->lk->conf->redis_prefix.len;
 
-    if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+    if (op->cached
+        && ngx_http_device_auth_op_caching(op, op->nl[0]) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -353,15 +492,17 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
                               NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED,
                               op->entry->id, op->entry->sn.str.len);
 
-    if (ngx_http_device_auth_op_command(op,
-                                        ngx_http_device_auth_op_signer_reply,
+    if (ngx_http_device_auth_op_command(op, op->nl[0],
+                                        ngx_http_device_auth_op_revoked_reply,
                                         &cmd)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (op->cached && ngx_http_device_auth_op_caching(op) != NGX_OK) {
+    nl = op->nl[1] ? op->nl[1] : op->nl[0];
+
+    if (op->cached && ngx_http_device_auth_op_caching(op, nl) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -372,9 +513,9 @@ ngx_http_device_auth_op_send(ngx_http_device_auth_op_t *op)
                               NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED,
                               op->entry->id, op->entry->sn.str.len);
 
-    return ngx_http_device_auth_op_command(op,
-                                           ngx_http_device_auth_op_signer_reply,
-                                           &cmd);
+    return ngx_http_device_auth_op_command(op, nl,
+                                    ngx_http_device_auth_op_compromised_reply,
+                                    &cmd);
 }
 
 
@@ -421,7 +562,7 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
                                   ngx_http_device_auth_script_len);
     } else {
         ngx_http_device_auth_resp_str(&cmd, "EVALSHA");
-        ngx_device_auth_resp_bulk(&cmd, op->lk->cmd.sha,
+        ngx_device_auth_resp_bulk(&cmd, op->nl[0]->cmd.sha,
                                   NGX_HTTP_DEVICE_AUTH_SHA1_LEN);
     }
 
@@ -472,7 +613,7 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
     ngx_device_auth_resp_bulk(&cmd, event, ngx_strlen(event));
     ngx_device_auth_resp_bulk(&cmd, dmcf->edge.data, dmcf->edge.len);
 
-    rc = ngx_http_device_auth_op_command(op,
+    rc = ngx_http_device_auth_op_command(op, op->nl[0],
                                    (op->what & NGX_HTTP_DEVICE_AUTH_OP_EVENT)
                                    ? ngx_http_device_auth_op_event_reply
                                    : ngx_http_device_auth_op_device_reply,
@@ -489,12 +630,13 @@ ngx_http_device_auth_op_script(ngx_http_device_auth_op_t *op, ngx_uint_t eval)
 /* "CLIENT CACHING yes": the next command's reads are tracked */
 
 static ngx_int_t
-ngx_http_device_auth_op_caching(ngx_http_device_auth_op_t *op)
+ngx_http_device_auth_op_caching(ngx_http_device_auth_op_t *op,
+    ngx_http_device_auth_link_t *nl)
 {
     static u_char  caching[] = "*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n"
                                "$3\r\nyes\r\n";
 
-    if (ngx_http_device_auth_redis_send(&op->lk->cmd,
+    if (ngx_http_device_auth_redis_send(&nl->cmd,
                                         ngx_http_device_auth_op_caching_reply,
                                         op, caching, sizeof(caching) - 1)
         != NGX_OK)
@@ -513,7 +655,8 @@ ngx_http_device_auth_op_caching(ngx_http_device_auth_op_t *op)
 
 static ngx_int_t
 ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
-    redisCallbackFn *fn, ngx_device_auth_resp_t *cmd)
+    ngx_http_device_auth_link_t *nl, redisCallbackFn *fn,
+    ngx_device_auth_resp_t *cmd)
 {
     size_t  len;
 
@@ -527,7 +670,7 @@ ngx_http_device_auth_op_command(ngx_http_device_auth_op_t *op,
         return NGX_ERROR;
     }
 
-    if (ngx_http_device_auth_redis_send(&op->lk->cmd, fn, op, cmd->start, len)
+    if (ngx_http_device_auth_redis_send(&nl->cmd, fn, op, cmd->start, len)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -551,6 +694,8 @@ ngx_http_device_auth_op_caching_reply(redisAsyncContext *ac, void *r,
 {
     redisReply                 *reply = r;
     ngx_http_device_auth_op_t  *op = privdata;
+
+    op->lost |= (r == NULL);
 
     /* tracking did not take: the facts serve this once, and are not kept */
 
@@ -582,7 +727,9 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     ngx_device_auth_verdict_t        err;
     ngx_device_auth_device_reply_t   d;
 
-    if (op->done) {
+    op->lost |= (r == NULL);
+
+    if (op->done || ngx_http_device_auth_op_redirected(op, r)) {
         /* timed out before: only the memory is left to give back */
         ngx_http_device_auth_op_replied(op);
         return;
@@ -600,7 +747,8 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
                       "device_auth: script not in the redis cache, "
                       "sending it again");
 
-        if ((!op->cached || ngx_http_device_auth_op_caching(op) == NGX_OK)
+        if ((!op->cached
+             || ngx_http_device_auth_op_caching(op, op->nl[0]) == NGX_OK)
             && ngx_http_device_auth_op_script(op, 1) == NGX_OK)
         {
             ngx_http_device_auth_op_replied(op);
@@ -609,6 +757,9 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
     }
 
     if (rc != NGX_DEVICE_AUTH_V_OK) {
+        /* a master demoted under the connection: the master is asked for */
+        (void) ngx_http_device_auth_redis_readonly(ac->data, r);
+
         op->desync = (rc == NGX_DEVICE_AUTH_V_DESYNC);
         ngx_http_device_auth_op_error(op, r, &err);
         ngx_http_device_auth_op_replied(op);
@@ -666,17 +817,35 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
 
 
 static void
-ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
+ngx_http_device_auth_op_revoked_reply(redisAsyncContext *ac, void *r,
     void *privdata)
 {
-    ngx_http_device_auth_op_t *op = privdata;
+    ngx_http_device_auth_op_signer_reply(ac, r, privdata, 0);
+}
 
+
+static void
+ngx_http_device_auth_op_compromised_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_op_signer_reply(ac, r, privdata, 1);
+}
+
+
+/* a signer's fact: revoked, or compromised (from two nodes of a cluster) */
+
+static void
+ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
+    ngx_http_device_auth_op_t *op, ngx_uint_t compromised)
+{
     ngx_int_t                      rc;
     ngx_device_auth_text_t         value;
     ngx_device_auth_verdict_t      err;
     ngx_http_device_auth_entry_t  *e;
 
-    if (op->done) {
+    op->lost |= (r == NULL);
+
+    if (op->done || ngx_http_device_auth_op_redirected(op, r)) {
         ngx_http_device_auth_op_replied(op);
         return;
     }
@@ -689,11 +858,9 @@ ngx_http_device_auth_op_signer_reply(redisAsyncContext *ac, void *r,
         return;
     }
 
-    /* revoked first, then compromised: the order they were sent in */
-
     e = op->entry;
 
-    if (op->got++ == 0) {
+    if (!compromised) {
         rc = ngx_http_device_auth_cache_set_revoked(e, &value, -1);
 
     } else {
@@ -718,6 +885,13 @@ ngx_http_device_auth_op_event_reply(redisAsyncContext *ac, void *r,
     ngx_device_auth_verdict_t        err;
     ngx_device_auth_device_reply_t   d;
 
+    op->lost |= (r == NULL);
+
+    if (!op->done && ngx_http_device_auth_op_redirected(op, r)) {
+        ngx_http_device_auth_op_replied(op);
+        return;
+    }
+
     if (!op->done
         && ngx_device_auth_reply_device(r, (char *) op->serial, op->serial_len,
                                         &d, &err)
@@ -726,6 +900,8 @@ ngx_http_device_auth_op_event_reply(redisAsyncContext *ac, void *r,
     {
         ngx_http_device_auth_op_xadd(op->lk, op, op->event);
     }
+
+    (void) ngx_http_device_auth_redis_readonly(ac->data, r);
 
     ngx_http_device_auth_op_replied(op);
 }
@@ -737,14 +913,24 @@ static void
 ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
     ngx_http_device_auth_op_t *op, int event)
 {
+    int                                slot;
     size_t                             len;
     const char                        *type;
     ngx_device_auth_resp_t             cmd;
+    ngx_http_device_auth_link_t       *nl;
     ngx_http_device_auth_main_conf_t  *dmcf;
     u_char                             buf[NGX_HTTP_DEVICE_AUTH_CMD_MAX];
 
     dmcf = link->conf;
     type = ngx_device_auth_event_name(event);
+
+    /* the stream's slot: its node, if it can be sent to now */
+
+    slot = link->cluster
+           ? ngx_device_auth_key_slot(dmcf->redis_prefix.data,
+                                      dmcf->redis_prefix.len,
+                                      NGX_DEVICE_AUTH_KEY_EVENTS, "", 0)
+           : 0;
 
     ngx_device_auth_resp_init(&cmd, buf, sizeof(buf));
     ngx_device_auth_resp_array(&cmd, op->edges_len ? 20 : 18);
@@ -779,7 +965,8 @@ ngx_http_device_auth_op_xadd(ngx_http_device_auth_link_t *link,
     len = ngx_device_auth_resp_len(&cmd);
 
     if (len == 0
-        || ngx_http_device_auth_redis_send(&link->cmd,
+        || ngx_http_device_auth_link_route(link, slot, NULL, &nl) != NGX_OK
+        || ngx_http_device_auth_redis_send(&nl->cmd,
                                            ngx_http_device_auth_op_xadd_reply,
                                            link, buf, len)
            != NGX_OK)
@@ -803,6 +990,13 @@ ngx_http_device_auth_op_xadd_reply(redisAsyncContext *ac, void *r,
                       "device_auth: event not added to the stream: %*s",
                       reply->str ? ngx_min(reply->len, 128) : 0,
                       reply->str ? reply->str : "");
+
+        (void) ngx_http_device_auth_redis_readonly(ac->data, reply);
+
+        if (link->cluster) {
+            /* a stream that moved: the next event goes to its new node */
+            ngx_http_device_auth_op_moved(link, reply);
+        }
     }
 }
 
@@ -823,14 +1017,186 @@ ngx_http_device_auth_op_replied(ngx_http_device_auth_op_t *op)
     }
 
     ngx_http_device_auth_metrics_worker(link->conf, link->cmd.inflight,
-                                        ngx_http_device_auth_redis_ready(
-                                                                &link->cmd));
+                                        op->nl[0]
+                                        && ngx_http_device_auth_redis_ready(
+                                                           &op->nl[0]->cmd));
 
     if (op->pending == 0 && !op->done) {
+
+        if ((op->lost || op->redirect)
+            && ngx_http_device_auth_op_again(op) == NGX_OK)
+        {
+            return;
+        }
+
         ngx_http_device_auth_op_finish(op);
     }
 
     ngx_http_device_auth_op_free(op);
+}
+
+
+/*
+ * The connection was dropped under the operation while the link makes a
+ * new one at once (it switched to a new master): the operation waits for
+ * it and is sent again, once, within its own timer, rather than fail a
+ * device that nothing refused.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_op_again(ngx_http_device_auth_op_t *op)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 redirect, tryagain;
+    ngx_device_auth_verdict_t  err;
+
+    redirect = op->redirect;
+    tryagain = op->tryagain;
+
+    if (redirect) {
+        if (op->lost || ++op->redirects > NGX_HTTP_DEVICE_AUTH_REDIRECTS) {
+            ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
+            ngx_device_auth_verdict_text(&err, "redis cluster: redirected "
+                                         "too often", NULL, 0);
+            ngx_http_device_auth_op_fail(op, &err);
+            return NGX_DECLINED;
+        }
+
+    } else if (op->resent || op->lk->cluster
+               || ngx_http_device_auth_link_state(op->lk)
+                  != NGX_HTTP_DEVICE_AUTH_LINK_COMING)
+    {
+        return NGX_DECLINED;
+    }
+
+    op->resent |= !redirect;
+    op->lost = 0;
+    op->redirect = 0;
+    op->tryagain = 0;
+    op->failed = 0;
+    op->desync = 0;
+    op->retried = 0;
+    op->got = 0;
+    op->sight = 0;
+    ngx_memzero(&op->result, sizeof(ngx_device_auth_verdict_t));
+
+    if (tryagain) {
+        /* keys of a slot being migrated: after the next slot map */
+        rc = ngx_http_device_auth_cluster_wait_map(op->lk->cluster,
+                                                   &op->waiter);
+
+    } else if (redirect) {
+        rc = ngx_http_device_auth_op_route(op);
+
+        if (rc == NGX_OK && ngx_http_device_auth_op_send(op) == NGX_OK) {
+            return NGX_OK;
+        }
+
+    } else {
+        rc = ngx_http_device_auth_link_wait(op->lk, &op->waiter);
+    }
+
+    if (rc != NGX_AGAIN) {
+        ngx_memzero(&err, sizeof(ngx_device_auth_verdict_t));
+        ngx_device_auth_verdict_text(&err, "redis not connected", NULL, 0);
+        ngx_http_device_auth_op_fail(op, &err);
+
+        /* some of it may have been sent: its replies finish it */
+        return op->pending ? NGX_OK : NGX_DECLINED;
+    }
+
+    op->waiting = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A redirection of a cluster: -MOVED (the slot moved, the map follows),
+ * -ASK (for this command, the node the slot is migrated to), -TRYAGAIN
+ * (a slot's keys are split between two nodes for a moment).  The
+ * operation is sent again when all its replies came: 1.
+ */
+
+static ngx_int_t
+ngx_http_device_auth_op_redirected(ngx_http_device_auth_op_t *op,
+    redisReply *r)
+{
+    int                               kind, slot;
+    ngx_device_auth_node_addr_t       addr;
+    ngx_http_device_auth_cluster_t   *c;
+    ngx_http_device_auth_cnode_t     *cn;
+
+    c = op->lk->cluster;
+
+    if (c == NULL || r == NULL) {
+        return 0;
+    }
+
+    kind = ngx_device_auth_reply_redirect(r, &slot, &addr);
+
+    switch (kind) {
+
+    case NGX_DEVICE_AUTH_REDIRECT_MOVED:
+        (void) ngx_http_device_auth_cluster_moved(c, kind, slot, &addr);
+        op->ask = NULL;
+        break;
+
+    case NGX_DEVICE_AUTH_REDIRECT_ASK:
+        cn = ngx_http_device_auth_cluster_moved(c, kind, slot, &addr);
+        if (cn == NULL) {
+            return 0;
+        }
+
+        op->ask = cn;
+        break;
+
+    case NGX_DEVICE_AUTH_REDIRECT_TRYAGAIN:
+        op->tryagain = 1;
+        op->ask = NULL;
+        break;
+
+    case NGX_DEVICE_AUTH_REDIRECT_DOWN:
+        ngx_http_device_auth_cluster_refresh(c);
+        return 0;
+
+    default:
+        return 0;
+    }
+
+    op->redirect = 1;
+
+    return 1;
+}
+
+
+/* a -MOVED for something nobody waits for (an event): the map follows */
+
+static void
+ngx_http_device_auth_op_moved(ngx_http_device_auth_link_t *link,
+    redisReply *r)
+{
+    int                          kind, slot;
+    ngx_device_auth_node_addr_t  addr;
+
+    kind = ngx_device_auth_reply_redirect(r, &slot, &addr);
+
+    if (kind == NGX_DEVICE_AUTH_REDIRECT_MOVED) {
+        (void) ngx_http_device_auth_cluster_moved(link->cluster, kind, slot,
+                                                  &addr);
+    }
+}
+
+
+static void
+ngx_http_device_auth_op_asking(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_op_t *op = privdata;
+
+    op->lost |= (r == NULL);
+
+    ngx_http_device_auth_op_replied(op);
 }
 
 
@@ -923,7 +1289,7 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
             e->read_seq = op->seq;
 
             if (op->cached) {
-                ngx_http_device_auth_cache_keep(&link->cache, e);
+                ngx_http_device_auth_cache_keep(&link->cache, e, op->epoch);
 
             } else {
                 e->epoch = 0;
@@ -946,9 +1312,9 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
      * flight fail) and opened again.
      */
 
-    if (desync) {
-        ngx_http_device_auth_redis_reset(&link->cmd, "its replies no longer "
-                                         "match the lookups");
+    if (desync && op->nl[0]) {
+        ngx_http_device_auth_redis_reset(&op->nl[0]->cmd, "its replies no "
+                                         "longer match the lookups");
     }
 }
 
@@ -974,7 +1340,7 @@ ngx_http_device_auth_op_timeout(ngx_event_t *ev)
 {
     ngx_http_device_auth_op_t *op = ev->data;
 
-    ngx_uint_t                     waiting;
+    ngx_uint_t                     i, waiting;
     ngx_device_auth_verdict_t      err;
     ngx_http_device_auth_link_t   *link;
 
@@ -1008,10 +1374,15 @@ ngx_http_device_auth_op_timeout(ngx_event_t *ev)
 
     /*
      * Replies come in order: one that is late holds back all behind it.
-     * The connection is dropped; hiredis then gives this one back.
+     * The connections are dropped; hiredis then gives this one back.
      */
 
-    ngx_http_device_auth_redis_reset(&link->cmd, "lookup timed out");
+    for (i = 0; i < 2; i++) {
+        if (op->nl[i] && (i == 0 || op->nl[1] != op->nl[0])) {
+            ngx_http_device_auth_redis_reset(&op->nl[i]->cmd,
+                                             "lookup timed out");
+        }
+    }
 }
 
 

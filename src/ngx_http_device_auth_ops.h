@@ -60,6 +60,17 @@ struct ngx_http_device_auth_op_s {
     ngx_http_device_auth_link_t       *lk;
     ngx_http_device_auth_entry_t      *entry;       /* device or signer */
 
+    /*
+     * Where its commands go: the link, or with a cluster the links of the
+     * nodes of its key slots (a signer's two keys are in two slots)
+     */
+    ngx_http_device_auth_link_t       *nl[2];
+    int                                slot[2];
+    ngx_uint_t                         nslots;
+    ngx_uint_t                         epoch;       /* sent in */
+    ngx_uint_t                         redirects;
+    void                              *ask;         /* -ASK: that node */
+
     ngx_uint_t                         what;
     ngx_uint_t                         seq;         /* of the link, from 1 */
     ngx_uint_t                         pending;     /* callbacks to come */
@@ -75,6 +86,10 @@ struct ngx_http_device_auth_op_s {
     unsigned                           desync:1;
     unsigned                           sent:1;      /* a command written */
     unsigned                           got:2;       /* signer replies */
+    unsigned                           lost:1;      /* the connection was */
+    unsigned                           resent:1;    /* on a new one */
+    unsigned                           redirect:1;  /* -MOVED, -ASK */
+    unsigned                           tryagain:1;  /* -TRYAGAIN */
 
     /* the outcome: an error, or a sighting */
     ngx_device_auth_verdict_t          result;

@@ -27,6 +27,13 @@
  * the next: a silent peer would otherwise keep a tracking connection that
  * Redis no longer has.
  *
+ * Where the node is a master that a sentinel named (redis->role), the
+ * handshake starts with ROLE, and nothing else is sent before it said
+ * "master"; the heartbeat is ROLE instead of PING, and a "-READONLY"
+ * reply drops the connection: a master demoted under the edge is left
+ * within a heartbeat, and never written to.  There the owner reconnects
+ * (redis->follow), after asking the sentinels again.
+ *
  * The bytes Redis sends are read here, not by hiredis: they are framed
  * (ngx_device_auth_resp.c) and counted against the commands sent before
  * hiredis parses them, because hiredis' async layer aborts the process on
@@ -44,9 +51,11 @@
 #include "ngx_http_device_auth_redis.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_http_device_auth_script.h"
+#include "ngx_device_auth_topology.h"
 
 
 #define NGX_HTTP_DEVICE_AUTH_STEP_AUTH      "AUTH"
+#define NGX_HTTP_DEVICE_AUTH_STEP_ROLE      "ROLE"
 #define NGX_HTTP_DEVICE_AUTH_STEP_SELECT    "SELECT"
 #define NGX_HTTP_DEVICE_AUTH_STEP_LOAD      "SCRIPT LOAD"
 #define NGX_HTTP_DEVICE_AUTH_STEP_UNTRACK   "CLIENT TRACKING off"
@@ -54,6 +63,14 @@
 
 
 static void ngx_http_device_auth_redis_schedule(
+    ngx_http_device_auth_redis_t *redis);
+static void ngx_http_device_auth_redis_failed(
+    ngx_http_device_auth_redis_t *redis);
+static void ngx_http_device_auth_redis_drop(
+    ngx_http_device_auth_redis_t *redis);
+static ngx_int_t ngx_http_device_auth_redis_setup(
+    ngx_http_device_auth_redis_t *redis);
+static void ngx_http_device_auth_redis_going(
     ngx_http_device_auth_redis_t *redis);
 static void ngx_http_device_auth_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev);
@@ -194,11 +211,36 @@ ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
 
     ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                   "device_auth: dropping redis connection to \"%V\": %s",
-                  &redis->conf->redis_addr, why);
+                  &redis->node->name, why);
 
+    ngx_http_device_auth_redis_drop(redis);
+}
+
+
+/*
+ * The connection ends: the owner hears it before hiredis calls back what
+ * is in flight with no reply, so that the requests those callbacks wake
+ * already find the link down (the grace, not the fail mode, for what was
+ * cached).  Then hiredis frees it, and the owner hears "lost".
+ */
+
+static void
+ngx_http_device_auth_redis_drop(ngx_http_device_auth_redis_t *redis)
+{
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
 
+    ngx_http_device_auth_redis_going(redis);
+
     redisAsyncFree(redis->ac);
+}
+
+
+static void
+ngx_http_device_auth_redis_going(ngx_http_device_auth_redis_t *redis)
+{
+    if (redis->handlers.going && !redis->exiting) {
+        redis->handlers.going(redis->handlers.data);
+    }
 }
 
 
@@ -225,37 +267,37 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
         ngx_del_timer(&redis->reconnect);
     }
 
+    redis->gen = redis->node->gen;
     redis->cause = NGX_HTTP_DEVICE_AUTH_RE_NOT_CONNECTED;
 
-    if (dmcf->redis_port) {
-        ac = redisAsyncConnect((char *) dmcf->redis_host.data,
-                               (int) dmcf->redis_port);
+    if (redis->node->port) {
+        ac = redisAsyncConnect((char *) redis->node->host, redis->node->port);
     } else {
-        ac = redisAsyncConnectUnix((char *) dmcf->redis_host.data);
+        ac = redisAsyncConnectUnix((char *) redis->node->host);
     }
 
     if (ac == NULL) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "device_auth: cannot connect to redis at \"%V\": "
-                      "out of memory", &dmcf->redis_addr);
-        ngx_http_device_auth_redis_schedule(redis);
+                      "out of memory", &redis->node->name);
+        ngx_http_device_auth_redis_failed(redis);
         return;
     }
 
     if (ac->err) {
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "cannot connect to redis at \"%V\": %s",
-                                    &dmcf->redis_addr, ac->errstr);
+                                    &redis->node->name, ac->errstr);
 
         redisAsyncFree(ac);
-        ngx_http_device_auth_redis_schedule(redis);
+        ngx_http_device_auth_redis_failed(redis);
         return;
     }
 
     c = ngx_get_connection(ac->c.fd, redis->log);
     if (c == NULL) {
         redisAsyncFree(ac);
-        ngx_http_device_auth_redis_schedule(redis);
+        ngx_http_device_auth_redis_failed(redis);
         return;
     }
 
@@ -314,13 +356,38 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
         }
     }
 
+    /*
+     * A sentinel's answer may be stale: the node must be a master now, and
+     * nothing else is sent to it before ROLE said so.
+     */
+
+    if (redis->role) {
+        (void) ngx_http_device_auth_redis_command(redis,
+                                                NGX_HTTP_DEVICE_AUTH_STEP_ROLE,
+                                                "ROLE");
+        return;
+    }
+
+    (void) ngx_http_device_auth_redis_setup(redis);
+}
+
+
+/* the handshake after AUTH (and ROLE): SELECT, SCRIPT LOAD, tracking */
+
+static ngx_int_t
+ngx_http_device_auth_redis_setup(ngx_http_device_auth_redis_t *redis)
+{
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    dmcf = redis->conf;
+
     if (dmcf->redis_db
         && ngx_http_device_auth_redis_command(redis,
                                               NGX_HTTP_DEVICE_AUTH_STEP_SELECT,
                                               "SELECT %d", (int) dmcf->redis_db)
            != NGX_OK)
     {
-        return;
+        return NGX_ERROR;
     }
 
     if (ngx_http_device_auth_redis_command(redis,
@@ -330,12 +397,14 @@ ngx_http_device_auth_redis_connect(ngx_http_device_auth_redis_t *redis)
                                            ngx_http_device_auth_script_len)
         != NGX_OK)
     {
-        return;
+        return NGX_ERROR;
     }
 
     if (redis->redirect >= 0) {
         ngx_http_device_auth_redis_track(redis);
     }
+
+    return NGX_OK;
 }
 
 
@@ -405,9 +474,8 @@ ngx_http_device_auth_redis_command(ngx_http_device_auth_redis_t *redis,
     if (rc != REDIS_OK) {
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "cannot send \"%s\" to redis at \"%V\"",
-                                    step, &redis->conf->redis_addr);
-        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
-        redisAsyncFree(redis->ac);
+                                    step, &redis->node->name);
+        ngx_http_device_auth_redis_drop(redis);
         return NGX_ERROR;
     }
 
@@ -442,12 +510,31 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
 
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "redis \"%s\" failed at \"%V\": %*s",
-                                    step, &redis->conf->redis_addr,
+                                    step, &redis->node->name,
                                     ngx_min(reply->len, 128), reply->str);
 
-        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
-        redisAsyncFree(redis->ac);
+        ngx_http_device_auth_redis_drop(redis);
         return;
+    }
+
+    if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_ROLE) == 0) {
+
+        if (ngx_device_auth_reply_role(reply) != NGX_DEVICE_AUTH_ROLE_MASTER)
+        {
+            ngx_http_device_auth_outage(redis->log, &redis->outage,
+                                        "redis at \"%V\" is not a master "
+                                        "(ROLE)", &redis->node->name);
+            ngx_http_device_auth_redis_drop(redis);
+            return;
+        }
+
+        /* a master: the rest of the handshake */
+
+        if (ngx_http_device_auth_redis_setup(redis) != NGX_OK) {
+            return;
+        }
+
+        goto done;
     }
 
     if (ngx_strcmp(step, NGX_HTTP_DEVICE_AUTH_STEP_LOAD) == 0) {
@@ -461,7 +548,7 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
             ngx_http_device_auth_outage(redis->log, &redis->outage,
                                         "unexpected reply to \"%s\" from "
                                         "redis at \"%V\"", step,
-                                        &redis->conf->redis_addr);
+                                        &redis->node->name);
             ngx_http_device_auth_redis_reset(redis, "handshake failed");
             return;
         }
@@ -477,7 +564,7 @@ ngx_http_device_auth_redis_handshake(redisAsyncContext *ac, void *r,
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "unexpected reply to \"%s\" from redis "
                                     "at \"%V\"", step,
-                                    &redis->conf->redis_addr);
+                                    &redis->node->name);
         ngx_http_device_auth_redis_reset(redis, "handshake failed");
         return;
     }
@@ -511,7 +598,7 @@ done:
         redis->connected = 1;
         ngx_log_error(NGX_LOG_NOTICE, redis->log, 0,
                       "device_auth: connected to redis at \"%V\"",
-                      &redis->conf->redis_addr);
+                      &redis->node->name);
     }
 
     redis->handlers.ready(redis->handlers.data);
@@ -558,7 +645,7 @@ ngx_http_device_auth_redis_connected(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "cannot connect to redis at \"%V\": %s",
-                                    &redis->conf->redis_addr, ac->errstr);
+                                    &redis->node->name, ac->errstr);
     }
 }
 
@@ -574,7 +661,7 @@ ngx_http_device_auth_redis_disconnected(const redisAsyncContext *ac,
     if (status != REDIS_OK && !redis->exiting) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "device_auth: redis connection to \"%V\" lost: %s",
-                      &redis->conf->redis_addr, ac->errstr);
+                      &redis->node->name, ac->errstr);
     }
 }
 
@@ -593,8 +680,13 @@ ngx_http_device_auth_redis_ping_handler(ngx_event_t *ev)
         return;
     }
 
+    /* a master must still be one: a demoted one would keep serving reads */
+
     if (ngx_http_device_auth_redis_send(redis, ngx_http_device_auth_redis_pong,
-                                        NULL, (u_char *) "*1\r\n$4\r\nPING\r\n",
+                                        NULL,
+                                        (u_char *) (redis->role
+                                                    ? "*1\r\n$4\r\nROLE\r\n"
+                                                    : "*1\r\n$4\r\nPING\r\n"),
                                         14)
         != NGX_OK)
     {
@@ -618,6 +710,39 @@ ngx_http_device_auth_redis_pong(redisAsyncContext *ac, void *r,
     if (r && redis->pings) {
         redis->pings--;
     }
+
+    if (r && redis->role
+        && ngx_device_auth_reply_role(r) != NGX_DEVICE_AUTH_ROLE_MASTER)
+    {
+        ngx_http_device_auth_redis_reset(redis, "it is no longer a master "
+                                         "(ROLE)");
+    }
+}
+
+
+/*
+ * A master that became a replica refuses writes: with "-READONLY" for a
+ * command, a script's write, an XADD.  Where a master is followed, the
+ * connection is dropped and the master asked for again: 1.
+ */
+
+ngx_uint_t
+ngx_http_device_auth_redis_readonly(ngx_http_device_auth_redis_t *redis,
+    redisReply *reply)
+{
+    int                          slot;
+    ngx_device_auth_node_addr_t  node;
+
+    if (!redis->role || reply == NULL
+        || ngx_device_auth_reply_redirect(reply, &slot, &node)
+           != NGX_DEVICE_AUTH_REDIRECT_READONLY)
+    {
+        return 0;
+    }
+
+    ngx_http_device_auth_redis_reset(redis, "it is a replica now "
+                                     "(READONLY)");
+    return 1;
 }
 
 
@@ -672,7 +797,9 @@ ngx_http_device_auth_redis_schedule(ngx_http_device_auth_redis_t *redis)
     redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
     ngx_http_device_auth_metrics_worker(redis->conf, redis->inflight, 0);
 
-    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate
+        || redis->follow)
+    {
         return;
     }
 
@@ -683,6 +810,19 @@ ngx_http_device_auth_redis_schedule(ngx_http_device_auth_redis_t *redis)
 
     redis->backoff = ngx_min(redis->backoff * 2,
                              NGX_HTTP_DEVICE_AUTH_BACKOFF_MAX);
+}
+
+
+/* no connection came of it: the owner that follows a master is told */
+
+static void
+ngx_http_device_auth_redis_failed(ngx_http_device_auth_redis_t *redis)
+{
+    ngx_http_device_auth_redis_schedule(redis);
+
+    if (redis->follow && !redis->exiting) {
+        redis->handlers.lost(redis->handlers.data);
+    }
 }
 
 
@@ -708,13 +848,14 @@ ngx_http_device_auth_redis_timeout_handler(ngx_event_t *ev)
         ngx_http_device_auth_outage(redis->log, &redis->outage,
                                     "redis at \"%V\" did not answer the "
                                     "connect and handshake in %M ms",
-                                    &redis->conf->redis_addr,
+                                    &redis->node->name,
                                     redis->conf->redis_timeout);
 
-        redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
-
         if (redis->ac) {
-            redisAsyncFree(redis->ac);
+            ngx_http_device_auth_redis_drop(redis);
+
+        } else {
+            redis->state = NGX_HTTP_DEVICE_AUTH_REDIS_IDLE;
         }
     }
 }
@@ -754,6 +895,8 @@ ngx_http_device_auth_redis_read_handler(ngx_event_t *ev)
     }
 
     if (size <= 0) {
+        /* EOF or an error: hiredis ends the connection */
+        ngx_http_device_auth_redis_going(redis);
         redisAsyncHandleRead(ac);
         return;
     }

@@ -18,6 +18,7 @@
 #include "ngx_http_device_auth_module.h"
 #include "ngx_device_auth_resp.h"
 #include "ngx_device_auth_address.h"
+#include "ngx_http_device_auth_node.h"
 
 
 /*
@@ -54,6 +55,7 @@ typedef struct {
 
 typedef struct {
     void                             (*ready)(void *data);
+    void                             (*going)(void *data);  /* may be NULL */
     void                             (*lost)(void *data);
     void                              *data;
 } ngx_http_device_auth_redis_handlers_t;
@@ -63,6 +65,9 @@ struct ngx_http_device_auth_redis_s {
     redisAsyncContext                 *ac;
     ngx_connection_t                  *conn;       /* wraps ac->c.fd */
     ngx_uint_t                         state;
+
+    ngx_http_device_auth_node_t       *node;       /* where it connects */
+    ngx_uint_t                         gen;        /* node->gen then */
 
     ngx_event_t                        reconnect;  /* backoff */
     ngx_event_t                        timeout;    /* connect, handshake */
@@ -96,6 +101,10 @@ struct ngx_http_device_auth_redis_s {
     unsigned                           exiting:1;
     unsigned                           writing:1;  /* in HandleWrite */
     unsigned                           connected:1; /* handshake done once */
+
+    /* the owner reconnects it; the node must be a master (ROLE) */
+    unsigned                           follow:1;
+    unsigned                           role:1;
 };
 
 
@@ -116,6 +125,8 @@ void ngx_http_device_auth_redis_reset(ngx_http_device_auth_redis_t *redis,
     const char *why);
 ngx_uint_t ngx_http_device_auth_redis_ready(
     ngx_http_device_auth_redis_t *redis);
+ngx_uint_t ngx_http_device_auth_redis_readonly(
+    ngx_http_device_auth_redis_t *redis, redisReply *reply);
 ngx_uint_t ngx_http_device_auth_redis_cause(redisReply *reply);
 
 void ngx_http_device_auth_outage(ngx_log_t *log,

@@ -17,6 +17,11 @@
  * and not waited for, like the events.  Worker 0 reads both with PFCOUNT
  * every device_auth_stats_interval for the metrics, and keeps them for 40
  * days (EXPIRE).
+ *
+ * With a Redis Cluster each day's key is in a slot of its own: the
+ * commands go to its node (a node not connected yet: not counted then),
+ * the map follows a -MOVED; the keys are spread over the primaries, so
+ * the SCAN count is not made.
  */
 
 
@@ -29,6 +34,8 @@
 #include "ngx_http_device_auth_stats.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_http_device_auth_log.h"
+#include "ngx_http_device_auth_cluster.h"
+#include "ngx_device_auth_topology.h"
 #include "ngx_device_auth_keys.h"
 #include "ngx_device_auth_reply.h"
 #include "ngx_device_auth_resp.h"
@@ -44,15 +51,21 @@ static void ngx_http_device_auth_stats_scan(ngx_http_device_auth_link_t *link);
 static void ngx_http_device_auth_stats_scan_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_device_auth_stats_read(ngx_event_t *ev);
-static void ngx_http_device_auth_stats_count_reply(redisAsyncContext *ac,
+static void ngx_http_device_auth_stats_fleet_reply(redisAsyncContext *ac,
     void *r, void *privdata);
+static void ngx_http_device_auth_stats_edge_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_device_auth_stats_count(ngx_http_device_auth_link_t *link,
+    void *r, ngx_uint_t which);
+static ngx_uint_t ngx_http_device_auth_stats_moved(
+    ngx_http_device_auth_link_t *link, void *r);
 static void ngx_http_device_auth_stats_pfadd_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static size_t ngx_http_device_auth_stats_day(ngx_http_device_auth_link_t *link,
     u_char *id, ngx_uint_t edge);
 static ngx_int_t ngx_http_device_auth_stats_send(
     ngx_http_device_auth_link_t *link, redisCallbackFn *fn,
-    ngx_device_auth_resp_t *cmd);
+    ngx_device_auth_resp_t *cmd, u_char *day, size_t day_len);
 
 
 void
@@ -91,6 +104,11 @@ ngx_http_device_auth_stats_ready(ngx_http_device_auth_link_t *link)
 
     if (ngx_worker != 0 || link->exiting) {
         return;
+    }
+
+    if (link->cluster) {
+        /* the keys are spread over the primaries: no count */
+        st->counted = 1;
     }
 
     if (!st->counted && !st->scanning) {
@@ -154,7 +172,7 @@ ngx_http_device_auth_stats_scan(ngx_http_device_auth_link_t *link)
 
     if (ngx_http_device_auth_stats_send(link,
                                         ngx_http_device_auth_stats_scan_reply,
-                                        &cmd)
+                                        &cmd, NULL, 0)
         == NGX_OK)
     {
         link->stats.scanning = 1;
@@ -278,8 +296,11 @@ ngx_http_device_auth_stats_read(ngx_event_t *ev)
 
     state = ngx_http_device_auth_link_state(link);
 
+    /* with a cluster, each key's node decides (stats_send()) */
+
     if (st->reading
-        || (state != NGX_HTTP_DEVICE_AUTH_LINK_UP
+        || (link->cluster == NULL
+            && state != NGX_HTTP_DEVICE_AUTH_LINK_UP
             && state != NGX_HTTP_DEVICE_AUTH_LINK_UNTRACKED))
     {
         return;
@@ -287,6 +308,7 @@ ngx_http_device_auth_stats_read(ngx_event_t *ev)
 
     st->got = 0;
     st->fleet = 0;
+    st->edge = 0;
 
     for (i = 0; i < 2; i++) {
         len = ngx_http_device_auth_stats_day(link, id, i);
@@ -299,8 +321,9 @@ ngx_http_device_auth_stats_read(ngx_event_t *ev)
                                   NGX_DEVICE_AUTH_KEY_DEVICES, id, len);
 
         if (ngx_http_device_auth_stats_send(link,
-                                       ngx_http_device_auth_stats_count_reply,
-                                       &cmd)
+                                   i ? ngx_http_device_auth_stats_edge_reply
+                                     : ngx_http_device_auth_stats_fleet_reply,
+                                   &cmd, id, len)
             != NGX_OK)
         {
             return;
@@ -317,44 +340,96 @@ ngx_http_device_auth_stats_read(ngx_event_t *ev)
         ngx_device_auth_resp_bulk(&cmd, NGX_HTTP_DEVICE_AUTH_DAYS_TTL,
                                   sizeof(NGX_HTTP_DEVICE_AUTH_DAYS_TTL) - 1);
 
-        if (ngx_http_device_auth_stats_send(link, NULL, &cmd) != NGX_OK) {
+        if (ngx_http_device_auth_stats_send(link, NULL, &cmd, id, len)
+            != NGX_OK)
+        {
             return;
         }
     }
+
+    /* both asked: their replies, on one node or two, end the read */
 
     st->reading = 1;
 }
 
 
 static void
-ngx_http_device_auth_stats_count_reply(redisAsyncContext *ac, void *r,
+ngx_http_device_auth_stats_fleet_reply(redisAsyncContext *ac, void *r,
     void *privdata)
 {
-    ngx_http_device_auth_link_t *link = privdata;
+    ngx_http_device_auth_stats_count(privdata, r, 1);
+}
 
+
+static void
+ngx_http_device_auth_stats_edge_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_device_auth_stats_count(privdata, r, 2);
+}
+
+
+/* the fleet's count (1) or this edge's (2): the metrics once both came */
+
+static void
+ngx_http_device_auth_stats_count(ngx_http_device_auth_link_t *link, void *r,
+    ngx_uint_t which)
+{
     long long                      n;
     ngx_http_device_auth_stats_t  *st;
 
     st = &link->stats;
 
-    if (r == NULL || link->exiting) {
+    if (r == NULL || link->exiting || !st->reading) {
         st->reading = 0;
         return;
     }
 
-    if (ngx_device_auth_reply_integer(r, &n) != 0) {
+    if (ngx_http_device_auth_stats_moved(link, r)
+        || ngx_device_auth_reply_integer(r, &n) != 0)
+    {
         n = 0;
     }
 
-    if (st->got++ == 0) {
+    if (which == 1) {
         st->fleet = (ngx_uint_t) n;
+
+    } else {
+        st->edge = (ngx_uint_t) n;
+    }
+
+    st->got |= which;
+
+    if (st->got != 3) {
         return;
     }
 
     st->reading = 0;
 
-    ngx_http_device_auth_metrics_devices(link->conf, st->fleet,
-                                         (ngx_uint_t) n);
+    ngx_http_device_auth_metrics_devices(link->conf, st->fleet, st->edge);
+}
+
+
+/* a cluster's -MOVED: the slot map follows, nothing else is said */
+
+static ngx_uint_t
+ngx_http_device_auth_stats_moved(ngx_http_device_auth_link_t *link, void *r)
+{
+    int                          kind, slot;
+    ngx_device_auth_node_addr_t  addr;
+
+    if (link->cluster == NULL) {
+        return 0;
+    }
+
+    kind = ngx_device_auth_reply_redirect(r, &slot, &addr);
+
+    if (kind == NGX_DEVICE_AUTH_REDIRECT_MOVED) {
+        (void) ngx_http_device_auth_cluster_moved(link->cluster, kind, slot,
+                                                  &addr);
+    }
+
+    return kind != NGX_DEVICE_AUTH_REDIRECT_NONE;
 }
 
 
@@ -363,7 +438,7 @@ ngx_http_device_auth_stats_count_reply(redisAsyncContext *ac, void *r,
  * day's HyperLogLogs, the fleet's and this edge's; nobody waits
  */
 
-void
+ngx_int_t
 ngx_http_device_auth_stats_device(ngx_http_device_auth_link_t *link,
     ngx_str_t *serial)
 {
@@ -385,12 +460,14 @@ ngx_http_device_auth_stats_device(ngx_http_device_auth_link_t *link,
 
         if (ngx_http_device_auth_stats_send(link,
                                        ngx_http_device_auth_stats_pfadd_reply,
-                                       &cmd)
+                                       &cmd, id, len)
             != NGX_OK)
         {
-            return;
+            return NGX_DECLINED;
         }
     }
+
+    return NGX_OK;
 }
 
 
@@ -402,7 +479,9 @@ ngx_http_device_auth_stats_pfadd_reply(redisAsyncContext *ac, void *r,
 
     redisReply  *reply = r;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR && !link->stats.refused) {
+    if (reply && reply->type == REDIS_REPLY_ERROR && !link->stats.refused
+        && !ngx_http_device_auth_stats_moved(link, r))
+    {
         ngx_log_error(NGX_LOG_ERR, link->log, 0,
                       "device_auth: the day's devices not counted: %*s",
                       ngx_min(reply->len, 128), reply->str);
@@ -433,11 +512,19 @@ ngx_http_device_auth_stats_day(ngx_http_device_auth_link_t *link, u_char *id,
 }
 
 
+/*
+ * On the command connection; with a cluster, on that of the node of the
+ * day's key (day: NULL for SCAN, not made then)
+ */
+
 static ngx_int_t
 ngx_http_device_auth_stats_send(ngx_http_device_auth_link_t *link,
-    redisCallbackFn *fn, ngx_device_auth_resp_t *cmd)
+    redisCallbackFn *fn, ngx_device_auth_resp_t *cmd, u_char *day,
+    size_t day_len)
 {
-    size_t  len;
+    int                           slot;
+    size_t                        len;
+    ngx_http_device_auth_link_t  *nl;
 
     len = ngx_device_auth_resp_len(cmd);
 
@@ -445,6 +532,23 @@ ngx_http_device_auth_stats_send(ngx_http_device_auth_link_t *link,
         return NGX_ERROR;
     }
 
-    return ngx_http_device_auth_redis_send(&link->cmd, fn, link, cmd->start,
+    nl = link;
+
+    if (link->cluster) {
+        if (day == NULL) {
+            return NGX_DECLINED;
+        }
+
+        slot = ngx_device_auth_key_slot(link->conf->redis_prefix.data,
+                                        link->conf->redis_prefix.len,
+                                        NGX_DEVICE_AUTH_KEY_DEVICES, day,
+                                        day_len);
+
+        if (ngx_http_device_auth_link_route(link, slot, NULL, &nl) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return ngx_http_device_auth_redis_send(&nl->cmd, fn, link, cmd->start,
                                            len);
 }

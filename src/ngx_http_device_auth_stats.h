@@ -30,7 +30,8 @@ typedef struct {
 
     /* the day's distinct devices: the replies of one read */
     ngx_uint_t                         fleet;
-    ngx_uint_t                         got;
+    ngx_uint_t                         edge;
+    ngx_uint_t                         got;        /* 1: fleet, 2: edge */
 
     unsigned                           scanning:1;  /* a step in flight */
     unsigned                           counted:1;   /* done, or refused */
@@ -42,8 +43,8 @@ typedef struct {
 void ngx_http_device_auth_stats_init(ngx_http_device_auth_link_t *link);
 void ngx_http_device_auth_stats_ready(ngx_http_device_auth_link_t *link);
 void ngx_http_device_auth_stats_exit(ngx_http_device_auth_link_t *link);
-void ngx_http_device_auth_stats_device(ngx_http_device_auth_link_t *link,
-    ngx_str_t *serial);
+ngx_int_t ngx_http_device_auth_stats_device(
+    ngx_http_device_auth_link_t *link, ngx_str_t *serial);
 
 
 #endif /* _NGX_HTTP_DEVICE_AUTH_STATS_H_INCLUDED_ */

@@ -21,6 +21,15 @@
  * PING every max(device_auth_redis_timeout, 1s) must be answered before
  * the next one, or the connection is dropped.  A lost subscriber is told
  * to the owner, whose cache then stops trusting what it holds.
+ *
+ * Made to a sentinel (sub->sentinel: the master's name), the same
+ * connection sends AUTH when configured, "SENTINEL
+ * get-master-addr-by-name", and subscribes to "+switch-master": the
+ * owner hears where the master is, then each switch of that master.
+ *
+ * A subscriber that follows a node (sub->follow: the master a sentinel
+ * names, a cluster node) does not reconnect by itself: its owner is told
+ * of every failure, and decides where and when to connect again.
  */
 
 
@@ -33,6 +42,7 @@
 #include "ngx_http_device_auth_subscriber.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_reply.h"
+#include "ngx_device_auth_topology.h"
 
 
 #define NGX_HTTP_DEVICE_AUTH_SUB_IDLE        0
@@ -53,6 +63,8 @@ static void ngx_http_device_auth_subscriber_reset(
 static void ngx_http_device_auth_subscriber_write_handler(ngx_event_t *wev);
 static void ngx_http_device_auth_subscriber_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_device_auth_subscriber_reply(
+    ngx_http_device_auth_subscriber_t *sub, redisReply *reply);
+static ngx_int_t ngx_http_device_auth_subscriber_master(
     ngx_http_device_auth_subscriber_t *sub, redisReply *reply);
 static void ngx_http_device_auth_subscriber_command(
     ngx_http_device_auth_subscriber_t *sub, ngx_str_t *args, ngx_uint_t n);
@@ -77,6 +89,8 @@ ngx_http_device_auth_subscriber_init(ngx_http_device_auth_subscriber_t *sub,
     sub->conf = dmcf;
     sub->handlers = *handlers;
     sub->backoff = NGX_HTTP_DEVICE_AUTH_BACKOFF_MIN;
+    sub->user = &dmcf->redis_user;
+    sub->password = &dmcf->redis_password;
 
     sub->reconnect.handler = ngx_http_device_auth_subscriber_reconnect_handler;
     sub->timeout.handler = ngx_http_device_auth_subscriber_timeout_handler;
@@ -97,9 +111,19 @@ ngx_http_device_auth_subscriber_init(ngx_http_device_auth_subscriber_t *sub,
 }
 
 
+/* connects, unless a connection is there or under way */
+
 void
 ngx_http_device_auth_subscriber_start(ngx_http_device_auth_subscriber_t *sub)
 {
+    if (sub->state != NGX_HTTP_DEVICE_AUTH_SUB_IDLE) {
+        return;
+    }
+
+    if (sub->reconnect.timer_set) {
+        ngx_del_timer(&sub->reconnect);
+    }
+
     ngx_http_device_auth_subscriber_connect(sub);
 }
 
@@ -108,6 +132,25 @@ ngx_uint_t
 ngx_http_device_auth_subscriber_ready(ngx_http_device_auth_subscriber_t *sub)
 {
     return sub->state == NGX_HTTP_DEVICE_AUTH_SUB_READY;
+}
+
+
+/* the connection is closed; the owner is not told, nothing is scheduled */
+
+void
+ngx_http_device_auth_subscriber_stop(ngx_http_device_auth_subscriber_t *sub)
+{
+    if (sub->reconnect.timer_set) {
+        ngx_del_timer(&sub->reconnect);
+    }
+
+    if (sub->state == NGX_HTTP_DEVICE_AUTH_SUB_IDLE) {
+        return;
+    }
+
+    sub->stopping = 1;
+    ngx_http_device_auth_subscriber_reset(sub, NULL);
+    sub->stopping = 0;
 }
 
 
@@ -138,9 +181,10 @@ ngx_http_device_auth_subscriber_connect(ngx_http_device_auth_subscriber_t *sub)
 
     ngx_memzero(&sub->peer, sizeof(ngx_peer_connection_t));
 
-    sub->peer.sockaddr = dmcf->redis_peer.sockaddr;
-    sub->peer.socklen = dmcf->redis_peer.socklen;
-    sub->peer.name = &dmcf->redis_addr;
+    sub->gen = sub->node->gen;
+    sub->peer.sockaddr = &sub->node->sockaddr.sockaddr;
+    sub->peer.socklen = sub->node->socklen;
+    sub->peer.name = &sub->node->name;
     sub->peer.get = ngx_event_get_peer;
     sub->peer.log = sub->log;
     sub->peer.log_error = NGX_ERROR_ERR;
@@ -168,35 +212,50 @@ ngx_http_device_auth_subscriber_connect(ngx_http_device_auth_subscriber_t *sub)
 
     sub->state = rc == NGX_AGAIN ? NGX_HTTP_DEVICE_AUTH_SUB_CONNECTING
                                  : NGX_HTTP_DEVICE_AUTH_SUB_HANDSHAKE;
-    sub->step = dmcf->redis_password.len ? NGX_HTTP_DEVICE_AUTH_SUB_AUTH
-                                         : NGX_HTTP_DEVICE_AUTH_SUB_ID;
+    sub->step = sub->password->len ? NGX_HTTP_DEVICE_AUTH_SUB_AUTH
+                                   : NGX_HTTP_DEVICE_AUTH_SUB_ID;
     sub->pings = 0;
     sub->out_len = 0;
     ngx_device_auth_resp_scan_init(&sub->scan);
 
-    /* written once connected: AUTH, CLIENT ID, SUBSCRIBE */
+    /*
+     * written once connected: AUTH, CLIENT ID, SUBSCRIBE; to a sentinel:
+     * AUTH, SENTINEL get-master-addr-by-name, SUBSCRIBE
+     */
 
-    if (dmcf->redis_password.len) {
+    if (sub->password->len) {
         ngx_str_set(&args[0], "AUTH");
 
-        if (dmcf->redis_user.len) {
-            args[1] = dmcf->redis_user;
-            args[2] = dmcf->redis_password;
+        if (sub->user->len) {
+            args[1] = *sub->user;
+            args[2] = *sub->password;
             ngx_http_device_auth_subscriber_command(sub, args, 3);
 
         } else {
-            args[1] = dmcf->redis_password;
+            args[1] = *sub->password;
             ngx_http_device_auth_subscriber_command(sub, args, 2);
         }
     }
 
-    ngx_str_set(&args[0], "CLIENT");
-    ngx_str_set(&args[1], "ID");
-    ngx_http_device_auth_subscriber_command(sub, args, 2);
+    if (sub->sentinel) {
+        ngx_str_set(&args[0], "SENTINEL");
+        ngx_str_set(&args[1], "get-master-addr-by-name");
+        args[2] = *sub->sentinel;
+        ngx_http_device_auth_subscriber_command(sub, args, 3);
 
-    ngx_str_set(&args[0], "SUBSCRIBE");
-    ngx_str_set(&args[1], NGX_DEVICE_AUTH_INVALIDATE_CHANNEL);
-    ngx_http_device_auth_subscriber_command(sub, args, 2);
+        ngx_str_set(&args[0], "SUBSCRIBE");
+        ngx_str_set(&args[1], NGX_DEVICE_AUTH_SWITCH_CHANNEL);
+        ngx_http_device_auth_subscriber_command(sub, args, 2);
+
+    } else {
+        ngx_str_set(&args[0], "CLIENT");
+        ngx_str_set(&args[1], "ID");
+        ngx_http_device_auth_subscriber_command(sub, args, 2);
+
+        ngx_str_set(&args[0], "SUBSCRIBE");
+        ngx_str_set(&args[1], NGX_DEVICE_AUTH_INVALIDATE_CHANNEL);
+        ngx_http_device_auth_subscriber_command(sub, args, 2);
+    }
 
     if (sub->state == NGX_HTTP_DEVICE_AUTH_SUB_IDLE) {
         return;
@@ -389,8 +448,9 @@ static ngx_int_t
 ngx_http_device_auth_subscriber_reply(ngx_http_device_auth_subscriber_t *sub,
     redisReply *reply)
 {
-    size_t                     i, n;
-    const redisReply *const   *keys;
+    size_t                        i, n;
+    const redisReply *const      *keys;
+    ngx_device_auth_node_addr_t   addr;
 
     if (sub->state == NGX_HTTP_DEVICE_AUTH_SUB_HANDSHAKE) {
 
@@ -412,6 +472,10 @@ ngx_http_device_auth_subscriber_reply(ngx_http_device_auth_subscriber_t *sub,
             return NGX_OK;
 
         case NGX_HTTP_DEVICE_AUTH_SUB_ID:
+            if (sub->sentinel) {
+                return ngx_http_device_auth_subscriber_master(sub, reply);
+            }
+
             if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0) {
                 ngx_http_device_auth_subscriber_reset(sub, "unexpected reply "
                                                       "to \"CLIENT ID\"");
@@ -423,8 +487,13 @@ ngx_http_device_auth_subscriber_reply(ngx_http_device_auth_subscriber_t *sub,
             return NGX_OK;
 
         default: /* NGX_HTTP_DEVICE_AUTH_SUB_SUBSCRIBE */
-            if (ngx_device_auth_reply_push(reply, &keys, &n)
-                != NGX_DEVICE_AUTH_PUSH_SUBSCRIBED)
+            if (sub->sentinel
+                ? ngx_device_auth_reply_switch(reply,
+                                              (char *) sub->sentinel->data,
+                                              &addr)
+                  != NGX_DEVICE_AUTH_SWITCH_SUBSCRIBED
+                : ngx_device_auth_reply_push(reply, &keys, &n)
+                  != NGX_DEVICE_AUTH_PUSH_SUBSCRIBED)
             {
                 ngx_http_device_auth_subscriber_reset(sub, "unexpected reply "
                                                       "to \"SUBSCRIBE\"");
@@ -442,13 +511,48 @@ ngx_http_device_auth_subscriber_reply(ngx_http_device_auth_subscriber_t *sub,
             ngx_add_timer(&sub->ping,
                           ngx_http_device_auth_subscriber_interval(sub));
 
-            ngx_log_error(NGX_LOG_NOTICE, sub->log, 0,
-                          "device_auth: subscribed to redis invalidations "
-                          "at \"%V\" (client id %L)", &sub->conf->redis_addr,
-                          sub->id);
+            if (sub->sentinel) {
+                ngx_log_error(NGX_LOG_INFO, sub->log, 0,
+                              "device_auth: following the switches of "
+                              "master \"%V\" at sentinel \"%V\"",
+                              sub->sentinel, &sub->node->name);
+
+            } else {
+                ngx_log_error(NGX_LOG_NOTICE, sub->log, 0,
+                              "device_auth: subscribed to redis "
+                              "invalidations at \"%V\" (client id %L)",
+                              &sub->node->name, sub->id);
+            }
 
             sub->handlers.ready(sub->handlers.data, sub->id);
             return NGX_OK;
+        }
+    }
+
+    if (sub->sentinel) {
+        switch (ngx_device_auth_reply_switch(reply,
+                                             (char *) sub->sentinel->data,
+                                             &addr))
+        {
+        case NGX_DEVICE_AUTH_SWITCH_PONG:
+            if (sub->pings) {
+                sub->pings--;
+            }
+
+            return NGX_OK;
+
+        case NGX_DEVICE_AUTH_SWITCH_MASTER:
+            sub->handlers.master(sub->handlers.data, &addr);
+            return NGX_OK;
+
+        case NGX_DEVICE_AUTH_SWITCH_OTHER:
+            return NGX_OK;
+
+        default:
+            ngx_http_device_auth_subscriber_reset(sub, "unexpected message "
+                                              "on the \"%s\" channel",
+                                              NGX_DEVICE_AUTH_SWITCH_CHANNEL);
+            return NGX_ERROR;
         }
     }
 
@@ -479,6 +583,50 @@ ngx_http_device_auth_subscriber_reply(ngx_http_device_auth_subscriber_t *sub,
     default:
         ngx_http_device_auth_subscriber_reset(sub, "unexpected message on "
                                               "the invalidation channel");
+        return NGX_ERROR;
+    }
+}
+
+
+/* a sentinel's answer to "SENTINEL get-master-addr-by-name" */
+
+static ngx_int_t
+ngx_http_device_auth_subscriber_master(ngx_http_device_auth_subscriber_t *sub,
+    redisReply *reply)
+{
+    ngx_device_auth_node_addr_t  addr;
+
+    switch (ngx_device_auth_reply_master(reply, &addr)) {
+
+    case NGX_DEVICE_AUTH_MASTER_KNOWN:
+        sub->step = NGX_HTTP_DEVICE_AUTH_SUB_SUBSCRIBE;
+        sub->handlers.master(sub->handlers.data, &addr);
+        return NGX_OK;
+
+    case NGX_DEVICE_AUTH_MASTER_UNKNOWN:
+        ngx_http_device_auth_subscriber_reset(sub, "it knows no master "
+                                              "\"%V\"", sub->sentinel);
+        return NGX_ERROR;
+
+    case NGX_DEVICE_AUTH_MASTER_HOSTNAME:
+        ngx_http_device_auth_subscriber_reset(sub, "it names the master by "
+                                              "a host name, which would "
+                                              "need a blocking DNS lookup "
+                                              "(announce IP addresses)");
+        return NGX_ERROR;
+
+    default:
+        ngx_http_device_auth_subscriber_reset(sub, "unexpected reply to "
+                                              "\"SENTINEL "
+                                              "get-master-addr-by-name\"%s"
+                                              "%*s",
+                                              reply->type
+                                              == REDIS_REPLY_ERROR
+                                              ? ": " : "",
+                                              reply->type
+                                              == REDIS_REPLY_ERROR
+                                              ? ngx_min(reply->len, 128) : 0,
+                                              reply->str ? reply->str : "");
         return NGX_ERROR;
     }
 }
@@ -591,16 +739,24 @@ ngx_http_device_auth_subscriber_reset(ngx_http_device_auth_subscriber_t *sub,
         va_end(args);
 
         ngx_http_device_auth_outage(sub->log, &sub->outage,
-                                    "redis invalidation subscriber at "
-                                    "\"%V\": %*s", &sub->conf->redis_addr,
-                                    p - why, why);
+                                    "%s at \"%V\": %*s",
+                                    sub->sentinel
+                                    ? "redis sentinel"
+                                    : "redis invalidation subscriber",
+                                    &sub->node->name, p - why, why);
     }
 
-    if (was_ready) {
+    if (sub->stopping) {
+        return;
+    }
+
+    if (was_ready || (sub->follow && !sub->exiting)) {
         sub->handlers.lost(sub->handlers.data);
     }
 
-    if (sub->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+    if (sub->exiting || ngx_exiting || ngx_quit || ngx_terminate
+        || sub->follow)
+    {
         return;
     }
 

@@ -2,7 +2,9 @@
 /*
  * The invalidation subscriber of a worker: a second Redis connection,
  * subscribed to the channel where Redis pushes the invalidation of the
- * keys the worker's command connection read for its cache.
+ * keys the worker's command connection read for its cache.  The same
+ * connection, made to a sentinel, asks it for the master and follows the
+ * master's switches.
  */
 
 
@@ -18,6 +20,8 @@
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_redis.h"
 #include "ngx_device_auth_resp.h"
+#include "ngx_device_auth_address.h"
+#include "ngx_http_device_auth_node.h"
 
 
 typedef struct ngx_http_device_auth_subscriber_s
@@ -32,12 +36,23 @@ typedef struct {
     void                             (*invalidate)(void *data,
                                           const u_char *key, size_t len);
     void                             (*flush)(void *data);
+
+    /* a sentinel's: where the master is (asked, or switched to) */
+    void                             (*master)(void *data,
+                                          ngx_device_auth_node_addr_t *addr);
     void                              *data;
 } ngx_http_device_auth_subscriber_handlers_t;
 
 
 struct ngx_http_device_auth_subscriber_s {
     ngx_peer_connection_t              peer;
+    ngx_http_device_auth_node_t       *node;       /* where it connects */
+    ngx_uint_t                         gen;        /* node->gen then */
+
+    /* AUTH; a sentinel's: the master's name */
+    ngx_str_t                         *user;
+    ngx_str_t                         *password;
+    ngx_str_t                         *sentinel;
     redisReader                       *reader;
     ngx_uint_t                         state;
     ngx_uint_t                         step;       /* handshake replies */
@@ -62,6 +77,10 @@ struct ngx_http_device_auth_subscriber_s {
     ngx_http_device_auth_outage_t      outage;
 
     unsigned                           exiting:1;
+
+    /* the owner reconnects it, and hears of every failure */
+    unsigned                           follow:1;
+    unsigned                           stopping:1;
 };
 
 
@@ -72,6 +91,8 @@ void ngx_http_device_auth_subscriber_init(
 void ngx_http_device_auth_subscriber_start(
     ngx_http_device_auth_subscriber_t *sub);
 void ngx_http_device_auth_subscriber_exit(
+    ngx_http_device_auth_subscriber_t *sub);
+void ngx_http_device_auth_subscriber_stop(
     ngx_http_device_auth_subscriber_t *sub);
 ngx_uint_t ngx_http_device_auth_subscriber_ready(
     ngx_http_device_auth_subscriber_t *sub);

@@ -339,7 +339,26 @@ for my $c (['redis.example.com:6379', qr/"device_auth_redis": "redis\.example\.c
            ['127.0.0.1:6379 db=x', qr/"device_auth_redis": invalid or duplicate "db="/],
            ['127.0.0.1:6379 db=1 db=2', qr/"device_auth_redis": invalid or duplicate "db="/],
            ['127.0.0.1:6379 user=edge', qr/"device_auth_redis": "user=" needs "password="/],
-           ['127.0.0.1:6379 tls=on', qr/"device_auth_redis": unknown option "tls=on"/])
+           ['127.0.0.1:6379 tls=on', qr/"device_auth_redis": unknown option "tls=on"/],
+           # Sentinel and Cluster (issue 12)
+           ['127.0.0.1:6379 127.0.0.1:6380', qr/"device_auth_redis": several addresses need "sentinel=<master name>" \(they are sentinels\) or "cluster" \(they are cluster nodes\)/],
+           ['sentinel=devices', qr/"device_auth_redis": no address/],
+           ['cluster', qr/"device_auth_redis": no address/],
+           ['127.0.0.1:26379 sentinel=devices cluster', qr/"device_auth_redis": "sentinel=" and "cluster" exclude each other/],
+           ['127.0.0.1:7000 cluster sentinel=devices', qr/"device_auth_redis": "sentinel=" and "cluster" exclude each other/],
+           ['127.0.0.1:7000 127.0.0.1:7001 cluster db=1', qr/"device_auth_redis": "db=" cannot be used with "cluster": a Redis Cluster has database 0 only/],
+           ['127.0.0.1:7000 cluster cluster', qr/"device_auth_redis": duplicate "cluster"/],
+           ['127.0.0.1:26379 sentinel=', qr/"device_auth_redis": invalid or duplicate "sentinel=" \(a master name of at most 63 printable characters, no space\)/],
+           ['127.0.0.1:26379 sentinel=a sentinel=b', qr/"device_auth_redis": invalid or duplicate "sentinel="/],
+           ['127.0.0.1:26379 sentinel_password=x', qr/"device_auth_redis": "sentinel_password=" needs "sentinel="/],
+           ['127.0.0.1:26379 sentinel=devices sentinel_user=edge', qr/"device_auth_redis": "sentinel_user=" needs "sentinel_password="/],
+           ['127.0.0.1:26379 127.0.0.1:26379 sentinel=devices', qr/"device_auth_redis": duplicate address "127\.0\.0\.1:26379"/],
+           ['127.0.0.1:26379 10.0.0.300:26379 sentinel=devices', qr/"device_auth_redis": "10\.0\.0\.300" is not an IP address \(host names would need a blocking DNS lookup\)/],
+           ['sentinel1.example.com:26379 sentinel=devices', qr/"device_auth_redis": "sentinel1\.example\.com" is not an IP address/],
+           ['127.0.0.1:26379 127.0.0.1:0 sentinel=devices', qr/"device_auth_redis": invalid port in "127\.0\.0\.1:0"/],
+           ['unix:/run/redis.sock sentinel=devices', qr/"device_auth_redis": a "unix:" address is for one Redis alone; sentinels and cluster nodes are "ip:port"/],
+           ['127.0.0.1:7000 unix:/run/redis.sock cluster', qr/"device_auth_redis": a "unix:" address is for one Redis alone/],
+           [join(' ', map { "127.0.0.1:" . (7000 + $_) } 0 .. 16) . ' cluster', qr/"device_auth_redis": more than 16 addresses/])
 {
     my ($arg, $re) = @$c;
     $out = fails("device_auth_redis $arg",
@@ -355,10 +374,27 @@ passes('device_auth_redis forms',
                       . 'password=s3cret;');
 passes('device_auth_redis unix socket',
        http => $roots . 'device_auth_redis unix:/run/redis/redis.sock;');
+passes('device_auth_redis sentinels',
+       http => $roots . 'device_auth_redis 10.0.0.1:26379 10.0.0.2:26379 '
+                      . '[::1]:26379 sentinel=devices password=s3cret '
+                      . 'sentinel_password=s3ntinel db=3;');
+passes('device_auth_redis one sentinel, ACL users',
+       http => $roots . 'device_auth_redis 10.0.0.1:26379 sentinel=dev.ices-1 '
+                      . 'user=edge password=s3cret sentinel_user=watch '
+                      . 'sentinel_password=s3ntinel;');
 
 fails('device_auth_redis twice', qr/"device_auth_redis" directive is duplicate/,
       http => $roots . 'device_auth_redis 127.0.0.1:6379; '
                      . 'device_auth_redis 127.0.0.1:6380;');
+
+# one key is on one node of a cluster: it cannot tell of the others
+fails('device_auth_redis_canary with a cluster',
+      qr/"device_auth_redis_canary" cannot be used with a redis cluster: its key is on one node only/,
+      http => $roots . 'device_auth_redis 127.0.0.1:7000 cluster; '
+                     . 'device_auth_redis_canary canary;');
+passes('device_auth_redis_canary with sentinels',
+       http => $roots . 'device_auth_redis 10.0.0.1:26379 sentinel=devices; '
+                      . 'device_auth_redis_canary canary;');
 
 fails('device_auth_redis in a server',
       qr/"device_auth_redis" directive is not allowed here/,

@@ -1204,6 +1204,35 @@ EOF
         },
     },
 
+    # Redis Cluster: the same commands with -c (t/cluster.t runs them on a
+    # cluster; here on one Redis, where -c changes nothing)
+    {
+        name => 'cluster: revoke, check, unrevoke with -c',
+        match => qr/^redis-cli -c SET '[^']*\{\w+\}:revoked' '[^']*'\nredis-cli -c GET '[^']*:revoked'\nredis-cli -c DEL '[^']*:revoked'$/,
+        run => sub {
+            my @cmd = @_;
+            my ($reason) = $cmd[0] =~ /'([^']*)'$/;
+            cli('DEL', key($SN, 'revoked'));
+            status_is($SN, '/', '200 ok', 'cluster: 200 ok before');
+            is(run_ok($cmd[0]), "OK\n", 'cluster: SET -c: OK');
+            status_is($SN, '/', '403 revoked', 'cluster: revoked');
+            is(run_ok($cmd[1]), "$reason\n", 'cluster: GET -c: the reason');
+            is(run_ok($cmd[2]), "1\n", 'cluster: DEL -c: one key');
+            status_is($SN, '/', '200 ok', 'cluster: unrevoked');
+        },
+    },
+
+    {
+        name => 'cluster: list revoked devices node by node',
+        match => qr/^redis-cli -c CLUSTER NODES \| awk .* --scan --pattern '[^']*:revoked'; done$/,
+        run => sub {
+            my ($cmd) = @_;
+            revoke_two();
+            # one Redis is no cluster: nothing to list, and no error
+            is(run_ok($cmd), '', 'cluster listing: runs, lists nothing on '
+               . 'one Redis (t/cluster.t lists on a cluster)');
+        },
+    },
     {
         name => 'the audit stream',
         match => qr/^redis-cli XREVRANGE device_auth:audit \+ - COUNT 20$/,

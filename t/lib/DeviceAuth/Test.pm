@@ -64,7 +64,8 @@ package DeviceAuth::Test;
 #   https_get(%args), http_get(%args), curl(@args), certcheck(@args),
 #   device_auth(@args), device_auth_split(@args)
 #   identity_ok(RES, NAME, DEV, SIGNER) (6 tests)
-#   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop
+#   echo_start, echo_stop, echo_requests, daemon_start, daemon_stop,
+#   daemon_pid
 #   redis_start(@args), redis_cli(@args), redis_stop([SIGNAL]),
 #   redis_port, redis_socket, redis_pid, redis_stream(KEY)
 # Functions (exported on request): upstream_headers(RES),
@@ -728,8 +729,8 @@ sub stop {
 
 
 # a helper server of a test (a fake Redis...): NAME, the loopback port it
-# listens on once ready, the command; stopped by daemon_stop(NAME) or at
-# the end
+# listens on once ready, the command; stopped by daemon_stop(NAME) (SIGTERM;
+# daemon_stop(NAME, 'KILL') for a crash) or at the end; daemon_pid(NAME)
 
 sub daemon_start {
     my ($self, $name, $port, @cmd) = @_;
@@ -744,9 +745,11 @@ sub daemon_start {
 }
 
 sub daemon_stop {
-    my ($self, $name) = @_;
-    $self->_reap($name, 'TERM');
+    my ($self, $name, $signal) = @_;
+    $self->_reap($name, $signal || 'TERM');
 }
+
+sub daemon_pid { $_[0]->{procs}{$_[1]} }
 
 
 sub echo_start {
