@@ -15,8 +15,10 @@
 #     (replica-priority 0): no master at all for a while.  A cached device
 #     keeps its verdict (the grace), a device not cached gets the fail mode
 #     (503 closed, "unchecked" open), the load on the open location gets no
-#     refusal; once the replica may be promoted, the edge follows, and a
-#     revocation on the new primary applies on an open connection;
+#     refusal; a revocation written meanwhile (on the replica promoted
+#     next) applies at the first request once the edge's link is up on the
+#     new primary; a revocation on the new primary applies on an open
+#     connection;
 #   - SIGKILL of the primary and failover: the seconds from the kill to
 #     the first decision read from the new primary (a device never seen
 #     before, asked every 20 ms), DEVICE_AUTH_FAILOVERS times (default 1;
@@ -252,18 +254,34 @@ is(status($t, device($t, 'CD'), '/open'), '200 unchecked', 'or open');
 sleep(2);
 is(count_log($t, qr/switched from/, $mark), 0, 'no failover meanwhile');
 
+# the cached device is revoked while the edge has no master: written on
+# the replica (writable for it) that is promoted next
+cli($t, 'a', 'CONFIG', 'SET', 'replica-read-only', 'no');
+is(revoke($t, 'a', $cached), 'OK', 'revoked on the replica, no master');
+cli($t, 'a', 'CONFIG', 'SET', 'replica-read-only', 'yes');
+is(ka_get($ka, '/'), '200 ok', 'no master: the cached verdict still');
+
 cli($t, 'a', 'CONFIG', 'SET', 'replica-priority', '100');
 
 ok(wait_log($t, qr/master "devices" switched from "127\.0\.0\.1:$pb" to "127\.0\.0\.1:$pa"/, 2, $mark, 60 * $slow),
    'the replica may be promoted: each worker follows');
-ok(poll(20 * $slow, sub { ka_get($ka, '/') eq '200 ok' }),
-   'the cached device, read again from the new primary');
+ok(wait_log($t, qr/invalidation link to "127\.0\.0\.1:$pa" up/, 2, $mark,
+            60 * $slow),
+   'each worker: the link is up on the new primary');
+
+# nothing read before the loss counts: the first request once the link is
+# up reads the device again, and the revocation of the gap applies
+is(ka_get($ka, '/'), '403 revoked',
+   'the revocation written without a master applies at the first request');
 
 $res = $wait->();
 ok($res->{requests}, 'the load ran') or diag(explain($res));
 is(others($res, 200), '', 'no request refused at the open location');
 is(errors($res), '', 'no transport error');
 
+cli($t, 'a', 'DEL', "device_auth:{$cached->{serial}}:revoked");
+ok(poll(20 * $slow, sub { ka_get($ka, '/') eq '200 ok' }),
+   'its end, on the new primary, applies on the open connection');
 revoke($t, 'a', $cached);
 ok(poll(20 * $slow, sub { ka_get($ka, '/') eq '403 revoked' }),
    'a revocation on the new primary applies on the open connection');
