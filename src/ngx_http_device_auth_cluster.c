@@ -632,16 +632,7 @@ static void
 ngx_http_device_auth_cluster_wake(ngx_http_device_auth_cluster_t *c,
     ngx_int_t rc)
 {
-    ngx_queue_t                         *q;
-    ngx_http_device_auth_link_waiter_t  *w;
-
-    while (!ngx_queue_empty(&c->waiting)) {
-        q = ngx_queue_head(&c->waiting);
-        ngx_queue_remove(q);
-
-        w = ngx_queue_data(q, ngx_http_device_auth_link_waiter_t, queue);
-        w->handler(w->data, rc);
-    }
+    ngx_http_device_auth_link_wake_queue(&c->waiting, rc);
 }
 
 

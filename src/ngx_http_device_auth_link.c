@@ -509,17 +509,39 @@ ngx_http_device_auth_link_state_for(ngx_http_device_auth_link_t *link,
 }
 
 
-/* the waiters learn how the handshake ended; each leaves the queue first */
+/* the waiters learn how the handshake ended */
 
 static void
 ngx_http_device_auth_link_wake(ngx_http_device_auth_link_t *link,
     ngx_int_t rc)
 {
-    ngx_queue_t                         *q;
+    ngx_http_device_auth_link_wake_queue(&link->waiting, rc);
+}
+
+
+/*
+ * Those waiting now are woken, each leaving the queue first.  One that
+ * finds the link still coming waits again, for the next wake: told "ok"
+ * by a canary read while a retrack is under way, a waiter that went back
+ * into the queue it was taken from would be taken again, forever.
+ */
+
+void
+ngx_http_device_auth_link_wake_queue(ngx_queue_t *waiting, ngx_int_t rc)
+{
+    ngx_queue_t                         *q, woken;
     ngx_http_device_auth_link_waiter_t  *w;
 
-    while (!ngx_queue_empty(&link->waiting)) {
-        q = ngx_queue_head(&link->waiting);
+    if (ngx_queue_empty(waiting)) {
+        return;
+    }
+
+    ngx_queue_init(&woken);
+    ngx_queue_add(&woken, waiting);
+    ngx_queue_init(waiting);
+
+    while (!ngx_queue_empty(&woken)) {
+        q = ngx_queue_head(&woken);
         ngx_queue_remove(q);
 
         w = ngx_queue_data(q, ngx_http_device_auth_link_waiter_t, queue);

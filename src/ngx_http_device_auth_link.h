@@ -87,6 +87,7 @@ ngx_int_t ngx_http_device_auth_link_init(ngx_cycle_t *cycle,
     ngx_http_device_auth_main_conf_t *dmcf);
 void ngx_http_device_auth_link_exit(ngx_http_device_auth_link_t *link);
 ngx_uint_t ngx_http_device_auth_link_state(ngx_http_device_auth_link_t *link);
+void ngx_http_device_auth_link_wake_queue(ngx_queue_t *waiting, ngx_int_t rc);
 ngx_int_t ngx_http_device_auth_link_wait(ngx_http_device_auth_link_t *link,
     ngx_http_device_auth_link_waiter_t *w);
 ngx_int_t ngx_http_device_auth_link_route(ngx_http_device_auth_link_t *link,

@@ -59,6 +59,8 @@ sub start {
                      $mode, $fake_log, $revoked_serial);
 
     (my $c = $template) =~ s/#DB#/$db ? " db=$db" : ''/e;
+    $c =~ s/^(\s*)(device_auth_redis_timeout .*)$/$1$2\n$1device_auth_redis_canary canary;/m
+        if $mode eq 'slowcanary';
     $t->write_conf($c);
     $t->run();
 }
@@ -207,6 +209,26 @@ is(get('dev2'), '403 revoked', 'badpush: and again');
     my $gets = () = fake_log() =~ /GET \S+:revoked$/mg;
     is($gets, 3, 'badpush: each lookup went to redis, none kept')
         or diag(fake_log());
+}
+stop();
+
+# the subscriber is ready while the canary is still read on the command
+# connection: the command connection retracks into it, and the canary's
+# answer comes while that retrack is under way.  A request waiting for
+# the link then was woken with "ok", found the link still coming, waited
+# again in the queue being woken, and the worker looped there forever.
+start('slowcanary');
+{
+    my $asked = time();
+    is(get('dev1'), '200 ok', 'slowcanary: the request waiting for the '
+                              . 'link is let in');
+    my ($released) = fake_log() =~ /^\d+ released ([\d.]+)$/m;
+    ok($released && $asked < $released,
+       'slowcanary: it was asked while the canary was held')
+        or diag(fake_log());
+    like(fake_log(), qr/^(\d+) GET device_auth:canary\n(?:.*\n)*?\1 CLIENT TRACKING\n(?:.*\n)*?\1 released/m,
+         'slowcanary: the retrack was sent while the canary was held');
+    is(get('dev2'), '403 revoked', 'slowcanary: the worker serves on');
 }
 stop();
 

@@ -22,6 +22,10 @@
 #   noselect SELECT is refused ("-ERR DB index is out of range")
 #   badpush  SUBSCRIBE is followed by a message of the wrong shape on the
 #            invalidation channel (its keys an integer)
+#   slowcanary  GET finds the canary (a key ending in ":canary"); its
+#            first GET on a connection is answered 1.5 s late, with every
+#            reply after it, and SUBSCRIBE 0.3 s late: the subscriber is
+#            ready while the command connection still waits for the canary
 #
 # Each command received is appended to LOG as "<connection> <NAME> <arg>"
 # (EVAL and EVALSHA: and what the script is to do, and the serial),
@@ -51,7 +55,8 @@ $log->autoflush(1);
 $SIG{TERM} = $SIG{INT} = sub { exit 0 };
 
 my $sel = IO::Select->new($server);
-my %conn;           # fileno => { sock, buf, id, held => [], since, late }
+my %conn;           # fileno => { sock, buf, id, held => [], since, late,
+                    #             hold (seconds), delayed => [[at, out]] }
 my $ids = 0;
 
 sub bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
@@ -152,7 +157,26 @@ sub handle {
         my $out = "*3\r\n" . bulk('subscribe') . bulk($args->[1]) . ":1\r\n";
         $out .= "*3\r\n" . bulk('message') . bulk($args->[1]) . ":5\r\n"
             if $mode eq 'badpush';
+
+        if ($mode eq 'slowcanary') {
+            push @{ $c->{delayed} }, [time() + 0.3, $out];
+            return '';
+        }
+
         return $out;
+    }
+
+    if ($name eq 'GET' && $mode eq 'slowcanary'
+        && ($args->[1] // '') =~ /:canary$/)
+    {
+        if (!$c->{got}++) {
+            push @{ $c->{held} }, [0, bulk('here')];
+            $c->{since} = time();
+            $c->{hold} = 1.5;
+            return '';
+        }
+
+        return reply($c, bulk('here'));
     }
 
     if ($name eq 'GET') {
@@ -240,6 +264,15 @@ while (1) {
             $c->{late} = 1;
         }
 
-        release($c) if @{ $c->{held} } && time() - $c->{since} > 2;
+        for my $d (@{ $c->{delayed} || [] }) {
+            next unless $d->[0] && time() >= $d->[0];
+            syswrite $c->{sock}, $d->[1];
+            $d->[0] = 0;
+        }
+
+        if (@{ $c->{held} } && time() - $c->{since} > ($c->{hold} || 2)) {
+            printf $log "%d released %.3f\n", $c->{id}, time();
+            release($c);
+        }
     }
 }
