@@ -153,9 +153,12 @@ sub commandstats {
 
 # What only a client such as the edge sends (replication brings the writes
 # of a master to its replicas, and sentinels subscribe and publish there:
-# not those), every command refused (a write to a replica is refused:
-# "rejected_calls"), and the clients connected but sentinels, replication
-# and redis-cli itself.  "what=n ..." of those, "" for none.
+# not those), those of its commands that were refused (a write to a replica
+# is refused: "rejected_calls"), and the clients connected but sentinels,
+# replication and redis-cli itself.  "what=n ..." of those, "" for none.
+# Other commands' refusals are not the edge's: a sentinel's PING is
+# refused with -LOADING while a node that became a replica loads its new
+# primary's data, and the harness' first PING with -NOAUTH.
 
 my %EDGE = map { $_ => 1 } qw(evalsha eval get exists pttl script|load
                               client|tracking client|caching client|id);
@@ -168,7 +171,8 @@ sub edge_commands {
         next unless /^cmdstat_(\S+):calls=(\d+)/;
         my ($cmd, $n) = ($1, $2);
         push @c, "$cmd=$n" if $EDGE{$cmd} && $n;
-        push @c, "$cmd(rejected)=$1" if /rejected_calls=(\d+)/ && $1;
+        push @c, "$cmd(rejected)=$1"
+            if $EDGE{$cmd} && /rejected_calls=(\d+)/ && $1;
     }
 
     for (cli($t, $node, 'CLIENT', 'LIST')) {
