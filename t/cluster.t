@@ -14,6 +14,12 @@
 #     before its slot moved is refused once revoked on its new node;
 #   - CLUSTER FAILOVER of a replica under load: no request refused, a
 #     revocation on the new primary applies;
+#   - the edge cut off from a primary, no failover (its password changed,
+#     the edge's connections there killed, reconnections refused with
+#     WRONGPASS): a cached device of its slots keeps its verdict, one not
+#     cached gets the fail mode, a revocation written there meanwhile
+#     applies at the first request once the edge's link there is up again
+#     (nothing read before the loss is trusted);
 #   - SIGKILL of a primary (cluster-node-timeout 2000), the one of the
 #     signer's revocation key: while its slots have no primary, a cached
 #     device of theirs keeps its verdict (the grace), one not cached gets
@@ -373,6 +379,84 @@ my $d = device_on($rname);
 is(status($t, $d), '200 ok', "a device of $rname\'s slots");
 revoke($t, $rname, $d, '-c');
 ok(becomes($t, $d, '403 revoked'), 'a revocation on the new primary applies');
+
+###############################################################################
+# the edge cut off from a primary, no failover: its password changes and
+# the edge's connections there are killed (not the replication link nor
+# the cluster bus); a revocation written meanwhile applies at the first
+# request once the edge's link to that node is up again
+
+{
+    # a primary of neither of the signer's keys if there is one: only the
+    # device's facts are read there
+    ($primaries) = topology();
+    my %sgn = map { owner(key_slot("$signer:$_")) => 1 }
+              qw(revoked compromised);
+    my @cand = map { $name_of{$_->{port}} } @$primaries;
+    my ($cname) = (grep({ !$sgn{$_} } @cand), @cand);
+    my $cport = $t->port($cname);
+    my $cpw = 'another-secret';
+
+    my $cut = device_on($cname);
+    my $cka = ka_open($t, $cut->{name});
+    is(ka_get($cka, '/'), '200 ok',
+       "a device of $cname on a keepalive connection");
+
+    $mark = $t->log_mark();
+
+    is(cli($t, $cname, 'CONFIG', 'SET', 'requirepass', $cpw), 'OK',
+       "$cname: another password");
+    $PASSWORD{$cname} = $cpw;
+    cli($t, $cname, 'CLIENT', 'KILL', 'TYPE', $_) for qw(normal pubsub);
+
+    ok(wait_log($t, qr/invalidation link to "127\.0\.0\.1:$cport" down/, 1,
+                $mark, 30 * $slow),
+       "$cname: the edge's connections killed, its link is down");
+    ok(wait_log($t,
+                qr/redis "AUTH" failed at "127\.0\.0\.1:$cport": WRONGPASS/,
+                1, $mark, 30 * $slow),
+       'a reconnection is refused (WRONGPASS)');
+
+    is(ka_get($cka, '/'), '200 ok',
+       'cut off: the cached device keeps its verdict (grace)');
+    is(status($t, device_on($cname)), '503 error',
+       'a device of its slots not cached: the fail mode (closed)');
+    is(status($t, device_on($cname), '/open'), '200 unchecked', 'or open');
+
+    is(revoke($t, $cname, $cut), 'OK', "revoked on $cname, the edge cut off");
+    is(ka_get($cka, '/'), '200 ok', 'cut off: the cached verdict still');
+
+    # the workers (pids) whose link there went down, or came up
+    my $workers = sub {
+        my ($what) = @_;
+        my $log = $t->read_error_log($mark);
+        my $re = qr/invalidation link to "127\.0\.0\.1:$cport" $what/;
+        my %w;
+        $w{$1} = 1 while $log =~ /\s(\d+)#\d+: [^\n]*$re/g;
+        return \%w;
+    };
+
+    is(cli($t, $cname, 'CONFIG', 'SET', 'requirepass', $pw), 'OK',
+       "$cname: its password back");
+    $PASSWORD{$cname} = $pw;
+
+    ok(poll(60 * $slow, sub {
+           my ($down, $up) = map { $workers->($_) } qw(down up);
+           return %$down && !grep { !$up->{$_} } keys %$down;
+       }), "each worker whose link to $cname went down: it is up again");
+
+    # nothing read before the loss counts: the first request once the link
+    # is up reads the device again, and the revocation of the gap applies
+    is(ka_get($cka, '/'), '403 revoked',
+       'the revocation written while cut off applies at the first request');
+
+    cli($t, $cname, 'DEL', "device_auth:{$cut->{serial}}:revoked");
+    ok(poll(20 * $slow, sub { ka_get($cka, '/') eq '200 ok' }),
+       'its end applies on the open connection');
+    close $cka;
+
+    ok(poll(60 * $slow, sub { settled(@names) }), 'the cluster is settled');
+}
 
 ###############################################################################
 # SIGKILL of a primary: no primary for its slots for a while
