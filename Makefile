@@ -426,6 +426,11 @@ ASAN_CLI        := $(ASAN_BUILD)/device-auth
 ASAN_REPORTS    := $(or $(TMPDIR),/tmp)/device-auth-asan.$(shell \
                    printf %s '$(CURDIR)' | sha256sum | cut -c1-12)
 SAN_SUPP        := $(CURDIR)/sanitizers
+# LeakSanitizer reads its suppressions when a process exits, and workers
+# exit as "nobody": the files are copied beside the reports, out of the
+# checkout (a private directory such as /root would make each worker's
+# leak check fail: "failed to read suppressions file")
+SAN_SUPP_RUN    := $(ASAN_REPORTS).supp
 # every test file but t/bench.t, which always runs the stock nginx (its
 # Lua peer is built for it): nothing there for the sanitizers to see
 ASAN_TESTS      ?= $(filter-out t/bench.t,$(wildcard t/*.t))
@@ -440,9 +445,9 @@ ASAN_TESTS      ?= $(filter-out t/bench.t,$(wildcard t/*.t))
 SAN_LOG  := $(ASAN_REPORTS)/san
 ASAN_EXTRA ?=
 ASAN_ENV := \
-    ASAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:suppressions=$(SAN_SUPP)/asan.supp$(if $(ASAN_EXTRA),:$(ASAN_EXTRA)) \
-    LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
-    UBSAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:print_stacktrace=1:halt_on_error=1:suppressions=$(SAN_SUPP)/ubsan.supp
+    ASAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:suppressions=$(SAN_SUPP_RUN)/asan.supp$(if $(ASAN_EXTRA),:$(ASAN_EXTRA)) \
+    LSAN_OPTIONS=suppressions=$(SAN_SUPP_RUN)/lsan.supp:print_suppressions=0 \
+    UBSAN_OPTIONS=log_path=$(SAN_LOG):log_exe_name=1:print_stacktrace=1:halt_on_error=1:suppressions=$(SAN_SUPP_RUN)/ubsan.supp
 
 # valgrind runs a plain build of the same patched tree (symbols, and the
 # exit patch: the stock nginx -t leaks its configuration too), with the
@@ -523,8 +528,12 @@ asan-build: san-deps $(ASAN_BUILD)/Makefile $(ASAN_CLI)
 # test file during which a report appeared; this fails the run on any
 # report at all, and prints them.
 test-asan: asan-build tools $(T_PKI)/.done $(T_MANIFEST)/.done
-	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); \
+	@rm -rf $(ASAN_REPORTS) $(SAN_SUPP_RUN); \
+	mkdir -p $(ASAN_REPORTS) $(SAN_SUPP_RUN); \
 	chmod 1777 $(ASAN_REPORTS); \
+	cp $(SAN_SUPP)/asan.supp $(SAN_SUPP)/lsan.supp $(SAN_SUPP)/ubsan.supp \
+	    $(SAN_SUPP_RUN)/; \
+	chmod 755 $(SAN_SUPP_RUN); chmod 644 $(SAN_SUPP_RUN)/*; \
 	start=$$(date +%s); rc=0; \
 	NGINX_BINARY=$(ASAN_NGINX) DEVICE_AUTH_MODULE=$(ASAN_MODULE) \
 	DEVICE_AUTH_CLI=$(ASAN_CLI) DEVICE_AUTH_PKI=$(T_PKI) \
