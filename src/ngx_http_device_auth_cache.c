@@ -42,9 +42,7 @@
 
 static ngx_http_device_auth_entry_t *ngx_http_device_auth_cache_find(
     ngx_http_device_auth_cache_t *cache, ngx_uint_t signer, u_char *id,
-    size_t len);
-static uint32_t ngx_http_device_auth_cache_hash(ngx_uint_t signer,
-    u_char *id, size_t len);
+    size_t len, uint32_t hash);
 static void ngx_http_device_auth_cache_unsight(
     ngx_http_device_auth_entry_t *e);
 static void ngx_http_device_auth_cache_evict(
@@ -88,15 +86,19 @@ ngx_http_device_auth_cache_exit(ngx_http_device_auth_cache_t *cache)
 }
 
 
-/* the entry of a device or signer, made when there is none; NULL: no memory */
+/*
+ * The entry of a device or signer, made when there is none; NULL: no
+ * memory.  The hash is ngx_http_device_auth_cache_hash()'s of the id: a
+ * connection computes it once, not at each of its requests.
+ */
 
 ngx_http_device_auth_entry_t *
 ngx_http_device_auth_cache_get(ngx_http_device_auth_cache_t *cache,
-    ngx_uint_t signer, u_char *id, size_t len)
+    ngx_uint_t signer, u_char *id, size_t len, uint32_t hash)
 {
     ngx_http_device_auth_entry_t  *e;
 
-    e = ngx_http_device_auth_cache_find(cache, signer, id, len);
+    e = ngx_http_device_auth_cache_find(cache, signer, id, len, hash);
 
     if (e) {
         ngx_queue_remove(&e->lru);
@@ -117,7 +119,7 @@ ngx_http_device_auth_cache_get(ngx_http_device_auth_cache_t *cache,
     e->signer = signer;
     e->sn.str.len = len;
     e->sn.str.data = e->id;
-    e->sn.node.key = ngx_http_device_auth_cache_hash(signer, id, len);
+    e->sn.node.key = hash;
 
     ngx_rbtree_insert(&cache->tree, &e->sn.node);
     ngx_queue_insert_head(&cache->lru, &e->lru);
@@ -131,14 +133,11 @@ ngx_http_device_auth_cache_get(ngx_http_device_auth_cache_t *cache,
 
 static ngx_http_device_auth_entry_t *
 ngx_http_device_auth_cache_find(ngx_http_device_auth_cache_t *cache,
-    ngx_uint_t signer, u_char *id, size_t len)
+    ngx_uint_t signer, u_char *id, size_t len, uint32_t hash)
 {
-    uint32_t                       hash;
     ngx_int_t                      rc;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_device_auth_entry_t  *e;
-
-    hash = ngx_http_device_auth_cache_hash(signer, id, len);
 
     node = cache->tree.root;
     sentinel = cache->tree.sentinel;
@@ -173,7 +172,7 @@ ngx_http_device_auth_cache_find(ngx_http_device_auth_cache_t *cache,
 }
 
 
-static uint32_t
+uint32_t
 ngx_http_device_auth_cache_hash(ngx_uint_t signer, u_char *id, size_t len)
 {
     uint32_t  crc;
@@ -557,6 +556,8 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
 {
     int                            kind;
     size_t                         id_len;
+    uint32_t                       hash;
+    ngx_uint_t                     signer;
     const u_char                  *id;
     ngx_http_device_auth_entry_t  *e;
 
@@ -573,12 +574,12 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
     case NGX_DEVICE_AUTH_KEY_REGISTERED:
     case NGX_DEVICE_AUTH_KEY_SEEN:
     case NGX_DEVICE_AUTH_KEY_EVRL:
-        e = ngx_http_device_auth_cache_find(cache, 0, (u_char *) id, id_len);
+        signer = 0;
         break;
 
     case NGX_DEVICE_AUTH_KEY_SIGNER_REVOKED:
     case NGX_DEVICE_AUTH_KEY_SIGNER_COMPROMISED:
-        e = ngx_http_device_auth_cache_find(cache, 1, (u_char *) id, id_len);
+        signer = 1;
         break;
 
     default:
@@ -586,6 +587,10 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
         return;
     }
 
+    hash = ngx_http_device_auth_cache_hash(signer, (u_char *) id, id_len);
+
+    e = ngx_http_device_auth_cache_find(cache, signer, (u_char *) id, id_len,
+                                        hash);
     if (e == NULL) {
         return;
     }

@@ -100,9 +100,11 @@ typedef struct {
 void ngx_http_device_auth_cache_init(ngx_http_device_auth_cache_t *cache,
     ngx_http_device_auth_main_conf_t *dmcf, ngx_log_t *log);
 void ngx_http_device_auth_cache_exit(ngx_http_device_auth_cache_t *cache);
+uint32_t ngx_http_device_auth_cache_hash(ngx_uint_t signer, u_char *id,
+    size_t len);
 ngx_http_device_auth_entry_t *ngx_http_device_auth_cache_get(
     ngx_http_device_auth_cache_t *cache, ngx_uint_t signer, u_char *id,
-    size_t len);
+    size_t len, uint32_t hash);
 ngx_uint_t ngx_http_device_auth_cache_current(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e);
 ngx_uint_t ngx_http_device_auth_cache_graced(

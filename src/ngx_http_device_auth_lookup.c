@@ -131,10 +131,21 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         }
     }
 
+    /* hashed once per connection: a keepalive request only searches */
+
+    if (!dc->hashed) {
+        dc->dev_hash = ngx_http_device_auth_cache_hash(0, dc->serial.data,
+                                                       dc->serial.len);
+        dc->sig_hash = ngx_http_device_auth_cache_hash(1, dc->signer,
+                                                       NGX_DEVICE_AUTH_HEX_LEN);
+        dc->hashed = 1;
+    }
+
     dev = ngx_http_device_auth_cache_get(&link->cache, 0, dc->serial.data,
-                                         dc->serial.len);
+                                         dc->serial.len, dc->dev_hash);
     sig = ngx_http_device_auth_cache_get(&link->cache, 1, dc->signer,
-                                         NGX_DEVICE_AUTH_HEX_LEN);
+                                         NGX_DEVICE_AUTH_HEX_LEN,
+                                         dc->sig_hash);
 
     if (dev == NULL || sig == NULL) {
         return ngx_http_device_auth_internal_error(ctx, "out of memory for "
