@@ -51,15 +51,16 @@
  *
  * Checked besides the sanitizers:
  *
- *   device  OK only from an array of exactly 10 non-NULL elements whose
+ *   device  OK only from an array of exactly 11 non-NULL elements whose
  *           first is the serial as a string, every field as the element
  *           it came from says (fetched 0/1; registered: a string, whose
  *           key is the registered value's, or nil; pttl -2..2^53; sight
- *           and event one of their names; places 0..2^31; texts are the
- *           reply's strings), a quarantined sighting never without a
- *           revoked value; DESYNC exactly from an array of 10 whose first
- *           element is not that serial; NOSCRIPT exactly from an error
- *           reply starting with NOSCRIPT; on an error, no fact at all.
+ *           and event one of their names; places 0..2^31; own 0..2;
+ *           texts are the reply's strings), a quarantined sighting never
+ *           without a revoked value; DESYNC exactly from an array of 11
+ *           whose first element is not that serial; NOSCRIPT exactly from
+ *           an error reply starting with NOSCRIPT; on an error, no fact at
+ *           all.
  *   key     a registered value binds the key of its first token
  *           "spki_sha256=" when 64 hex digits follow, and nothing else,
  *           malformed with anything else after it, none without one
@@ -634,7 +635,7 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         expect = fuzz_error_status(r);
 
-    } else if (!fuzz_is_array(r, 10)) {
+    } else if (!fuzz_is_array(r, 11)) {
         expect = NGX_DEVICE_AUTH_V_ERROR;
 
     } else if (!fuzz_is(r->element[0], FUZZ_SERIAL, FUZZ_SERIAL_LEN)) {
@@ -664,7 +665,8 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
                     && d.sight == NGX_DEVICE_AUTH_SIGHT_NONE && d.places == 0
                     && d.reason.data == NULL && d.reason.len == 0
                     && d.event == NGX_DEVICE_AUTH_EV_NONE
-                    && d.edges.data == NULL && d.edges.len == 0,
+                    && d.edges.data == NULL && d.edges.len == 0
+                    && d.own == 0,
                     "device reply: an error with facts");
         return;
     }
@@ -731,6 +733,11 @@ fuzz_device(const redisReply *r, const fuzz_context_t *ctx)
     fuzz_assert(e->type == REDIS_REPLY_STRING && e->str
                 && d.edges.data == e->str && d.edges.len == e->len,
                 "device reply: edges not the reply's (type %d)", e->type);
+
+    e = r->element[10];
+    fuzz_assert(e->type == REDIS_REPLY_INTEGER && e->integer == d.own
+                && d.own >= 0 && d.own <= 2,
+                "device reply: own %lld", d.own);
 
     fuzz_assert(d.sight != NGX_DEVICE_AUTH_SIGHT_QUARANTINED
                 || d.revoked.data, "device reply: quarantined, not revoked");

@@ -3,7 +3,7 @@
  * Replies of Redis.
  *
  * The device script answers { serial, fetched, revoked, pttl, registered,
- * sight, places, reason, event, edges }: registered is the value of
+ * sight, places, reason, event, edges, own }: registered is the value of
  * P{SN}:registered, of which the edge keeps whether it exists and the key
  * it binds (spki_sha256=<hex>).  Anything else, from an error reply to a
  * reply of another shape (a script changed by hand, a proxy in between),
@@ -23,7 +23,7 @@
 #include "ngx_device_auth_reply.h"
 
 
-#define NGX_DEVICE_AUTH_DEVICE_REPLY  10
+#define NGX_DEVICE_AUTH_DEVICE_REPLY  11
 #define NGX_DEVICE_AUTH_SPKI_FIELD    "spki_sha256="
 #define NGX_DEVICE_AUTH_SPKI_FIELD_LEN  (sizeof(NGX_DEVICE_AUTH_SPKI_FIELD) - 1)
 
@@ -184,6 +184,10 @@ ngx_device_auth_reply_device(const redisReply *reply, const char *serial,
 
     d->edges.data = e->str;
     d->edges.len = e->len;
+
+    if (ngx_device_auth_reply_int(reply->element[10], 0, 2, &d->own) != 0) {
+        goto unexpected;
+    }
 
     /* what cannot be: a quarantine that left no revocation */
 

@@ -41,6 +41,7 @@ typedef struct {
     ngx_device_auth_text_t   reason;      /* of the sighting */
     int                      event;       /* NGX_DEVICE_AUTH_EV_* due */
     ngx_device_auth_text_t   edges;       /* that saw it, for a clone */
+    long long                own;         /* its invalidations of seen */
 } ngx_device_auth_device_reply_t;
 
 

@@ -474,6 +474,38 @@ ngx_http_device_auth_cache_sighting(ngx_http_device_auth_cache_t *cache,
 
 
 /*
+ * The places are tracked without NOLOOP (ngx_http_device_auth_redis.c), so
+ * the sighting's own writes come back as invalidations of P{SN}:seen on
+ * the subscriber, before or after its reply.  The script says how many it
+ * caused: those that come after the reply are not news.  What came while
+ * it was in flight counts as its own first: the script read the places
+ * after any write before it, and one that followed it can only be an
+ * invalidation after its own on the subscriber.  A count too low costs a
+ * sighting again, never a change missed.
+ */
+
+void
+ngx_http_device_auth_cache_sighting_start(ngx_http_device_auth_entry_t *e)
+{
+    e->sighting = 1;
+    e->seen_early = 0;
+    e->seen_own = 0;
+}
+
+
+void
+ngx_http_device_auth_cache_sighting_end(ngx_http_device_auth_cache_t *cache,
+    ngx_http_device_auth_entry_t *e, ngx_uint_t own)
+{
+    e->sighting = 0;
+    e->own_epoch = ngx_http_device_auth_cache_epoch(cache, e);
+    e->seen_own = (own > e->seen_early && e->own_epoch)
+                  ? own - e->seen_early : 0;
+    e->seen_early = 0;
+}
+
+
+/*
  * A sighting made: an "ok" stays fresh for a tenth of the window (Redis
  * counts a place seen again within it as seen); a clone is sighted again
  * at every request, as before.
@@ -604,6 +636,20 @@ ngx_http_device_auth_cache_invalidate(ngx_http_device_auth_cache_t *cache,
      */
 
     if (kind == NGX_DEVICE_AUTH_KEY_SEEN) {
+
+        if (e->sighting) {
+            e->seen_early += (e->seen_early < 3);
+
+        } else if (e->seen_own
+                   && e->own_epoch
+                      == ngx_http_device_auth_cache_epoch(cache, e))
+        {
+            /* this worker's own write, sighted from its reply */
+            e->seen_own--;
+            return;
+        }
+
+        e->seen_own = 0;
         ngx_http_device_auth_cache_unsight(e);
         return;
     }

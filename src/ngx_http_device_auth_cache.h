@@ -48,6 +48,14 @@ typedef struct {
 
     unsigned                    signer:1;
     unsigned                    stale:1;       /* invalidated in flight */
+
+    /*
+     * P{SN}:seen: a sighting in flight, the invalidations that came
+     * meanwhile, and those of its own writes still to come (in own_epoch)
+     */
+    unsigned                    sighting:1;
+    unsigned                    seen_early:2;
+    unsigned                    seen_own:2;
     unsigned                    registered:1;
     unsigned                    key:2;         /* NGX_DEVICE_AUTH_REGKEY_* */
 
@@ -64,6 +72,7 @@ typedef struct {
     u_char                     *compromised;
 
     ngx_http_device_auth_sighting_t  sightings[NGX_HTTP_DEVICE_AUTH_SIGHTINGS];
+    ngx_uint_t                  own_epoch;
 
     /* when this worker last asked to send each event for it */
     ngx_msec_t                  events[NGX_DEVICE_AUTH_EV_N];
@@ -128,6 +137,11 @@ void ngx_http_device_auth_cache_keep(ngx_http_device_auth_cache_t *cache,
 ngx_http_device_auth_sighting_t *ngx_http_device_auth_cache_sighting(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,
     ngx_str_t *place, ngx_msec_t window, ngx_int_t limit);
+void ngx_http_device_auth_cache_sighting_start(
+    ngx_http_device_auth_entry_t *e);
+void ngx_http_device_auth_cache_sighting_end(
+    ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,
+    ngx_uint_t own);
 ngx_int_t ngx_http_device_auth_cache_sighted(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,
     ngx_str_t *place, ngx_msec_t window, ngx_int_t limit, int sight);

@@ -131,6 +131,10 @@ ngx_http_device_auth_op_device(ngx_http_device_auth_link_t *link,
     ngx_memcpy(op->place, args->place.data, op->place_len);
     ngx_memcpy(op->signer, args->signer, NGX_DEVICE_AUTH_HEX_LEN);
 
+    if (args->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT) {
+        ngx_http_device_auth_cache_sighting_start(e);
+    }
+
     return ngx_http_device_auth_op_start(op);
 }
 
@@ -295,6 +299,11 @@ ngx_http_device_auth_op_start(ngx_http_device_auth_op_t *op)
     } else if (rc != NGX_OK || op->pending == 0) {
         if (op->entry) {
             op->entry->op = NULL;
+
+            if (op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT) {
+                ngx_http_device_auth_cache_sighting_end(&op->lk->cache,
+                                                        op->entry, 0);
+            }
         }
 
         op->done = 1;
@@ -789,6 +798,9 @@ ngx_http_device_auth_op_device_reply(redisAsyncContext *ac, void *r,
         place.len = op->place_len;
         place.data = op->place;
 
+        /* without CLIENT CACHING yes its reads were not tracked */
+        op->own = op->cached ? d.own : 0;
+
         (void) ngx_http_device_auth_cache_sighted(&op->lk->cache, e, &place,
                                                   op->window, op->limit,
                                                   d.sight);
@@ -1280,6 +1292,11 @@ ngx_http_device_auth_op_finish(ngx_http_device_auth_op_t *op)
 
     if (e && e->op == op) {
         e->op = NULL;
+
+        if (op->what & NGX_HTTP_DEVICE_AUTH_OP_SIGHT) {
+            ngx_http_device_auth_cache_sighting_end(&link->cache, e,
+                                                    op->failed ? 0 : op->own);
+        }
 
         if (!op->failed
             && (op->what & (NGX_HTTP_DEVICE_AUTH_OP_FETCH

@@ -90,6 +90,7 @@ struct ngx_http_device_auth_op_s {
     unsigned                           resent:1;    /* on a new one */
     unsigned                           redirect:1;  /* -MOVED, -ASK */
     unsigned                           tryagain:1;  /* -TRYAGAIN */
+    unsigned                           own:2;       /* seen's, to come */
 
     /* the outcome: an error, or a sighting */
     ngx_device_auth_verdict_t          result;

@@ -17,8 +17,9 @@
  * cache keeps).  Not NOLOOP: Redis 7 skips a NOLOOP client for every
  * invalidation made while its own command runs, including the keys it
  * evicts from a full tracking table then (tracking-table-max-keys), and
- * those would be lost; the edge's own writes come back instead, and only
- * cost a read.
+ * those would be lost; the edge's own writes come back instead: the
+ * script says how many, and the cache knows them for its own
+ * (ngx_http_device_auth_cache_sighting_end()).
  * Nothing else is sent before all of them succeeded (a command queued
  * behind a refused SELECT would run in db 0).  A lost connection fails
  * what is in flight and is reopened with exponential backoff; the timers

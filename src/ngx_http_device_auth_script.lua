@@ -24,7 +24,14 @@
 -- Returns { serial, fetched (1/0), revoked value or false, its PTTL (ms,
 -- -1: none), registered value or false, sighting (ok, duplicate,
 -- quarantined or ''), places, reason, event due ('' or its type), the
--- edges that sighted a clone within the window ('' otherwise) }.
+-- edges that sighted a clone within the window ('' otherwise), own }.
+--
+-- own: how many invalidations of P{SN}:seen this script makes Redis send
+-- the caller.  The caller tracks the places it reads (not NOLOOP): each
+-- write that follows a read of them here sends one, and the key is no
+-- longer tracked until read again.  The edge then knows which of the
+-- invalidations that follow are its own, and does not sight again for
+-- them.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,7 +40,7 @@ local what = ARGV[2]
 local rl = tonumber(ARGV[7])
 
 local fetched, revoked, pttl, registered = 0, false, -1, false
-local sight, places, reason, event, edges = '', 0, '', '', ''
+local sight, places, reason, event, edges, own = '', 0, '', '', '', 0
 
 -- at most one event per serial and type per rl ms, fleet-wide
 local function due(kind)
@@ -77,11 +84,13 @@ if string.find(what, 's', 1, true) and not revoked then
         redis.call('ZADD', KEYS[3], now, loc)
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
         redis.call('PEXPIRE', KEYS[3], window)
+        own = 1
 
         places = redis.call('ZCARD', KEYS[3])
         if places > 100 then
             redis.call('ZREMRANGEBYRANK', KEYS[3], 0, places - 101)
             places = 100
+            own = 2
         end
     end
 
@@ -123,4 +132,4 @@ if string.find(what, 'e', 1, true) then
 end
 
 return { ARGV[1], fetched, revoked, pttl, registered, sight, places,
-         reason, event, edges }
+         reason, event, edges, own }

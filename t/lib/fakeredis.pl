@@ -62,16 +62,17 @@ my $ids = 0;
 sub bulk { defined $_[0] ? '$' . length($_[0]) . "\r\n$_[0]\r\n" : "\$-1\r\n" }
 
 # the script's reply: serial, fetched, revoked, pttl, registered (its
-# value, or nil), sight, places, reason, event, edges
+# value, or nil), sight, places, reason, event, edges, own (0: this fake
+# tracks nothing)
 sub verdict {
     my ($serial, $what, $type) = @_;
     my $revoked = $revoked{$serial};
     my $sight = ($what =~ /s/ && !$revoked) ? 'ok' : '';
 
-    return "*10\r\n" . bulk($serial) . ':' . ($what =~ /f/ ? 1 : 0) . "\r\n"
+    return "*11\r\n" . bulk($serial) . ':' . ($what =~ /f/ ? 1 : 0) . "\r\n"
            . bulk($revoked ? 'fake revocation' : undef) . ":-1\r\n"
            . bulk(undef) . bulk($sight) . ':' . ($sight ? 1 : 0) . "\r\n"
-           . bulk('') . bulk($what eq 'e' ? $type : '') . bulk('');
+           . bulk('') . bulk($what eq 'e' ? $type : '') . bulk('') . ":0\r\n";
 }
 
 # one command from the buffer, or undef when it is not complete
