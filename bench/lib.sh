@@ -16,6 +16,17 @@
 # on a binary upgrade), and then stays in the foreground
 NGINX_BIN=${BENCH_NGINX:-/usr/sbin/nginx}
 unset NGINX
+
+# BENCH_PIN=1: nginx on the last CPU, the load generator and redis-server
+# on the others (taskset), so that they do not take turns on one core:
+# what a 2-core machine measures of 1 worker is then its own CPU
+if [ "${BENCH_PIN:-0}" = 1 ] && command -v taskset >/dev/null; then
+    PIN_NGINX=(taskset -c "$(( $(nproc) - 1 ))")
+    PIN_LOAD=(taskset -c "0-$(( $(nproc) > 1 ? $(nproc) - 2 : 0 ))")
+else
+    PIN_NGINX=()
+    PIN_LOAD=()
+fi
 SO=${DEVICE_AUTH_MODULE:-$repo/build/ngx_http_device_auth_module.so}
 LUA_MODULES=${LUA_MODULES:-/usr/lib/nginx/modules}
 
@@ -161,7 +172,7 @@ start_redis() {   # name
     local name=$1 d=$tmp/redis-$1 port i
     port=$(free_port)
     mkdir -p "$d"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' \
+    "${PIN_LOAD[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' \
         --appendonly no --dir "$d" --daemonize yes \
         --pidfile "$d/redis.pid" --logfile "$d/redis.log" >/dev/null
     for ((i = 0; i < 100; i++)); do
@@ -286,7 +297,8 @@ $(temp_paths "$d")
 $(tls_server "$port" "$srv" "$loc")
 }
 EOF
-    "$NGINX_BIN" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" \
+    "${PIN_NGINX[@]}" "$NGINX_BIN" -p "$d/" -c "$d/nginx.conf" \
+        -e "$d/error.log" \
         || die "nginx $name did not start: $(tail -3 "$d/error.log")"
     for ((i = 0; i < 100; i++)); do
         [ -s "$d/nginx.pid" ] && break

@@ -64,6 +64,8 @@
 #   BENCH_IDLE       10000  (quick 300)  idle connections
 #   BENCH_IDLE_HOLD  3      (quick 1)    seconds they are held
 #   BENCH_NGINX      /usr/sbin/nginx
+#   BENCH_PIN        0      1: nginx on the last CPU, loadgen and
+#                           redis-server on the others (taskset)
 #   DEVICE_AUTH_MODULE build/ngx_http_device_auth_module.so
 #   BENCH_KEEP=1     keep the temp dir (configs, logs)
 #
@@ -176,8 +178,9 @@ run_load() {      # group variant mode workers round fleet conc instance redis [
         "$mode" "$w" "$round" "$n" "$c" "$inst" >> "$OUT/index.tsv"
 
     snapshot "$inst" "$rname" > "$OUT/runs/$id.before.json"
-    "$LOADGEN" "${LG_FLEET[@]}" -N "$n" --revoked "$REVOKED" -m "$mode" \
-        -c "$c" -d "$DURATION" -w "$WARMUP" -q --label "$id" \
+    "${PIN_LOAD[@]}" "$LOADGEN" "${LG_FLEET[@]}" -N "$n" \
+        --revoked "$REVOKED" -m "$mode" -c "$c" -d "$DURATION" \
+        -w "$WARMUP" -q --label "$id" \
         --first "${NEXTDEV[$inst]:-0}" --json "$OUT/runs/$id.json" "$@" \
         "https://127.0.0.1:${PORT[$inst]}/" \
         || say "bench: loadgen failed for $id"
@@ -209,6 +212,7 @@ run_load() {      # group variant mode workers round fleet conc instance redis [
     echo "hiredis=$(dpkg-query -W -f='${Version}' libhiredis0.14 2>/dev/null)"
     echo "git=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null)$(git -C "$repo" diff --quiet -- src 2>/dev/null || echo '+src-changes')"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "pin=${BENCH_PIN:-0}"
     echo "rounds=$ROUNDS"
     echo "duration=$DURATION"
     echo "warmup=$WARMUP"

@@ -43,6 +43,7 @@
 static ngx_http_device_auth_entry_t *ngx_http_device_auth_cache_find(
     ngx_http_device_auth_cache_t *cache, ngx_uint_t signer, u_char *id,
     size_t len, uint32_t hash);
+static void ngx_http_device_auth_cache_release(void *data);
 static void ngx_http_device_auth_cache_unsight(
     ngx_http_device_auth_entry_t *e);
 static void ngx_http_device_auth_cache_evict(
@@ -131,6 +132,65 @@ ngx_http_device_auth_cache_get(ngx_http_device_auth_cache_t *cache,
 }
 
 
+/*
+ * An entry held by a connection, until its pool goes: it is not evicted
+ * meanwhile (the limit may be passed by as many entries as connections
+ * hold), and the connection's requests use it without a search.  A
+ * worker's connections close before its cache goes, or never (exit).
+ */
+
+typedef struct {
+    ngx_http_device_auth_cache_t  *cache;
+    ngx_http_device_auth_entry_t  *entry;
+} ngx_http_device_auth_hold_t;
+
+
+ngx_int_t
+ngx_http_device_auth_cache_hold(ngx_http_device_auth_cache_t *cache,
+    ngx_http_device_auth_entry_t *e, ngx_pool_t *pool)
+{
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_device_auth_hold_t  *h;
+
+    cln = ngx_pool_cleanup_add(pool, sizeof(ngx_http_device_auth_hold_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = cln->data;
+    h->cache = cache;
+    h->entry = e;
+
+    cln->handler = ngx_http_device_auth_cache_release;
+
+    e->refs++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_device_auth_cache_release(void *data)
+{
+    ngx_http_device_auth_hold_t *h = data;
+
+    ngx_http_device_auth_entry_t  *e;
+
+    e = h->entry;
+
+    if (--e->refs) {
+        return;
+    }
+
+    /* used until now: the most recent */
+
+    ngx_queue_remove(&e->lru);
+    ngx_queue_insert_head(&h->cache->lru, &e->lru);
+
+    ngx_http_device_auth_cache_evict(h->cache);
+}
+
+
 static ngx_http_device_auth_entry_t *
 ngx_http_device_auth_cache_find(ngx_http_device_auth_cache_t *cache,
     ngx_uint_t signer, u_char *id, size_t len, uint32_t hash)
@@ -199,8 +259,8 @@ ngx_http_device_auth_cache_evict(ngx_http_device_auth_cache_t *cache)
         q = ngx_queue_last(&cache->lru);
         e = ngx_queue_data(q, ngx_http_device_auth_entry_t, lru);
 
-        if (e->op) {
-            /* requests wait on it: it stays, the next one goes */
+        if (e->op || e->refs) {
+            /* requests wait on it, or a connection holds it: it stays */
             ngx_queue_remove(q);
             ngx_queue_insert_head(&cache->lru, q);
             continue;

@@ -46,6 +46,9 @@ typedef struct {
     /* an operation in flight for it: its requests wait on it */
     void                       *op;
 
+    /* connections that hold it (ngx_http_device_auth_cache_hold()) */
+    ngx_uint_t                  refs;
+
     unsigned                    signer:1;
     unsigned                    stale:1;       /* invalidated in flight */
 
@@ -114,6 +117,9 @@ uint32_t ngx_http_device_auth_cache_hash(ngx_uint_t signer, u_char *id,
 ngx_http_device_auth_entry_t *ngx_http_device_auth_cache_get(
     ngx_http_device_auth_cache_t *cache, ngx_uint_t signer, u_char *id,
     size_t len, uint32_t hash);
+ngx_int_t ngx_http_device_auth_cache_hold(
+    ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e,
+    ngx_pool_t *pool);
 ngx_uint_t ngx_http_device_auth_cache_current(
     ngx_http_device_auth_cache_t *cache, ngx_http_device_auth_entry_t *e);
 ngx_uint_t ngx_http_device_auth_cache_graced(

@@ -131,25 +131,35 @@ ngx_http_device_auth_lookup(ngx_http_request_t *r,
         }
     }
 
-    /* hashed once per connection: a keepalive request only searches */
+    /* found once per connection, and held by it */
 
-    if (!dc->hashed) {
-        dc->dev_hash = ngx_http_device_auth_cache_hash(0, dc->serial.data,
-                                                       dc->serial.len);
-        dc->sig_hash = ngx_http_device_auth_cache_hash(1, dc->signer,
-                                                       NGX_DEVICE_AUTH_HEX_LEN);
-        dc->hashed = 1;
-    }
+    if (dc->dev) {
+        dev = dc->dev;
+        sig = dc->sig;
 
-    dev = ngx_http_device_auth_cache_get(&link->cache, 0, dc->serial.data,
-                                         dc->serial.len, dc->dev_hash);
-    sig = ngx_http_device_auth_cache_get(&link->cache, 1, dc->signer,
-                                         NGX_DEVICE_AUTH_HEX_LEN,
-                                         dc->sig_hash);
+    } else {
+        dev = ngx_http_device_auth_cache_get(&link->cache, 0, dc->serial.data,
+                               dc->serial.len,
+                               ngx_http_device_auth_cache_hash(0,
+                                             dc->serial.data, dc->serial.len));
+        sig = ngx_http_device_auth_cache_get(&link->cache, 1, dc->signer,
+                               NGX_DEVICE_AUTH_HEX_LEN,
+                               ngx_http_device_auth_cache_hash(1, dc->signer,
+                                                     NGX_DEVICE_AUTH_HEX_LEN));
 
-    if (dev == NULL || sig == NULL) {
-        return ngx_http_device_auth_internal_error(ctx, "out of memory for "
-                                                   "the device state");
+        if (dev == NULL || sig == NULL) {
+            return ngx_http_device_auth_internal_error(ctx, "out of memory "
+                                                       "for the device state");
+        }
+
+        if (ngx_http_device_auth_cache_hold(&link->cache, dev, dc->pool)
+            == NGX_OK
+            && ngx_http_device_auth_cache_hold(&link->cache, sig, dc->pool)
+               == NGX_OK)
+        {
+            dc->dev = dev;
+            dc->sig = sig;
+        }
     }
 
     /* Redis failed this request once: what the grace allows, or the fail

@@ -756,6 +756,7 @@ ngx_http_device_auth_conn_create(ngx_pool_t *pool,
     }
 
     dc->policy = policy;
+    dc->pool = pool;
 
     ngx_hex_dump(dc->fingerprint, id->fingerprint, NGX_DEVICE_AUTH_ID_LEN);
     ngx_hex_dump(dc->signer, id->signer_id, NGX_DEVICE_AUTH_ID_LEN);

@@ -37,13 +37,19 @@ typedef struct {
     /* SHA-256 of the device key (SubjectPublicKeyInfo, DER), binary */
     u_char                          spki[NGX_DEVICE_AUTH_ID_LEN];
 
-    /* the keys of the device's and signer's entries in the worker's cache */
-    uint32_t                        dev_hash;
-    uint32_t                        sig_hash;
+    /* the pool it lives in: the connection's, not an HTTP/2 stream's */
+    ngx_pool_t                     *pool;
+
+    /*
+     * The device's and signer's entries in the worker's cache, held
+     * (ngx_http_device_auth_cache_hold()) for as long as the connection:
+     * a keepalive request neither hashes nor searches
+     */
+    void                           *dev;
+    void                           *sig;
 
     /* the device was added to the day's distinct devices */
     unsigned                        counted:1;
-    unsigned                        hashed:1;
 } ngx_http_device_auth_conn_t;
 
 

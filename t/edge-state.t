@@ -663,6 +663,32 @@ SKIP: {
     my $reads = reads();
     is(status($d[-1]), '200 ok', 'cache of 16: the most recent: 200 ok');
     is(reads(), $reads, 'cache of 16: the most recent: still cached');
+
+    # an open connection holds its device's entry: 24 other devices do not
+    # evict it, and a revocation still reaches it
+    my $x = device();
+    my ($held, $after);
+    my $r = $t->https_get(device => $x->{name}, keepalive => 3,
+        between => sub {
+            if ($_[0] == 1) {
+                $evicted = cache('eviction');
+                status($_) for map { device() } 1 .. 24;
+                $held = cache('eviction') - $evicted;
+                $reads = reads();
+            }
+            if ($_[0] == 2) {
+                $after = reads() - $reads;
+                $t->redis_cli('SET', key($x->{serial}, 'revoked'), 'held');
+                # until another connection of the device is refused
+                becomes($x, '/', '403 revoked');
+            }
+        });
+    my @st = map { $_->{status} // 0 } @{ $r->{responses} };
+    is($st[0], 200, 'cache of 16: a held device: 200');
+    cmp_ok($held, '>=', 8, 'cache of 16: held: others were evicted');
+    is($st[1], 200, 'cache of 16: held: its connection: 200');
+    is($after, 0, 'cache of 16: held: not read again, not evicted');
+    is($st[2], 403, 'cache of 16: held: revoked on its connection: 403');
 }
 
 $t->check_error_log();
