@@ -136,7 +136,11 @@ sub release { unlink $hold }
        'the invalidation link is up');
 
     my $d = device();
+    my $inv = invalidations();
     is(status($d), '200 ok', 'a first device: 200 ok');
+
+    # its own invalidations (the places, the edges) in before the next
+    ok(until_invalidations($inv + 2), 'a first device: its invalidations');
 }
 
 
