@@ -261,6 +261,13 @@ static ngx_command_t  ngx_http_device_auth_commands[] = {
       offsetof(ngx_http_device_auth_srv_conf_t, tickets),
       &ngx_http_device_auth_tickets_bounds },
 
+    { ngx_string("device_auth_fast_tickets"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_device_auth_srv_conf_t, fast_tickets),
+      NULL },
+
     { ngx_string("device_auth_early_data"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -646,6 +653,7 @@ ngx_http_device_auth_create_srv_conf(ngx_conf_t *cf)
     dscf->depth = NGX_CONF_UNSET;
     dscf->profile = NGX_CONF_UNSET_UINT;
     dscf->tickets = NGX_CONF_UNSET;
+    dscf->fast_tickets = NGX_CONF_UNSET;
 
     return dscf;
 }
@@ -672,6 +680,7 @@ ngx_http_device_auth_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
      */
 
     ngx_conf_merge_value(conf->tickets, prev->tickets, 1);
+    ngx_conf_merge_value(conf->fast_tickets, prev->fast_tickets, 1);
 
     if (conf->roots == NULL) {
         if (conf->signer_bundle) {

@@ -140,6 +140,8 @@ typedef struct {
 
     /* device_auth_tls13_tickets: TLS 1.3 session tickets for a device */
     ngx_int_t                   tickets;
+    /* device_auth_fast_tickets: the ticket's session copy, built-in EC */
+    ngx_flag_t                  fast_tickets;
 
     /* device_auth is on in this server or one of its locations */
     unsigned                    needed:1;

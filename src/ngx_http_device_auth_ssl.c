@@ -23,6 +23,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ssl.h"
+#include "ngx_device_auth_ticket.h"
 
 
 /* what the module keeps with the SSL_CTX of every server of http{} */
@@ -54,6 +55,10 @@ static ngx_int_t ngx_http_device_auth_session_contexts(ngx_conf_t *cf,
 static ngx_http_device_auth_ssl_ctx_t *ngx_http_device_auth_guard_sessions(
     ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf,
     ngx_http_device_auth_srv_conf_t *dscf);
+static int ngx_http_device_auth_ticket_make(SSL *ssl_conn, void *arg);
+static void ngx_http_device_auth_ticket_cleanup(void *data);
+static void ngx_http_device_auth_ticket_check(ngx_log_t *log,
+    const char *where);
 static SSL_TICKET_RETURN ngx_http_device_auth_ticket(SSL *ssl_conn,
     SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
     SSL_TICKET_STATUS status, void *arg);
@@ -519,7 +524,8 @@ ngx_http_device_auth_guard_sessions(ngx_conf_t *cf,
         return NULL;
     }
 
-    if (SSL_CTX_set_session_ticket_cb(sscf->ssl.ctx, NULL,
+    if (SSL_CTX_set_session_ticket_cb(sscf->ssl.ctx,
+                                      ngx_http_device_auth_ticket_make,
                                       ngx_http_device_auth_ticket, sc->dmcf)
         == 0)
     {
@@ -534,6 +540,71 @@ ngx_http_device_auth_guard_sessions(ngx_conf_t *cf,
     }
 
     return sc;
+}
+
+
+/*
+ * Right before OpenSSL makes a ticket: its copy of the session, decoded
+ * and thrown away, takes OpenSSL's built-in EC code for the device key
+ * (ngx_device_auth_ticket.c), on the servers of device_auth.  The copy's
+ * decoding closes it; the connection's cleanup closes it otherwise.
+ */
+
+static int
+ngx_http_device_auth_ticket_make(SSL *ssl_conn, void *arg)
+{
+    ngx_connection_t                *c;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_device_auth_ssl_ctx_t  *sc;
+
+    c = ngx_ssl_get_connection(ssl_conn);
+
+    ngx_http_device_auth_ticket_check(c->log, "ticket");
+
+    sc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
+                             ngx_http_device_auth_ctx_index);
+
+    if (sc == NULL || sc->dscf == NULL || !sc->dscf->fast_tickets) {
+        return 1;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        return 1;
+    }
+
+    if (ngx_http_device_auth_fault("ticket_stateful")) {
+        /* as if OpenSSL made no copy: a stateful ticket */
+        (void) ngx_device_auth_ticket_open(ssl_conn);
+        SSL_set_options(ssl_conn, SSL_OP_NO_TICKET);
+
+    } else if (ngx_device_auth_ticket_open(ssl_conn) == 0) {
+        return 1;
+    }
+
+    cln->handler = ngx_http_device_auth_ticket_cleanup;
+    cln->data = c->log;
+
+    return 1;
+}
+
+
+static void
+ngx_http_device_auth_ticket_cleanup(void *data)
+{
+    ngx_http_device_auth_ticket_check(data, "connection close");
+}
+
+
+static void
+ngx_http_device_auth_ticket_check(ngx_log_t *log, const char *where)
+{
+    if (ngx_device_auth_ticket_close()) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "device_auth: the built-in EC decoding of a ticket's "
+                      "session copy was still on at the %s, and is now off",
+                      where);
+    }
 }
 
 
@@ -686,6 +757,8 @@ ngx_http_device_auth_verify_cert(X509_STORE_CTX *x509_store, void *arg)
                                          SSL_get_ex_data_X509_STORE_CTX_idx());
     c = ngx_ssl_get_connection(ssl_conn);
     leaf = X509_STORE_CTX_get0_cert(x509_store);
+
+    ngx_http_device_auth_ticket_check(c->log, "verification of a device");
 
     /*
      * The TLS 1.3 tickets for a device are set here, on the connection,
