@@ -13,7 +13,12 @@
 #   2. loadgen handshake mode (TLS 1.3, a new device each connection),
 #      1 worker, HS_ROUNDS interleaved rounds of HS_DURATION seconds:
 #      handshakes per second and the worker's CPU per handshake (utime +
-#      stime from /proc, bench/snapshot.pl), medians.
+#      stime from /proc, bench/snapshot.pl), medians.  Two more cells,
+#      stock_seen and seen (stock and the module with its defaults), run
+#      the same rounds with HS_SEEN_N devices (16) that come again and
+#      again: the devices of a fleet reconnecting after a sleep, whose
+#      certificates the worker has verified before; HS_SEEN=0 leaves
+#      them out.
 #
 # Variants: stock (1: ssl_verify_client, as bench/run.sh), the module with
 # chain checks only (2) and with Redis, default settings (3), and the
@@ -23,7 +28,7 @@
 #
 # Output: bench/results/handshake-<date>-<time>/ (HS_OUT), summary.txt
 # printed.  Environment: HS_COUNT (150), HS_ROUNDS (5), HS_DURATION (3),
-# HS_CONC (16), HS_CALLGRIND=0 / HS_THROUGHPUT=0 to skip a part,
+# HS_CONC (16), HS_SEEN (1), HS_SEEN_N (16), HS_CALLGRIND=0 / HS_THROUGHPUT=0 to skip a part,
 # BENCH_FLEET (10000), BENCH_NGINX, DEVICE_AUTH_MODULE, BENCH_KEEP=1.
 
 set -euo pipefail
@@ -37,6 +42,8 @@ ROUNDS=${HS_ROUNDS:-5}
 DUR=${HS_DURATION:-3}
 CONC=${HS_CONC:-16}
 BASELINE=${HS_BASELINE:-1}
+SEEN=${HS_SEEN:-1}
+SEEN_N=${HS_SEEN_N:-16}
 stamp=$(date +%Y%m%d-%H%M%S)
 OUT=${HS_OUT:-$here/results/handshake-$stamp}
 
@@ -49,6 +56,14 @@ CELLS=("stock 1 -" "chain 2 -" "cached 3 -")
 [ "$BASELINE" = 1 ] \
     && CELLS+=("tickets2 3 device_auth_tls13_tickets 2;"
                "tickets0 3 device_auth_tls13_tickets 0;")
+
+# throughput only: the same devices again and again (loadgen arguments)
+declare -A LGX
+if [ "$SEEN" = 1 ]; then
+    CELLS+=("stock_seen 1 -" "seen 3 -")
+    LGX[stock_seen]="-N $SEEN_N"
+    LGX[seen]="-N $SEEN_N"
+fi
 
 cell() {          # "name variant directives" -> NAME V EXTRA
     NAME=${1%% *}
@@ -64,6 +79,7 @@ cell() {          # "name variant directives" -> NAME V EXTRA
 if [ "${HS_CALLGRIND:-1}" = 1 ]; then
     for c in "${CELLS[@]}"; do
         cell "$c"
+        [ -n "${LGX[$NAME]:-}" ] && continue
         say "handshake: callgrind, $NAME, TLS 1.3 full"
         MODULE_SRV_EXTRA=$EXTRA cg_run "$NAME-13" "$V" handshake "$NHS" loop
         say "handshake: callgrind, $NAME, TLS 1.2 full"
@@ -94,7 +110,7 @@ if [ "${HS_THROUGHPUT:-1}" = 1 ]; then
             snapshot "t$NAME" - > "$OUT/tp-$NAME-$r.before.json"
             "$LOADGEN" "${LG_FLEET[@]}" -N "$FLEET" --revoked "$REVOKED" \
                 -m handshake -c "$CONC" -d "$DUR" -w 0.5 -q \
-                --first "${NEXT[$NAME]:-0}" \
+                --first "${NEXT[$NAME]:-0}" ${LGX[$NAME]:-} \
                 --json "$OUT/tp-$NAME-$r.loadgen.json" \
                 "https://127.0.0.1:${PORT[t$NAME]}/"
             snapshot "t$NAME" - > "$OUT/tp-$NAME-$r.after.json"

@@ -44,6 +44,7 @@ static void ngx_device_auth_ticket_session_new(void *parent, void *ptr,
 static ENGINE     *ngx_device_auth_ticket_engine;
 static int         ngx_device_auth_ticket_ready;   /* 1 ok, -1 failed */
 static int         ngx_device_auth_ticket_is_open;
+static unsigned long  ngx_device_auth_ticket_decoded;
 static const int   ngx_device_auth_ticket_nids[] = { EVP_PKEY_EC };
 
 
@@ -199,7 +200,21 @@ static void
 ngx_device_auth_ticket_session_new(void *parent, void *ptr,
     CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-    (void) ngx_device_auth_ticket_close();
+    if (ngx_device_auth_ticket_close()) {
+        ngx_device_auth_ticket_decoded++;
+    }
+}
+
+
+unsigned long
+ngx_device_auth_ticket_copies(void)
+{
+    unsigned long  n;
+
+    n = ngx_device_auth_ticket_decoded;
+    ngx_device_auth_ticket_decoded = 0;
+
+    return n;
 }
 
 
@@ -215,6 +230,13 @@ ngx_device_auth_ticket_open(SSL *ssl)
 
 int
 ngx_device_auth_ticket_close(void)
+{
+    return 0;
+}
+
+
+unsigned long
+ngx_device_auth_ticket_copies(void)
 {
     return 0;
 }

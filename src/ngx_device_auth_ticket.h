@@ -24,5 +24,8 @@ int ngx_device_auth_ticket_open(SSL *ssl);
 /* 1 if it was still open: the copy was not decoded as expected */
 int ngx_device_auth_ticket_close(void);
 
+/* copies decoded the built-in way since the last call */
+unsigned long ngx_device_auth_ticket_copies(void);
+
 
 #endif /* _NGX_DEVICE_AUTH_TICKET_H_INCLUDED_ */

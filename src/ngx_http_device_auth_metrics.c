@@ -50,6 +50,8 @@ typedef struct {
     /* per worker: when its invalidation link last proved alive (ms);
      * 0: no link */
     ngx_atomic_t  alive[NGX_HTTP_DEVICE_AUTH_WORKERS_MAX];
+
+    ngx_atomic_t  ticket_copies;
 } ngx_http_device_auth_shm_t;
 
 
@@ -215,6 +217,20 @@ ngx_http_device_auth_metrics_forged(ngx_http_request_t *r)
 
     if (sh) {
         (void) ngx_atomic_fetch_add(&sh->forged, 1);
+    }
+}
+
+
+void
+ngx_http_device_auth_metrics_tickets(ngx_http_device_auth_main_conf_t *dmcf,
+    ngx_uint_t copies)
+{
+    ngx_http_device_auth_shm_t  *sh;
+
+    sh = ngx_http_device_auth_shm(dmcf);
+
+    if (sh && copies) {
+        (void) ngx_atomic_fetch_add(&sh->ticket_copies, copies);
     }
 }
 
@@ -585,8 +601,14 @@ ngx_http_device_auth_metrics_handler(ngx_http_request_t *r)
             "# HELP nginx_device_auth_invalidation_links_up Workers whose "
             "device state Redis keeps current (invalidation link up).\n"
             "# TYPE nginx_device_auth_invalidation_links_up gauge\n"
-            "nginx_device_auth_invalidation_links_up %uA\n",
-            sh->inflight, sh->ready, sh->reconnects, sh->forged, sh->links);
+            "nginx_device_auth_invalidation_links_up %uA\n"
+            "# HELP nginx_device_auth_ticket_fast_copies_total Session "
+            "copies of stateless tickets whose device key OpenSSL decoded "
+            "with its built-in EC code (device_auth_fast_tickets).\n"
+            "# TYPE nginx_device_auth_ticket_fast_copies_total counter\n"
+            "nginx_device_auth_ticket_fast_copies_total %uA\n",
+            sh->inflight, sh->ready, sh->reconnects, sh->forged, sh->links,
+            sh->ticket_copies);
 
     p = ngx_slprintf(p, b->end,
             "# HELP nginx_device_auth_cache_total The device state cache of "

@@ -50,6 +50,8 @@ char *ngx_http_device_auth_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_device_auth_metrics_decision(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t allowed, ngx_uint_t cert_reason);
 void ngx_http_device_auth_metrics_forged(ngx_http_request_t *r);
+void ngx_http_device_auth_metrics_tickets(
+    ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t copies);
 void ngx_http_device_auth_metrics_cache(
     ngx_http_device_auth_main_conf_t *dmcf, ngx_uint_t kind);
 void ngx_http_device_auth_metrics_link(ngx_http_device_auth_main_conf_t *dmcf,

@@ -23,6 +23,7 @@
 
 #include "ngx_http_device_auth_module.h"
 #include "ngx_http_device_auth_ssl.h"
+#include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_ticket.h"
 
 
@@ -592,7 +593,19 @@ ngx_http_device_auth_ticket_make(SSL *ssl_conn, void *arg)
 static void
 ngx_http_device_auth_ticket_cleanup(void *data)
 {
-    ngx_http_device_auth_ticket_check(data, "connection close");
+    ngx_log_t *log = data;
+
+    ngx_http_device_auth_main_conf_t  *dmcf;
+
+    ngx_http_device_auth_ticket_check(log, "connection close");
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_device_auth_module);
+
+    if (dmcf) {
+        ngx_http_device_auth_metrics_tickets(dmcf,
+                                             ngx_device_auth_ticket_copies());
+    }
 }
 
 
