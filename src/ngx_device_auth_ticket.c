@@ -43,6 +43,7 @@ static void ngx_device_auth_ticket_session_new(void *parent, void *ptr,
 
 static ENGINE     *ngx_device_auth_ticket_engine;
 static int         ngx_device_auth_ticket_ready;   /* 1 ok, -1 failed */
+static int         ngx_device_auth_ticket_index = -1;
 static int         ngx_device_auth_ticket_is_open;
 static unsigned long  ngx_device_auth_ticket_decoded;
 static const int   ngx_device_auth_ticket_nids[] = { EVP_PKEY_EC };
@@ -136,11 +137,11 @@ ngx_device_auth_ticket_init(void)
 
     /* every SSL_SESSION_new() calls it: the close right after the decode */
 
-    if (SSL_SESSION_get_ex_new_index(0, NULL,
-                                     ngx_device_auth_ticket_session_new,
-                                     NULL, NULL)
-        < 0)
-    {
+    ngx_device_auth_ticket_index = SSL_SESSION_get_ex_new_index(0, NULL,
+                                       ngx_device_auth_ticket_session_new,
+                                       NULL, NULL);
+
+    if (ngx_device_auth_ticket_index < 0) {
         ERR_clear_error();
         return -1;
     }
@@ -206,6 +207,32 @@ ngx_device_auth_ticket_session_new(void *parent, void *ptr,
 }
 
 
+/*
+ * At a worker's exit, and when a configuration cycle ends: the callback
+ * must not outlive the module's code (a single-process nginx unloads the
+ * old module at a reload)
+ */
+
+void
+ngx_device_auth_ticket_exit(void)
+{
+    (void) ngx_device_auth_ticket_close();
+
+    if (ngx_device_auth_ticket_index >= 0) {
+        (void) CRYPTO_free_ex_index(CRYPTO_EX_INDEX_SSL_SESSION,
+                                    ngx_device_auth_ticket_index);
+        ngx_device_auth_ticket_index = -1;
+    }
+
+    if (ngx_device_auth_ticket_engine) {
+        ENGINE_free(ngx_device_auth_ticket_engine);
+        ngx_device_auth_ticket_engine = NULL;
+    }
+
+    ngx_device_auth_ticket_ready = 0;
+}
+
+
 unsigned long
 ngx_device_auth_ticket_copies(void)
 {
@@ -239,6 +266,12 @@ unsigned long
 ngx_device_auth_ticket_copies(void)
 {
     return 0;
+}
+
+
+void
+ngx_device_auth_ticket_exit(void)
+{
 }
 
 

@@ -27,5 +27,8 @@ int ngx_device_auth_ticket_close(void);
 /* copies decoded the built-in way since the last call */
 unsigned long ngx_device_auth_ticket_copies(void);
 
+/* at the exit of the process: the ENGINE freed */
+void ngx_device_auth_ticket_exit(void);
+
 
 #endif /* _NGX_DEVICE_AUTH_TICKET_H_INCLUDED_ */

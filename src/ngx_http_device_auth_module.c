@@ -20,6 +20,7 @@
 #include "ngx_http_device_auth_ops.h"
 #include "ngx_http_device_auth_metrics.h"
 #include "ngx_device_auth_address.h"
+#include "ngx_device_auth_ticket.h"
 
 
 /* the addresses, and every option once */
@@ -1761,6 +1762,8 @@ ngx_http_device_auth_exit_process(ngx_cycle_t *cycle)
         ngx_http_device_auth_link_exit(dmcf->link);
         ngx_http_device_auth_op_cleanup(dmcf->link);
     }
+
+    ngx_device_auth_ticket_exit();
 }
 
 

@@ -58,6 +58,7 @@ static ngx_http_device_auth_ssl_ctx_t *ngx_http_device_auth_guard_sessions(
     ngx_http_device_auth_srv_conf_t *dscf);
 static int ngx_http_device_auth_ticket_make(SSL *ssl_conn, void *arg);
 static void ngx_http_device_auth_ticket_cleanup(void *data);
+static void ngx_http_device_auth_ticket_exit(void *data);
 static void ngx_http_device_auth_ticket_check(ngx_log_t *log,
     const char *where);
 static SSL_TICKET_RETURN ngx_http_device_auth_ticket(SSL *ssl_conn,
@@ -79,6 +80,7 @@ ngx_int_t
 ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
 {
     ngx_uint_t                         s, p, a, i, ssl, needed;
+    ngx_pool_cleanup_t                *cln;
     ngx_http_conf_addr_t              *addr;
     ngx_http_conf_port_t              *port;
     ngx_http_ssl_srv_conf_t           *sscf;
@@ -106,6 +108,15 @@ ngx_http_device_auth_ssl_init(ngx_conf_t *cf)
             return NGX_ERROR;
         }
     }
+
+    /* the ticket decoding's OpenSSL callback ends with the cycle */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_device_auth_ticket_exit;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     cscfp = cmcf->servers.elts;
@@ -606,6 +617,13 @@ ngx_http_device_auth_ticket_cleanup(void *data)
         ngx_http_device_auth_metrics_tickets(dmcf,
                                              ngx_device_auth_ticket_copies());
     }
+}
+
+
+static void
+ngx_http_device_auth_ticket_exit(void *data)
+{
+    ngx_device_auth_ticket_exit();
 }
 
 
