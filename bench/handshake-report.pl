@@ -74,6 +74,7 @@ if (%ir) {
                        'TLS 1.2 full', 'x stock', 'TLS 1.3 seen',
                        'x stock', 'TLS 1.3 resumed', 'x stock');
     for my $n (@names) {
+        next unless grep { defined } values %{ $ir{$n} || {} };
         my @c;
         for my $case ('13', '12', '13s', '13r') {
             my $v = $ir{$n}{$case};

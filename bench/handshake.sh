@@ -23,8 +23,9 @@
 # Variants: stock (1: ssl_verify_client, as bench/run.sh), the module with
 # chain checks only (2) and with Redis, default settings (3), and the
 # module with "device_auth_tls13_tickets 2" (OpenSSL's number of tickets,
-# what the module sent before issue 16) and 0 (no TLS 1.3 resumption);
-# HS_BASELINE=0 leaves these two out.
+# what the module sent before issue 16) and 0 (no TLS 1.3 resumption),
+# and with "device_auth_fast_tickets off" (OpenSSL's provider decoder for
+# the ticket's session copy); HS_BASELINE=0 leaves these three out.
 #
 # Output: bench/results/handshake-<date>-<time>/ (HS_OUT), summary.txt
 # printed.  Environment: HS_COUNT (150), HS_ROUNDS (5), HS_DURATION (3),
@@ -55,7 +56,8 @@ callgrind_setup
 CELLS=("stock 1 -" "chain 2 -" "cached 3 -")
 [ "$BASELINE" = 1 ] \
     && CELLS+=("tickets2 3 device_auth_tls13_tickets 2;"
-               "tickets0 3 device_auth_tls13_tickets 0;")
+               "tickets0 3 device_auth_tls13_tickets 0;"
+               "fastoff 3 device_auth_fast_tickets off;")
 
 # throughput only: the same devices again and again (loadgen arguments)
 declare -A LGX
