@@ -41,12 +41,12 @@ static void ngx_device_auth_ticket_session_new(void *parent, void *ptr,
     CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
 
 
-static ENGINE     *ngx_device_auth_ticket_engine;
-static int         ngx_device_auth_ticket_ready;   /* 1 ok, -1 failed */
-static int         ngx_device_auth_ticket_index = -1;
-static int         ngx_device_auth_ticket_is_open;
-static unsigned long  ngx_device_auth_ticket_decoded;
-static const int   ngx_device_auth_ticket_nids[] = { EVP_PKEY_EC };
+static ENGINE         *ngx_device_auth_ticket_engine;
+static int             ngx_device_auth_ticket_ready;   /* 1 ok, -1 failed */
+static int             ngx_device_auth_ticket_index = -1;
+static int             ngx_device_auth_ticket_is_open;
+static unsigned long   ngx_device_auth_ticket_decoded;
+static const int       ngx_device_auth_ticket_nids[] = { EVP_PKEY_EC };
 
 
 int
