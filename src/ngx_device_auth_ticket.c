@@ -58,7 +58,9 @@ ngx_device_auth_ticket_open(SSL *ssl)
     ASN1_OBJECT        *alg;
     const X509_PUBKEY  *spki;
 
-    (void) ngx_device_auth_ticket_close();
+    if (ngx_device_auth_ticket_is_open) {
+        return 1;
+    }
 
     sess = SSL_get0_session(ssl);
     peer = sess ? SSL_SESSION_get0_peer(sess) : NULL;

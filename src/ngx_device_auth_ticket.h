@@ -15,9 +15,10 @@
 
 
 /*
- * In the ticket generation callback: 1 if the copy that is about to be
- * decoded will take the built-in path, 0 if it will not (no EC peer
- * certificate, a stateful ticket, or OpenSSL without ENGINE support).
+ * In the ticket generation callback, after ngx_device_auth_ticket_close():
+ * 1 if the copy that is about to be decoded will take the built-in path,
+ * 0 if it will not (no EC peer certificate, a stateful ticket, or OpenSSL
+ * without ENGINE support).
  */
 int ngx_device_auth_ticket_open(SSL *ssl);
 

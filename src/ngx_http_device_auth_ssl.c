@@ -580,17 +580,18 @@ ngx_http_device_auth_ticket_make(SSL *ssl_conn, void *arg)
         return 1;
     }
 
-    cln = ngx_pool_cleanup_add(c->pool, 0);
-    if (cln == NULL) {
+    if (ngx_device_auth_ticket_open(ssl_conn) == 0) {
         return 1;
     }
 
     if (ngx_http_device_auth_fault("ticket_stateful")) {
         /* as if OpenSSL made no copy: a stateful ticket */
-        (void) ngx_device_auth_ticket_open(ssl_conn);
         SSL_set_options(ssl_conn, SSL_OP_NO_TICKET);
+    }
 
-    } else if (ngx_device_auth_ticket_open(ssl_conn) == 0) {
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        (void) ngx_device_auth_ticket_close();
         return 1;
     }
 
